@@ -1,0 +1,50 @@
+# rollwright: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: venv test test-unit test-lab lint playbooks demo bench clean-lab
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+## Everything: fast unit tests, then the lab suite on real systemd hosts (needs root).
+test: venv
+	$(BIN)/python -m pytest tests
+
+test-unit: venv
+	$(BIN)/python -m pytest tests -m "not lab"
+
+test-lab: venv
+	$(BIN)/python -m pytest tests -m lab
+
+lint: venv
+	$(BIN)/ruff check generator tests bench
+	cd roles && $(BIN)/ansible-lint --offline --profile production .
+
+## Regenerate the committed example output under playbooks/ (a test fails when it is stale).
+playbooks: venv
+	$(BIN)/rollwright generate -f examples/hello/rollwright.yml -t staging -o playbooks/hello
+	$(BIN)/rollwright generate -f examples/deployconfig/deployconfig.json -o playbooks/deployconfig
+
+## Boot the local lab, then validate, plan and generate the example deploy for it.
+demo: venv
+	$(BIN)/rollwright lab up
+	$(BIN)/rollwright validate -f examples/hello/rollwright.yml
+	$(BIN)/rollwright plan -f examples/hello/rollwright.yml -t lab
+	$(BIN)/rollwright generate -f examples/hello/rollwright.yml -t lab -o build/lab
+	cd build/lab && $(BIN)/ansible all -m ansible.builtin.ping
+	@echo "lab is up: see 'rollwright lab status'; tear it down with 'rollwright lab down'"
+
+bench: venv
+	$(BIN)/python bench/bench_generate.py
+	$(BIN)/python bench/bench_lab.py
+
+clean-lab: venv
+	$(BIN)/rollwright lab down

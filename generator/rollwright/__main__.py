@@ -1,0 +1,5 @@
+import sys
+
+from rollwright.cli import main
+
+sys.exit(main())

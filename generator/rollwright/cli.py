@@ -1,0 +1,162 @@
+"""The one entry point: `rollwright <command>`.
+
+Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed, 2 bad input (spec, arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from rollwright.errors import EXIT_BAD_INPUT, BadInput, RollwrightError
+from rollwright.spec.loader import SpecError, load_spec
+
+DEFAULT_SPEC = "rollwright.yml"
+
+
+def _spec_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-f", "--spec", default=DEFAULT_SPEC, type=Path,
+                        help=f"deploy spec: YAML, or a deployment-config JSON (default: {DEFAULT_SPEC})")
+
+
+def _json_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from rollwright.spec.starter import detect_stack, starter_spec
+
+    folder = Path(args.dir)
+    path = folder / DEFAULT_SPEC
+    if path.exists() and not args.force:
+        raise BadInput(f"{path} exists; use --force to overwrite it")
+    stack = detect_stack(folder)
+    app = args.app or _app_name(folder)
+    path.write_text(starter_spec(app, stack), encoding="utf-8")
+    load_spec(path)  # the starter must always be valid
+    print(f"wrote {path} (stack: {stack.name}); edit the CHANGE ME values, then `rollwright validate -f {path}`")
+    return 0
+
+
+def _app_name(folder: Path) -> str:
+    from rollwright.spec.deployconfig import app_name_for
+
+    return app_name_for(folder.resolve() / DEFAULT_SPEC)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        loaded = load_spec(args.spec)
+    except SpecError as exc:
+        if args.json:
+            print(json.dumps({"valid": False, "issues": [vars(i) for i in exc.issues]}, indent=2))
+            return EXIT_BAD_INPUT
+        raise
+    if args.json:
+        print(json.dumps({"valid": True, "app": loaded.spec.app, "targets": list(loaded.spec.targets)}, indent=2))
+    else:
+        print(f"{args.spec}: valid (app {loaded.spec.app}, targets: {', '.join(loaded.spec.targets) or 'local'})")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from rollwright.spec.schema import spec_schema
+
+    print(json.dumps(spec_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from rollwright.inventory import inventory_groups
+    from rollwright.render.plan import build_plan, plan_as_json, plan_as_text
+    from rollwright.render.project import inventory_path, prepare, resolve_target
+
+    loaded = load_spec(args.spec)
+    name, target = resolve_target(loaded, args.target)
+    path = inventory_path(loaded, name, target)
+    inventory = inventory_groups(path) if path else {"all": ["localhost"]}
+    inp = prepare(loaded, name, Path.cwd())
+    steps = build_plan(loaded.spec, inp.groups, inventory)
+    if args.json:
+        print(json.dumps({"app": loaded.spec.app, "target": name, "steps": plan_as_json(steps)}, indent=2))
+    else:
+        print(f"plan for {loaded.spec.app} on target {name} (nothing is touched):")
+        print(plan_as_text(steps))
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from rollwright.render.project import prepare, render, write_project
+
+    start = time.perf_counter()
+    loaded = load_spec(args.spec)
+    out = Path(args.output) if args.output else Path("build") / (args.target or "local")
+    files = render(prepare(loaded, args.target, out))
+    write_project(files, out)
+    took = time.perf_counter() - start
+    if args.json:
+        print(json.dumps({"output": str(out), "files": len(files), "seconds": round(took, 3)}))
+    else:
+        print(f"wrote {len(files)} files to {out} in {took:.2f}s; run: cd {out} && ansible-playbook site.yml")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollwright",
+        description="Deploy spec in, plain Ansible project out; safe rolling deploys.",
+        epilog="Exit codes: 0 ok, 1 deploy/run failed, 2 bad input (spec or arguments).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("init", help="write a commented starter spec for the project in DIR")
+    p.add_argument("dir", nargs="?", default=".", help="project folder (default: .)")
+    p.add_argument("--app", help="app name (default: the folder's name)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing rollwright.yml")
+    p.set_defaults(func=cmd_init)
+
+    p = sub.add_parser("validate", help="check a spec; every problem with file:line:column")
+    _spec_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("schema", help="print the spec's JSON Schema (for editors)")
+    p.set_defaults(func=cmd_schema)
+
+    p = sub.add_parser("plan", help="the ordered steps a deploy would run, per group and batch; touches nothing")
+    _spec_arg(p)
+    p.add_argument("-t", "--target", help="target name from the spec")
+    _json_arg(p)
+    p.set_defaults(func=cmd_plan)
+
+    p = sub.add_parser("generate", help="write the plain Ansible project for a target")
+    _spec_arg(p)
+    p.add_argument("-t", "--target", help="target name from the spec")
+    p.add_argument("-o", "--output", help="output folder (default: build/<target>)")
+    _json_arg(p)
+    p.set_defaults(func=cmd_generate)
+
+    from rollwright.lab.cli import add_lab_parser
+
+    add_lab_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except RollwrightError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

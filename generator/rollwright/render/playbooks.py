@@ -1,0 +1,287 @@
+"""site.yml and rollback.yml as data: one play per deploy phase, in the order a safe deploy needs.
+
+Order: preflight (control node, then hosts) -> command groups -> stage (all app hosts at once, no
+traffic impact) -> backup -> migrate -> rollout (serial batches: drain, switch, restart, health gate,
+undrain; a failed gate rolls the host back) -> site health -> after_deploy hooks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rollwright.render.commands import GroupCommand
+from rollwright.render.yamlout import Unsafe
+from rollwright.spec.model import CommandGroup, Spec
+
+MIGRATE_COMMANDS = {
+    "alembic": "alembic upgrade head",
+    "flyway": "flyway migrate",
+    "django": "python manage.py migrate --noinput",
+}
+
+V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
+
+
+def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]) -> list[dict[str, Any]]:
+    """Every play of site.yml, in run order."""
+    plays = [_preflight_local(spec)]
+    if spec.artifact:
+        plays.append(_preflight_hosts(spec))
+    plays += [_group_play(index, group, commands) for index, (group, commands) in enumerate(groups, 1)]
+    if spec.artifact:
+        plays.append(_stage_play(spec))
+    if spec.database and spec.database.backup and spec.database.backup.enabled:
+        plays.append(_backup_play(spec))
+    if spec.database and spec.database.migrations:
+        plays.append(_migrate_play(spec))
+    if spec.artifact:
+        plays.append(_rollout_play(spec))
+        plays.append(_play("Keep the newest releases (never current or previous)", spec.rollout.hosts, [
+            _include("Remove old releases", "release", "cleanup", vars={
+                "release_root": f"{{{{ {V}release.root }}}}", "release_keep": f"{{{{ {V}release.keep }}}}"})],
+            tags=["cleanup"]))
+    if spec.health and spec.health.url:
+        plays.append(_site_health_play(spec))
+    if spec.hooks.after_deploy:
+        plays.append(_hook_play("Run after_deploy hooks", spec.hooks.after_deploy, "hooks"))
+    return plays
+
+
+def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
+    """rollback.yml: every app host back to `previous` (or -e rollwright_rollback_version=V)."""
+    if not spec.artifact:
+        return [_play("Nothing to roll back (the spec deploys no release)", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
+    tasks = [
+        *_lb_tasks(spec, "maint"),
+        _include("Roll back to the previous or named release", "rollback", vars={
+            "rollback_root": f"{{{{ {V}release.root }}}}",
+            "rollback_version": "{{ rollwright_rollback_version | default('') }}",
+            "rollback_service_name": f"{{{{ {V}service.name }}}}",
+            **_health_args("rollback_health_"),
+        }),
+        *_lb_tasks(spec, "ready"),
+    ]
+    play = _play("Roll back the app hosts", spec.rollout.hosts, tasks, tags=["rollback"])
+    play["serial"] = list(spec.rollout.batches)
+    play["max_fail_percentage"] = 0
+    return [play]
+
+
+def _play(name: str, hosts: str, tasks: list[dict[str, Any]], tags: list[str] | None = None,
+          roles: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    play: dict[str, Any] = {"name": name, "hosts": hosts, "gather_facts": False}
+    if tags:
+        play["tags"] = tags
+    if roles:
+        play["roles"] = roles
+    if tasks:
+        play["tasks"] = tasks
+    return play
+
+
+def _task(name: str, module: str, args: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": name, module: args, **extra}
+
+
+def _include(name: str, role: str, tasks_from: str | None = None, vars: dict[str, Any] | None = None,
+             **extra: Any) -> dict[str, Any]:
+    args: dict[str, Any] = {"name": role}
+    if tasks_from:
+        args["tasks_from"] = tasks_from
+    task = {"name": name, "ansible.builtin.include_role": args}
+    if vars:
+        task["vars"] = vars
+    task.update(extra)
+    return task
+
+
+def _health_args(prefix: str) -> dict[str, str]:
+    return {
+        f"{prefix}url": f"{{{{ {V}health.url }}}}",
+        f"{prefix}status": f"{{{{ {V}health.status }}}}",
+        f"{prefix}timeout_s": f"{{{{ {V}health.timeout_s }}}}",
+        f"{prefix}interval_s": f"{{{{ {V}health.interval_s }}}}",
+    }
+
+
+def _shell(name: str, command: Any, chdir: str = f"{{{{ {V}project_dir }}}}") -> dict[str, Any]:
+    """A user command, run by /bin/sh exactly as written (never templated by Ansible: `!unsafe`)."""
+    argv = ["/bin/sh", "-c", command if command == "{{ item.command }}" else Unsafe(command)]
+    return _task(name, "ansible.builtin.command", {"argv": argv, "chdir": chdir}, changed_when=True)
+
+
+def _hook_play(name: str, commands: list[str], tag: str) -> dict[str, Any]:
+    tasks = [_shell(f"Hook {index}", command) for index, command in enumerate(commands, 1)]
+    return _play(name, "localhost", tasks, tags=[tag])
+
+
+def _preflight_local(spec: Spec) -> dict[str, Any]:
+    role_vars = {"preflight_required_env": f"{{{{ {V}required_env }}}}"}
+    if spec.artifact and spec.artifact.path:
+        role_vars["preflight_artifact_path"] = f"{{{{ {V}artifact.path }}}}"
+        role_vars["preflight_artifact_sha256"] = f"{{{{ {V}artifact.sha256 }}}}"
+    tasks = [_include("Check env vars and the artifact", "preflight", vars=role_vars)]
+    tasks += [_shell(f"Run before_deploy hook {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
+    return _play("Preflight on the control node (changes nothing)", "localhost", tasks, tags=["preflight"])
+
+
+def _preflight_hosts(spec: Spec) -> dict[str, Any]:
+    hosts = ":".join(dict.fromkeys(_deploy_groups(spec)))
+    play = _play("Preflight on the hosts (changes nothing)", hosts,
+                 [_task("Check the host answers", "ansible.builtin.ping", {})], tags=["preflight"])
+    play["any_errors_fatal"] = True
+    return play
+
+
+def _deploy_groups(spec: Spec) -> list[str]:
+    groups = [spec.rollout.hosts]
+    if spec.rollout.load_balancer:
+        groups.append(spec.rollout.load_balancer.hosts)
+    if spec.database:
+        groups.append(spec.database.hosts)
+    return groups
+
+
+def _group_play(index: int, group: CommandGroup, commands: list[GroupCommand]) -> dict[str, Any]:
+    tasks = []
+    for step in ("build", "test", "pre_deploy"):
+        tasks += [_shell(f"Run {step} command {i} of group {group.name}", c.command)
+                  for i, c in enumerate((c for c in commands if c.step == step), 1)]
+    deploys = [c for c in commands if c.step == "deploy"]
+    if deploys and deploys[0].file is not None:
+        task = _shell(f"Run the deploy command per file of group {group.name}", "{{ item.command }}")
+        task["loop"] = [{"file": Unsafe(c.file or ""), "command": Unsafe(c.command)} for c in deploys]
+        task["loop_control"] = {"label": "{{ item.file }}"}
+        tasks.append(task)
+    elif deploys:
+        tasks.append(_shell(f"Run the deploy command of group {group.name}", deploys[0].command))
+    tasks += [_shell(f"Run post_deploy command {i} of group {group.name}", c.command)
+              for i, c in enumerate((c for c in commands if c.step == "post_deploy"), 1)]
+    if not tasks:
+        tasks = [_task(f"Note that group {group.name} has nothing to run", "ansible.builtin.debug",
+                       {"msg": "no commands and no matching files"})]
+    return _play(f"Group {index}: {group.name} (order {group.order})", group.hosts, tasks,
+                 tags=["groups", f"group_{group.name}"])
+
+
+def _stage_play(spec: Spec) -> dict[str, Any]:
+    release_vars = {
+        "release_root": f"{{{{ {V}release.root }}}}",
+        "release_version": f"{{{{ {V}version }}}}",
+        "release_artifact_sha256": f"{{{{ {V}artifact.sha256 }}}}",
+        "release_artifact_path": f"{{{{ {V}artifact.path }}}}",
+        "release_artifact_url": f"{{{{ {V}artifact.url }}}}",
+        "release_shared": f"{{{{ {V}release.shared }}}}",
+    }
+    service_vars = {
+        "service_name": f"{{{{ {V}service.name }}}}",
+        "service_exec": f"{{{{ {V}service.exec }}}}",
+        "service_root": f"{{{{ {V}release.root }}}}",
+        "service_user": f"{{{{ {V}service.user }}}}",
+        "service_group": f"{{{{ {V}service.group }}}}",
+        "service_env": f"{{{{ {V}service.env }}}}",
+        "service_restart": f"{{{{ {V}service.restart }}}}",
+        "service_stop_timeout_s": f"{{{{ {V}service.stop_timeout_s }}}}",
+    }
+    tasks = [
+        _include("Stage the release (upload, verify sha256, unpack, link shared)", "release", vars=release_vars),
+        _include("Install the unit and env file (no restart yet)", "service", "install", vars=service_vars),
+    ]
+    tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
+    play = _play("Stage the release on every app host at once (no traffic impact)", spec.rollout.hosts, tasks,
+                 tags=["stage"])
+    play["any_errors_fatal"] = True
+    return play
+
+
+def _backup_play(spec: Spec) -> dict[str, Any]:
+    role_vars = {
+        "backup_postgresql_database": f"{{{{ {V}database.name }}}}",
+        "backup_postgresql_dir": f"{{{{ {V}database.backup.dir }}}}",
+        "backup_postgresql_keep": f"{{{{ {V}database.backup.keep }}}}",
+        "backup_postgresql_verify": f"{{{{ {V}database.backup.verify }}}}",
+        "backup_postgresql_label": f"{{{{ {V}version | default('manual') }}}}",
+    }
+    task = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
+    return _play("Back up the database (before any migration)", f"{_db_hosts(spec)}[0]", [task], tags=["backup"])
+
+
+def _db_hosts(spec: Spec) -> str:
+    return spec.database.hosts if spec.database else "db"
+
+
+def _migrate_play(spec: Spec) -> dict[str, Any]:
+    migrations = spec.database.migrations if spec.database else None
+    assert migrations is not None
+    command = migrations.command or MIGRATE_COMMANDS.get(migrations.tool, "")
+    role_vars = {"migrate_tool": migrations.tool, "migrate_command": Unsafe(command)}
+    hosts = f"{_db_hosts(spec)}[0]"
+    if migrations.tool != "sql" and spec.artifact:  # tools that live in the app's code run from its new release
+        hosts = f"{spec.rollout.hosts}[0]"
+        role_vars["migrate_chdir"] = f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}"
+    task = _include("Apply migrations once", "migrate", vars=role_vars)
+    return _play("Migrate the database (once, before any code switch)", hosts, [task], tags=["migrate"])
+
+
+def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
+    lb = spec.rollout.load_balancer
+    if lb is None:
+        return []
+    title = {"maint": "Drain this host in the load balancer", "ready": "Put this host back in the load balancer"}
+    return [_include(title[state], "lb_haproxy", vars={
+        "lb_haproxy_state": state,
+        "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
+        "lb_haproxy_backend": f"{{{{ {V}lb.backend }}}}",
+        "lb_haproxy_socket": f"{{{{ {V}lb.socket }}}}",
+        "lb_haproxy_drain_timeout_s": f"{{{{ {V}lb.drain_timeout_s }}}}",
+    })]
+
+
+def _rollout_play(spec: Spec) -> dict[str, Any]:
+    update = [
+        *_lb_tasks(spec, "maint"),
+        _include("Switch current to the new release", "release", "switch", vars={
+            "release_root": f"{{{{ {V}release.root }}}}", "release_version": f"{{{{ {V}version }}}}"}),
+        _include("Restart the service", "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
+        _include("Health gate: wait until the new version is healthy", "healthcheck", vars={
+            **_health_args("healthcheck_"), "healthcheck_expect_text": f"{{{{ {V}version }}}}"}),
+        *_lb_tasks(spec, "ready"),
+    ]
+    rescue = [
+        _include("Roll this host back to the previous release", "rollback", vars={
+            "rollback_root": f"{{{{ {V}release.root }}}}",
+            "rollback_service_name": f"{{{{ {V}service.name }}}}",
+            **_health_args("rollback_health_"),
+        }),
+        *_lb_tasks(spec, "ready"),
+        _task("Fail the deploy", "ansible.builtin.fail", {
+            "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}} "
+                   "({{ ansible_failed_result.msg | default('unknown error') }}); the host is back on its "
+                   "previous release"}),
+    ]
+    tasks = [
+        _task("Read where current points", "ansible.builtin.stat", {"path": f"{{{{ {V}release.root }}}}/current"},
+              register="rollwright_current"),
+        _task("Decide whether this host needs the new release", "ansible.builtin.set_fact", {
+            "rollwright_host_stale": (
+                f"{{{{ (rollwright_current.stat.lnk_target | default('')) != {V}release.root ~ '/releases/' ~ "
+                f"{V}version or (service_restart_needed | default(false)) }}}}")}),
+        {"name": "Update this host (drain, switch, restart, health gate, undrain)",
+         "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
+    ]
+    play = _play(f"Roll out {spec.rollout.strategy} in batches {list(spec.rollout.batches)}", spec.rollout.hosts,
+                 tasks, tags=["rollout"])
+    play["serial"] = list(spec.rollout.batches)
+    play["max_fail_percentage"] = spec.rollout.max_fail_percentage
+    return play
+
+
+def _site_health_play(spec: Spec) -> dict[str, Any]:
+    task = _include("Check the site health URL", "healthcheck", vars={
+        "healthcheck_url": f"{{{{ {V}site_health.url }}}}",
+        "healthcheck_status": f"{{{{ {V}site_health.status }}}}",
+        "healthcheck_timeout_s": f"{{{{ {V}site_health.timeout_s }}}}",
+        "healthcheck_interval_s": f"{{{{ {V}site_health.interval_s }}}}",
+    })
+    return _play("Check the site is healthy", "localhost", [task], tags=["health"])

@@ -1,0 +1,60 @@
+"""The deployment-config JSON format (ordered command groups plus a health check), as a spec.
+
+Such a file loads unchanged: its groups keep their fields, `health_check` becomes the spec's
+site health check, and the app is named after the file's folder.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from rollwright.spec.model import CommandGroup, Strict
+
+
+class HealthCheck(Strict):
+    """`health_check` as the deployment-config format writes it."""
+
+    url: Annotated[str, Field(pattern=r"^https?://")]
+    expected_status: Annotated[int, Field(ge=100, le=599)] = 200
+    timeout_seconds: Annotated[int, Field(ge=1, le=86400)] = 30
+
+
+class DeployConfig(Strict):
+    """The whole deployment-config document."""
+
+    groups: list[CommandGroup] = []
+    health_check: HealthCheck | None = None
+
+
+def looks_like(tree: Any) -> bool:
+    """A deployment config has groups or a health_check and none of the spec's own sections."""
+    return "app" not in tree and ("groups" in tree or "health_check" in tree)
+
+
+def to_spec_data(config: DeployConfig, path: Path) -> dict[str, Any]:
+    """The spec (as plain data, validated again by the Spec model) that the config describes."""
+    data: dict[str, Any] = {
+        "app": app_name_for(path),
+        "groups": [group.model_dump(exclude_defaults=True) for group in config.groups],
+    }
+    if config.health_check:
+        check = config.health_check
+        data["health"] = {
+            "url": check.url,
+            "status": check.expected_status,
+            "timeout_s": check.timeout_seconds,
+        }
+    return data
+
+
+def app_name_for(path: Path) -> str:
+    """A valid app name from the folder holding the config (`My API/` -> `my-api`)."""
+    folder = path.resolve().parent.name.lower()
+    name = re.sub(r"[^a-z0-9_-]+", "-", folder).strip("-_")
+    if not name or not name[0].isalpha():
+        name = f"app-{name}" if name else "app"
+    return name[:63]

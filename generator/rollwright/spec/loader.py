@@ -1,0 +1,292 @@
+"""Load a deploy spec (YAML, or the deployment-config JSON) and report every problem at once.
+
+ruamel.yaml keeps the line and column of every key and value, so each validation error from the
+typed model is reported as `file:line:column: field: what was expected`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar, Union
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError
+
+from rollwright.errors import BadInput
+from rollwright.spec import deployconfig
+from rollwright.spec.model import ENV_NAME_RE, NAME_RE, Spec
+
+Loc = tuple[str | int, ...]
+M = TypeVar("M", bound=BaseModel)
+
+PATTERN_HINTS = {
+    NAME_RE: "a lowercase name: letters, digits, '-' or '_', starting with a letter",
+    ENV_NAME_RE: "an environment variable name like DATABASE_URL",
+    r"^[0-9a-f]{64}$": "a sha256: 64 lowercase hex characters",
+    r"^/": "an absolute path",
+    r"^/.+": "an absolute path",
+    r"^https?://": "an http:// or https:// URL",
+    r"^[^/].*$": "a path relative to the release root",
+    r"^[A-Za-z0-9][A-Za-z0-9._+-]*$": "a version like 1.4.0 (letters, digits, '.', '_', '+', '-')",
+}
+
+TYPE_HINTS = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "string_type": "a string",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping of key: value",
+    "model_type": "a mapping of key: value",
+    "model_attributes_type": "a mapping of key: value",
+    "datetime_type": "a date-time like 2026-12-24T18:00:00+00:00",
+    "datetime_parsing": "a date-time like 2026-12-24T18:00:00+00:00",
+    "datetime_from_date_parsing": "a date-time like 2026-12-24T18:00:00+00:00",
+}
+
+
+@dataclass(frozen=True)
+class SpecIssue:
+    """One problem in a spec file, with where it is."""
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}:{self.column}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class SpecError(BadInput):
+    """A spec that cannot be used; lists every issue found, in file order."""
+
+    def __init__(self, issues: Sequence[SpecIssue]) -> None:
+        self.issues = sorted(issues, key=lambda i: (i.line, i.column, i.field))
+        count = len(self.issues)
+        head = f"{count} problem{'s' if count != 1 else ''} in the deploy spec:"
+        super().__init__("\n".join([head, *(f"  {i}" for i in self.issues)]))
+
+
+@dataclass(frozen=True)
+class LoadedSpec:
+    """A valid spec plus where it came from, so later checks can still name file and line."""
+
+    spec: Spec
+    path: Path
+    tree: Any
+
+    @property
+    def base_dir(self) -> Path:
+        """Relative paths in the spec (artifact, inventories, file patterns) start here."""
+        return self.path.parent
+
+    def issue(self, loc: Loc, message: str) -> SpecIssue:
+        """A SpecIssue pointing at `loc` (the nearest existing node when `loc` is not in the file)."""
+        line, column, _ = _locate(self.tree, loc)
+        return SpecIssue(str(self.path), line, column, _field_name(loc), message)
+
+
+def load_spec(path: str | Path) -> LoadedSpec:
+    """Parse and validate a spec file; raise SpecError naming file:line:column for every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such spec file (create one with `rollwright init`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"{path}: cannot read the spec: {exc}") from None
+    tree = _parse(text, path)
+    if not isinstance(tree, CommentedMap):
+        kind = "empty" if tree is None else f"a {type(tree).__name__}"
+        raise SpecError([SpecIssue(str(path), 1, 1, "", f"expected a mapping of sections, the file is {kind}")])
+    if deployconfig.looks_like(tree):
+        config = _validate(deployconfig.DeployConfig, tree, tree, path)
+        data = deployconfig.to_spec_data(config, path)
+        return LoadedSpec(_validate(Spec, data, tree, path), path, tree)
+    return LoadedSpec(_validate(Spec, tree, tree, path), path, tree)
+
+
+def _parse(text: str, path: Path) -> Any:
+    yaml = YAML(typ="rt")
+    yaml.allow_duplicate_keys = False
+    try:
+        return yaml.load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
+        if path.suffix == ".json":
+            problem = _json_problem(text) or problem
+        raise SpecError([SpecIssue(str(path), line, column, "", f"not valid {_kind(path)}: {problem}")]) from None
+
+
+def _json_problem(text: str) -> str | None:
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    return None
+
+
+def _kind(path: Path) -> str:
+    return "JSON" if path.suffix == ".json" else "YAML"
+
+
+def _validate(model: type[M], data: Any, tree: Any, path: Path) -> M:
+    try:
+        return model.model_validate(_plain(data))
+    except ValidationError as exc:
+        raise SpecError(_issues(exc.errors(), tree, path, model)) from None
+
+
+def _plain(node: Any) -> Any:
+    """ruamel's commented containers as plain dicts and lists, for the model."""
+    if isinstance(node, dict):
+        return {str(k) if not isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    return node
+
+
+def _issues(errors: Iterable[Any], tree: Any, path: Path, model: type[BaseModel]) -> list[SpecIssue]:
+    """One issue per field: union members' errors for the same field are merged."""
+    by_loc: dict[Loc, list[Any]] = {}
+    for error in errors:
+        _, _, loc = _locate(tree, tuple(error["loc"]), error["type"] == "extra_forbidden")
+        by_loc.setdefault(loc, []).append(error)
+    issues = []
+    for loc, errs in by_loc.items():
+        line, column, _ = _locate(tree, loc, any(e["type"] == "extra_forbidden" for e in errs))
+        issues.append(SpecIssue(str(path), line, column, _field_name(loc), _message(errs, loc, model)))
+    return issues
+
+
+def _locate(tree: Any, loc: Loc, at_key: bool = False) -> tuple[int, int, Loc]:
+    """Line and column (1-based) of the deepest node of `loc` present in the file, and that path.
+
+    Parts of a pydantic `loc` that are not keys in the file (union member names like 'int') are
+    dropped, so the path names the user's field.
+    """
+    node, line, column, found = tree, 1, 1, ()
+    for part in loc:
+        if isinstance(node, CommentedMap) and part in node:
+            pos = node.lc.key(part) if at_key else node.lc.value(part)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            pos = node.lc.item(part)
+            node = node[part]
+        else:
+            continue
+        line, column, found = pos[0] + 1, pos[1] + 1, (*found, part)
+    if not found and isinstance(tree, CommentedMap) and tree.lc.line is not None:
+        line, column = tree.lc.line + 1, tree.lc.col + 1
+    return line, column, found
+
+
+def _field_name(loc: Loc) -> str:
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else (f".{part}" if name else str(part))
+    return name
+
+
+def _message(errors: list[Any], loc: Loc, model: type[BaseModel]) -> str:
+    custom = [e for e in errors if e["type"] in ("value_error", "assertion_error")]
+    if custom:
+        return "; ".join(dict.fromkeys(str(e["ctx"]["error"]) for e in custom))
+    if any(e["type"] == "extra_forbidden" for e in errors):
+        return _unknown_key(loc, model)
+    if any(e["type"] == "missing" for e in errors):
+        missing = [e["loc"][-1] for e in errors if e["type"] == "missing"]
+        return f"required field{'s' if len(missing) > 1 else ''} missing: {', '.join(map(str, missing))}"
+    expected = list(dict.fromkeys(_expected(e) for e in errors))
+    got = errors[0].get("input")
+    text = f"expected {' or '.join(expected)}, got {_show(got)}"
+    if any(e["type"] == "string_type" for e in errors) and isinstance(got, int | float) and not isinstance(got, bool):
+        text += f' (quote it: "{got}")'
+    return text
+
+
+def _expected(error: Any) -> str:
+    kind, ctx = error["type"], error.get("ctx") or {}
+    if kind in TYPE_HINTS:
+        return TYPE_HINTS[kind]
+    if kind == "literal_error":
+        return f"one of {ctx['expected']}"
+    if kind == "string_pattern_mismatch":
+        return PATTERN_HINTS.get(ctx["pattern"], f"a string matching {ctx['pattern']}")
+    if kind in ("greater_than_equal", "greater_than", "less_than_equal", "less_than"):
+        sign = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}[kind]
+        bound = next(iter(ctx.values()))
+        return f"a number {sign} {bound}"
+    if kind in ("too_short", "string_too_short"):
+        return "a non-empty value" if ctx.get("min_length", 1) == 1 else f"at least {ctx['min_length']} items"
+    if kind in ("too_long", "string_too_long"):
+        return f"at most {ctx.get('max_length')} {'characters' if kind == 'string_too_long' else 'items'}"
+    return str(error["msg"]).removeprefix("Input should be ")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing (null)"
+    return repr(value)
+
+
+def _unknown_key(loc: Loc, model: type[BaseModel]) -> str:
+    key = str(loc[-1])
+    allowed = _allowed_keys(model, loc[:-1])
+    text = f"unknown key '{key}'"
+    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+    if close:
+        text += f" (did you mean '{close[0]}'?)"
+    elif allowed:
+        text += f"; allowed here: {', '.join(allowed)}"
+    return text
+
+
+def _allowed_keys(root: type[BaseModel], parent: Loc) -> list[str]:
+    """Field names of the model at `parent`, found by walking the root model's annotations."""
+    current: Any = root
+    for part in parent:
+        current = _unwrap(current, part)
+        if current is None:
+            return []
+    model = _unwrap(current, None)
+    return list(model.model_fields) if isinstance(model, type) and issubclass(model, BaseModel) else []
+
+
+def _unwrap(tp: Any, part: str | int | None) -> Any:
+    """Step from a type to what `part` selects: a model field, a list item, a dict value."""
+    origin = typing.get_origin(tp)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(tp)[0], part)
+    if origin in (Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _unwrap(options[0], part) if len(options) == 1 else None
+    if part is None:
+        return tp
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        field = tp.model_fields.get(str(part))
+        return field.annotation if field else None
+    if origin is list and isinstance(part, int):
+        return typing.get_args(tp)[0]
+    if origin is dict:
+        return typing.get_args(tp)[1]
+    return None

@@ -1,0 +1,275 @@
+"""The deploy spec as typed models: one place that says what a valid `rollwright.yml` is.
+
+Validation is strict (unknown keys are errors) because a typo in a deploy spec must never be
+silently ignored. The loader maps every error back to a file:line:column.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+NAME_RE = r"^[a-z][a-z0-9_-]*$"
+ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+PLACEHOLDERS = ("file", "function_name", "service_name")
+PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+Name = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=63)]
+EnvName = Annotated[str, Field(pattern=ENV_NAME_RE)]
+Seconds = Annotated[int, Field(ge=1, le=86400)]
+
+
+class Strict(BaseModel):
+    """Base for every spec section: unknown keys are errors, values are not coerced silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _batch_size(value: object) -> int | str:
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ValueError(f"expected a host count like 1 or a percentage like \"50%\", got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ValueError("a batch needs at least 1 host")
+        return value
+    match = re.fullmatch(r"(\d{1,3})%", value.strip())
+    if not match or not 1 <= int(match.group(1)) <= 100:
+        raise ValueError(f"expected a host count like 1 or a percentage from 1% to 100%, got {value!r}")
+    return f"{int(match.group(1))}%"
+
+
+BatchSize = Annotated[int | str, BeforeValidator(_batch_size)]
+
+
+class Artifact(Strict):
+    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256."""
+
+    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    path: str | None = None
+    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Artifact:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("set exactly one of 'path' (a file on the control node) or 'url'")
+        return self
+
+
+class Release(Strict):
+    """Capistrano-style layout: <root>/releases/<version>, <root>/shared, <root>/current."""
+
+    root: Annotated[str, Field(pattern=r"^/.+")]
+    keep: Annotated[int, Field(ge=2, le=100)] = 5
+    shared: list[Annotated[str, Field(pattern=r"^[^/].*$")]] = []
+
+
+class Service(Strict):
+    """The systemd unit that runs the app from `current`."""
+
+    exec: Annotated[str, Field(min_length=1)]
+    name: Name | None = None
+    user: Name
+    group: Name | None = None
+    env: dict[EnvName, str | int | bool] = {}
+    working_dir: str | None = None
+    restart: Literal["always", "on-failure", "on-abnormal", "no"] = "on-failure"
+    stop_timeout_s: Seconds = 30
+
+
+class Health(Strict):
+    """How to tell a host (path+port, checked on each host) or a site (url) is healthy."""
+
+    path: Annotated[str, Field(pattern=r"^/")] | None = None
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    status: Annotated[int, Field(ge=100, le=599)] = 200
+    timeout_s: Seconds = 60
+    interval_s: Annotated[int, Field(ge=1, le=600)] = 1
+
+    @model_validator(mode="after")
+    def _where(self) -> Health:
+        if self.url is None and (self.path is None or self.port is None):
+            raise ValueError("set 'path' and 'port' (checked on every host), or 'url'")
+        return self
+
+
+class LoadBalancer(Strict):
+    """An external HAProxy whose backend servers are drained through its admin socket."""
+
+    kind: Literal["haproxy"] = "haproxy"
+    hosts: Name = "lb"
+    backend: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
+    socket: Annotated[str, Field(pattern=r"^/")] = "/run/haproxy/admin.sock"
+    drain_timeout_s: Seconds = 30
+
+
+class Rollout(Strict):
+    """How new code reaches the app hosts."""
+
+    strategy: Literal["rolling", "canary", "blue_green", "direct"] = "rolling"
+    hosts: Name = "app"
+    batches: Annotated[list[BatchSize], Field(min_length=1)] = [1, "50%", "100%"]
+    max_fail_percentage: Annotated[int, Field(ge=0, le=100)] = 0
+    load_balancer: LoadBalancer | None = None
+
+
+class Backup(Strict):
+    """`pg_dump -Fc` before migrations, verified, with retention."""
+
+    enabled: bool = True
+    dir: Annotated[str, Field(pattern=r"^/")]
+    keep: Annotated[int, Field(ge=1, le=1000)] = 7
+    verify: Literal["list", "restore"] = "list"
+
+
+class Migrations(Strict):
+    """Tracked migrations: rollwright's own SQL runner, or another tool's command."""
+
+    tool: Literal["sql", "alembic", "flyway", "django", "command"] = "sql"
+    path: str = "migrations"
+    table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")] = "rollwright_schema_history"
+    command: str | None = None
+    status_command: str | None = None
+    allow_out_of_order: bool = False
+    acknowledge_destructive: list[str] = []
+
+    @model_validator(mode="after")
+    def _command_for_command_tool(self) -> Migrations:
+        if self.tool == "command" and not self.command:
+            raise ValueError("tool 'command' needs 'command' (the migration command to run)")
+        return self
+
+
+class Database(Strict):
+    """The app's database: backed up and migrated once per deploy, before any code switch."""
+
+    engine: Literal["postgresql"] = "postgresql"
+    hosts: Name = "db"
+    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    url_env: EnvName = "DATABASE_URL"
+    backup: Backup | None = None
+    migrations: Migrations | None = None
+
+
+class CommandGroup(Strict):
+    """An ordered group of shell commands (the deployment-config JSON format, unchanged).
+
+    Order within a group: build_command, test_command, pre_deploy, deploy_command once per
+    matching file (sorted), post_deploy. `{file}`, `{function_name}` and `{service_name}` are
+    replaced by shell-quoted values.
+    """
+
+    name: Name
+    order: Annotated[int, Field(ge=0)] = 0
+    hosts: str = "localhost"
+    file_patterns: list[Annotated[str, Field(min_length=1)]] = []
+    build_command: str | None = None
+    test_command: str | None = None
+    pre_deploy: list[str] = []
+    deploy_command: str | None = None
+    post_deploy: list[str] = []
+    required_env_vars: list[EnvName] = []
+
+    @model_validator(mode="after")
+    def _file_only_in_deploy(self) -> CommandGroup:
+        once = [self.build_command, self.test_command, *self.pre_deploy, *self.post_deploy]
+        if any(cmd and "{file}" in cmd for cmd in once):
+            raise ValueError("'{file}' can only be used in 'deploy_command' (it runs once per file)")
+        if self.deploy_command and "{file}" in self.deploy_command and not self.file_patterns:
+            raise ValueError("'deploy_command' uses '{file}' but 'file_patterns' is empty")
+        return self
+
+
+class FreezeWindow(Strict):
+    """A change freeze: no deploy to the target between start and end (ISO 8601 date-times)."""
+
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> FreezeWindow:
+        if self.end <= self.start:
+            raise ValueError("'end' must be after 'start'")
+        return self
+
+
+class Target(Strict):
+    """A named environment (staging, production): an inventory plus how far we may go there."""
+
+    inventory: str
+    after: Name | None = None
+    production: bool = False
+    read_only: bool = False
+    become: bool = False
+    become_user: Name = "root"
+    forks: Annotated[int, Field(ge=1, le=500)] = 20
+    freeze: list[FreezeWindow] = []
+    webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
+
+
+HookCommands = list[Annotated[str, Field(min_length=1)]]
+
+
+class Hooks(Strict):
+    """Commands on the control node at fixed points; a non-zero exit stops the deploy."""
+
+    before_deploy: HookCommands = []
+    after_stage: HookCommands = []
+    after_deploy: HookCommands = []
+    on_failure: HookCommands = []
+
+
+class Spec(Strict):
+    """A whole deploy spec. Only `app` is required; each section switches on a deploy phase."""
+
+    app: Name
+    artifact: Artifact | None = None
+    release: Release | None = None
+    service: Service | None = None
+    health: Health | None = None
+    rollout: Rollout = Rollout()
+    database: Database | None = None
+    groups: list[CommandGroup] = []
+    targets: dict[Name, Target] = {}
+    required_env: list[EnvName] = []
+    hooks: Hooks = Hooks()
+
+    @model_validator(mode="after")
+    def _sections_fit_together(self) -> Spec:
+        problems = []
+        if self.artifact and not (self.release and self.service):
+            problems.append("'artifact' needs 'release' (where to unpack) and 'service' (what to restart)")
+        if self.service and not self.artifact:
+            problems.append("'service' needs 'artifact' (what to run)")
+        if self.service and not (self.health and self.health.path):
+            problems.append("'service' needs 'health' with 'path' and 'port' (the gate of every batch)")
+        names = [g.name for g in self.groups]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            problems.append(f"group names must be unique: {', '.join(dupes)}")
+        for name, target in self.targets.items():
+            if target.after is not None and target.after not in self.targets:
+                problems.append(f"target '{name}' comes after '{target.after}', which is not a target")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def service_name(self) -> str:
+        return (self.service.name if self.service and self.service.name else None) or self.app
+
+    @property
+    def all_required_env(self) -> list[str]:
+        """Env vars the control node must have: the spec's plus every group's, in first-seen order."""
+        names = [*self.required_env, *(n for g in self.ordered_groups for n in g.required_env_vars)]
+        return list(dict.fromkeys(names))
+
+    @property
+    def ordered_groups(self) -> list[CommandGroup]:
+        """Groups in their `order`; equal orders keep the file's order (stable sort)."""
+        return sorted(self.groups, key=lambda g: g.order)

@@ -1,0 +1,143 @@
+"""The generated project: deterministic, syntax-valid, ansible-lint production clean, safe commands."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rollwright.cli import main
+from rollwright.errors import BadInput
+from rollwright.render.commands import group_commands
+from rollwright.render.project import prepare, render, write_project
+from rollwright.spec.loader import load_spec
+from rollwright.spec.model import CommandGroup
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples/hello/rollwright.yml"
+DEPLOYCONFIG = REPO / "examples/deployconfig/deployconfig.json"
+# What `playbooks/` holds: (folder, spec, target); `make playbooks` regenerates them.
+COMMITTED = [("hello", HELLO, "staging"), ("deployconfig", DEPLOYCONFIG, None)]
+
+
+def _generate(spec: Path, target: str | None, out: Path) -> Path:
+    args = ["generate", "-f", str(spec), "-o", str(out)] + (["-t", target] if target else [])
+    assert main(args) == 0
+    return out
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize(("name", "spec", "target"), COMMITTED)
+def test_generation_is_byte_identical(tmp_path: Path, name: str, spec: Path, target: str | None) -> None:
+    first = _tree(_generate(spec, target, tmp_path / "a" / name))
+    second = _tree(_generate(spec, target, tmp_path / "b" / name))
+    again = _tree(_generate(spec, target, tmp_path / "a" / name))
+    assert first == second == again
+
+
+@pytest.mark.parametrize(("name", "spec", "target"), COMMITTED)
+def test_committed_playbooks_are_not_stale(name: str, spec: Path, target: str | None) -> None:
+    committed = REPO / "playbooks" / name
+    fresh = render(prepare(load_spec(spec), target, committed))  # rendered in memory, for the same place
+    assert _tree(committed) == fresh, f"playbooks/{name} is stale: run `make playbooks`"
+
+
+@pytest.mark.parametrize(("name", "spec", "target"), COMMITTED)
+def test_generated_project_passes_syntax_check_and_lint(tmp_path: Path, tool_env: dict[str, str], name: str,
+                                                        spec: Path, target: str | None) -> None:
+    out = _generate(spec, target, tmp_path / name)
+    syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml"], cwd=out,
+                            env=tool_env, capture_output=True, text=True, timeout=300)
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    lint = subprocess.run(["ansible-lint", "--offline", "--nocolor", "--profile", "production"], cwd=out,
+                          env=tool_env, capture_output=True, text=True, timeout=600)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert "Profile 'production' was required, and it passed" in lint.stdout + lint.stderr
+
+
+def test_file_name_stays_one_quoted_argument() -> None:
+    """`x; rm -rf /` (a name no file system allows, so built directly) is one argument in the command."""
+    group = CommandGroup(name="g", file_patterns=["*"], deploy_command="psql $DATABASE_URL -f {file}")
+    for quoted in ("{file}", "'{file}'", '"{file}"'):
+        group = group.model_copy(update={"deploy_command": f"psql $DATABASE_URL -f {quoted}"})
+        (command,) = group_commands(group, ["x; rm -rf /"], "svc")
+        assert shlex.split(command.command) == ["psql", "$DATABASE_URL", "-f", "x; rm -rf /"]
+        assert command.command == "psql $DATABASE_URL -f 'x; rm -rf /'"
+
+
+def test_hostile_file_names_run_as_plain_arguments(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    """Really run the generated group play: shell and Jinja syntax in file names stay inert data."""
+    (tmp_path / "migrations").mkdir()
+    names = ["x; touch pwned", "$(touch pwned)", "`touch pwned`", "{{ lookup('pipe', 'touch pwned') }}", "it's.sql"]
+    for name in names:
+        (tmp_path / "migrations" / name).write_text("")
+    (tmp_path / "deploy.json").write_text(
+        '{"groups": [{"name": "record", "order": 1, "file_patterns": ["migrations/*"],'
+        ' "deploy_command": "printf \'%s\\\\n\' {file} >> seen.txt"}]}')
+    out = _generate(tmp_path / "deploy.json", None, tmp_path / "out")
+    run = subprocess.run(["ansible-playbook", "site.yml"], cwd=out, env=tool_env, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    seen = (tmp_path / "seen.txt").read_text().splitlines()
+    assert seen == sorted(f"migrations/{name}" for name in names)
+    assert not list(tmp_path.rglob("pwned"))
+
+
+def test_plan_runs_groups_in_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "-f", str(DEPLOYCONFIG), "--json"]) == 0
+    import json
+
+    steps = json.loads(capsys.readouterr().out)["steps"]
+    groups = [s for s in steps if s["phase"] == "group"]
+    assert [g["title"].split()[1] for g in groups] == ["migrations", "typescript_build"]
+    assert groups[0]["commands"] == [
+        "pre_deploy: psql --version",
+        "deploy: psql $DATABASE_URL -f migrations/001_greeting.sql",
+        "deploy: psql $DATABASE_URL -f migrations/002_seed.sql",
+        "post_deploy: echo 'Migrations applied'",
+    ]
+    assert groups[1]["commands"] == ["build: npm run build", "test: npm test"]
+
+
+def test_plan_shows_batches_from_the_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "-f", str(HELLO), "-t", "production"]) == 0
+    out = capsys.readouterr().out
+    assert "Batch 1:" in out and "@ app1\n" in out
+    assert "Batch 2:" in out and "@ app2, app3\n" in out
+    assert "Batch 3:" in out and "@ app4\n" in out
+
+
+def test_unknown_target_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "-f", str(HELLO), "-t", "moon"]) == 2
+    assert "no target 'moon'" in capsys.readouterr().err
+
+
+def test_missing_inventory_names_the_spec_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "rollwright.yml"
+    spec.write_text("app: a\ntargets:\n  staging:\n    inventory: nowhere\n")
+    assert main(["generate", "-f", str(spec), "-t", "staging", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:4:16: targets.staging.inventory" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_generate_refuses_to_overwrite_a_foreign_folder(tmp_path: Path) -> None:
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    files = render(prepare(load_spec(HELLO), "staging", foreign))
+    with pytest.raises(BadInput, match="not generated by rollwright"):
+        write_project(files, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_regenerating_removes_stale_files(tmp_path: Path) -> None:
+    out = _generate(HELLO, "staging", tmp_path / "p")
+    (out / "roles" / "stale.yml").write_text("old")
+    _generate(HELLO, "staging", out)
+    assert not (out / "roles" / "stale.yml").exists()
