@@ -96,13 +96,16 @@ def _include(name: str, role: str, tasks_from: str | None = None, vars: dict[str
     return task
 
 
-def _health_args(prefix: str) -> dict[str, str]:
-    return {
-        f"{prefix}url": f"{{{{ {V}health.url }}}}",
-        f"{prefix}status": f"{{{{ {V}health.status }}}}",
-        f"{prefix}timeout_s": f"{{{{ {V}health.timeout_s }}}}",
-        f"{prefix}interval_s": f"{{{{ {V}health.interval_s }}}}",
-    }
+def _refs(prefix: str, section: str, keys: list[str]) -> dict[str, str]:
+    """Role arguments `<prefix><key>` that read `rollwright_<section>.<key>` from group_vars."""
+    return {f"{prefix}{key}": f"{{{{ {V}{section}.{key} }}}}" for key in keys}
+
+
+HEALTH_KEYS = ["url", "status", "timeout_s", "interval_s"]
+
+
+def _health_args(prefix: str, section: str = "health") -> dict[str, str]:
+    return _refs(prefix, section, HEALTH_KEYS)
 
 
 def _shell(name: str, command: Any, chdir: str = f"{{{{ {V}project_dir }}}}") -> dict[str, Any]:
@@ -175,14 +178,8 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
         "release_shared": f"{{{{ {V}release.shared }}}}",
     }
     service_vars = {
-        "service_name": f"{{{{ {V}service.name }}}}",
-        "service_exec": f"{{{{ {V}service.exec }}}}",
+        **_refs("service_", "service", ["name", "exec", "user", "group", "env", "restart", "stop_timeout_s"]),
         "service_root": f"{{{{ {V}release.root }}}}",
-        "service_user": f"{{{{ {V}service.user }}}}",
-        "service_group": f"{{{{ {V}service.group }}}}",
-        "service_env": f"{{{{ {V}service.env }}}}",
-        "service_restart": f"{{{{ {V}service.restart }}}}",
-        "service_stop_timeout_s": f"{{{{ {V}service.stop_timeout_s }}}}",
     }
     tasks = [
         _include("Stage the release (upload, verify sha256, unpack, link shared)", "release", vars=release_vars),
@@ -198,9 +195,7 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
 def _backup_play(spec: Spec) -> dict[str, Any]:
     role_vars = {
         "backup_postgresql_database": f"{{{{ {V}database.name }}}}",
-        "backup_postgresql_dir": f"{{{{ {V}database.backup.dir }}}}",
-        "backup_postgresql_keep": f"{{{{ {V}database.backup.keep }}}}",
-        "backup_postgresql_verify": f"{{{{ {V}database.backup.verify }}}}",
+        **_refs("backup_postgresql_", "database.backup", ["dir", "keep", "verify"]),
         "backup_postgresql_label": f"{{{{ {V}version | default('manual') }}}}",
     }
     task = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
@@ -232,9 +227,7 @@ def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
     return [_include(title[state], "lb_haproxy", vars={
         "lb_haproxy_state": state,
         "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
-        "lb_haproxy_backend": f"{{{{ {V}lb.backend }}}}",
-        "lb_haproxy_socket": f"{{{{ {V}lb.socket }}}}",
-        "lb_haproxy_drain_timeout_s": f"{{{{ {V}lb.drain_timeout_s }}}}",
+        **_refs("lb_haproxy_", "lb", ["backend", "socket", "drain_timeout_s"]),
     })]
 
 
@@ -278,10 +271,5 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
 
 
 def _site_health_play(spec: Spec) -> dict[str, Any]:
-    task = _include("Check the site health URL", "healthcheck", vars={
-        "healthcheck_url": f"{{{{ {V}site_health.url }}}}",
-        "healthcheck_status": f"{{{{ {V}site_health.status }}}}",
-        "healthcheck_timeout_s": f"{{{{ {V}site_health.timeout_s }}}}",
-        "healthcheck_interval_s": f"{{{{ {V}site_health.interval_s }}}}",
-    })
+    task = _include("Check the site health URL", "healthcheck", vars=_health_args("healthcheck_", "site_health"))
     return _play("Check the site is healthy", "localhost", [task], tags=["health"])
