@@ -1,8 +1,8 @@
 # rollwright: the two commands a newcomer needs are `make demo` and `make test`.
 PYTHON ?= python3
 VENV ?= .venv
-BIN := $(VENV)/bin
-export PATH := $(CURDIR)/$(BIN):$(PATH)
+BIN := $(CURDIR)/$(VENV)/bin
+export PATH := $(BIN):$(PATH)
 
 .PHONY: venv test test-unit test-lab lint playbooks demo bench clean-lab
 
