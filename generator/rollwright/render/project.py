@@ -213,8 +213,8 @@ ansible-playbook rollback.yml -e rollwright_rollback_version=1.2.3
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
 ```
 
-What rollwright adds when it runs this project: the deploy lock, whole-fleet rollback when a later
-batch fails, progress, deploy records and history.
+A failed health gate rolls that host back and stops the rollout; hosts of earlier batches keep the
+new version (rollwright's runner is where whole-fleet rollback, the deploy lock and records live).
 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
 health gate, site health), `rollback.yml`, `group_vars/all/rollwright.yml` (the spec's values),
