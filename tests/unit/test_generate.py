@@ -62,9 +62,8 @@ def test_generated_project_passes_syntax_check_and_lint(tmp_path: Path, tool_env
 
 def test_file_name_stays_one_quoted_argument() -> None:
     """`x; rm -rf /` (a name no file system allows, so built directly) is one argument in the command."""
-    group = CommandGroup(name="g", file_patterns=["*"], deploy_command="psql $DATABASE_URL -f {file}")
     for quoted in ("{file}", "'{file}'", '"{file}"'):
-        group = group.model_copy(update={"deploy_command": f"psql $DATABASE_URL -f {quoted}"})
+        group = CommandGroup(name="g", file_patterns=["*"], deploy_command=f"psql $DATABASE_URL -f {quoted}")
         (command,) = group_commands(group, ["x; rm -rf /"], "svc")
         assert shlex.split(command.command) == ["psql", "$DATABASE_URL", "-f", "x; rm -rf /"]
         assert command.command == "psql $DATABASE_URL -f 'x; rm -rf /'"
@@ -141,3 +140,31 @@ def test_regenerating_removes_stale_files(tmp_path: Path) -> None:
     (out / "roles" / "stale.yml").write_text("old")
     _generate(HELLO, "staging", out)
     assert not (out / "roles" / "stale.yml").exists()
+
+
+def _hello_copy(tmp_path: Path, old: str, new: str) -> Path:
+    """The hello spec with one change, written beside tmp_path, its inventories still found."""
+    spec = tmp_path / "rollwright.yml"
+    text = HELLO.read_text().replace("../../inventories", str(REPO / "inventories"))
+    assert old in text
+    spec.write_text(text.replace(old, new, 1))
+    return spec
+
+
+@pytest.mark.parametrize("generate", [False, True], ids=["plan", "generate"])
+def test_a_strategy_this_version_lacks_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                  generate: bool) -> None:
+    spec = _hello_copy(tmp_path, "strategy: rolling", "strategy: canary")
+    out = tmp_path / "out"
+    args = ["generate", "-o", str(out)] if generate else ["plan"]
+    assert main([*args, "-f", str(spec), "-t", "production"]) == 2
+    err = capsys.readouterr().err
+    assert f"{spec}:28:13: rollout.strategy: strategy 'canary' is not available" in err
+    assert not out.exists()
+
+
+def test_service_working_dir_reaches_the_unit(tmp_path: Path) -> None:
+    spec = _hello_copy(tmp_path, "  user: hello\n", "  user: hello\n  working_dir: web\n")
+    out = _generate(spec, "staging", tmp_path / "out")
+    assert "working_dir: web" in (out / "group_vars/all/rollwright.yml").read_text()
+    assert "service_working_dir: '{{ rollwright_service.working_dir }}'" in (out / "site.yml").read_text()

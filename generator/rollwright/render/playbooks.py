@@ -178,7 +178,8 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
         "release_shared": f"{{{{ {V}release.shared }}}}",
     }
     service_vars = {
-        **_refs("service_", "service", ["name", "exec", "user", "group", "env", "restart", "stop_timeout_s"]),
+        **_refs("service_", "service",
+               ["name", "exec", "user", "group", "env", "working_dir", "restart", "stop_timeout_s"]),
         "service_root": f"{{{{ {V}release.root }}}}",
     }
     tasks = [
@@ -263,7 +264,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
         {"name": "Update this host (drain, switch, restart, health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
-    play = _play(f"Roll out {spec.rollout.strategy} in batches {list(spec.rollout.batches)}", spec.rollout.hosts,
+    play = _play(f"Roll out in batches {list(spec.rollout.batches)}", spec.rollout.hosts,
                  tasks, tags=["rollout"])
     play["serial"] = list(spec.rollout.batches)
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage

@@ -67,12 +67,31 @@ def inventory_path(loaded: LoadedSpec, target_name: str, target: Target) -> Path
     return path
 
 
+SUPPORTED_STRATEGIES = ("rolling",)
+
+
+def check_supported(loaded: LoadedSpec) -> None:
+    """Refuse a valid spec this version cannot carry out as written, rather than doing something else."""
+    strategy = loaded.spec.rollout.strategy
+    if strategy not in SUPPORTED_STRATEGIES:
+        raise SpecError([loaded.issue(("rollout", "strategy"), f"strategy '{strategy}' is not available in this "
+                                      f"version of rollwright (only {', '.join(SUPPORTED_STRATEGIES)}); nothing "
+                                      "was generated")])
+
+
+def expand_groups(loaded: LoadedSpec) -> list[tuple[CommandGroup, list[GroupCommand]]]:
+    """Each command group in run order, with its exact commands (files matched under the spec's folder)."""
+    spec = loaded.spec
+    return [(group, group_commands(group, matching_files(group, loaded.base_dir), spec.service_name))
+            for group in spec.ordered_groups]
+
+
 def prepare(loaded: LoadedSpec, target_name: str | None, out_dir: Path) -> RenderInput:
     """Read the inventory, the roles and the group files that the project is made from."""
+    check_supported(loaded)
     name, target = resolve_target(loaded, target_name)
     spec = loaded.spec
-    groups = [(group, group_commands(group, matching_files(group, loaded.base_dir), spec.service_name))
-              for group in spec.ordered_groups]
+    groups = expand_groups(loaded)
     return RenderInput(
         spec=spec,
         spec_name=loaded.path.name,
@@ -141,6 +160,7 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
             **service.model_dump(exclude={"name", "group", "working_dir"}),
             "name": spec.service_name,
             "group": service.group or service.user,
+            "working_dir": service.working_dir or "",
             "env": {key: str(value) for key, value in service.env.items()},
         }
         health = spec.health
