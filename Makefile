@@ -35,16 +35,14 @@ playbooks: venv
 
 ## Boot the local lab, then validate, plan and generate the example deploy for it.
 demo: venv
-	$(BIN)/rollwright lab up
 	$(BIN)/rollwright validate -f examples/hello/rollwright.yml
+	$(BIN)/python examples/hello/demo.py
 	$(BIN)/rollwright plan -f examples/hello/rollwright.yml -t lab
-	$(BIN)/rollwright generate -f examples/hello/rollwright.yml -t lab -o build/lab
-	cd build/lab && $(BIN)/ansible all -m ansible.builtin.ping
-	@echo "lab is up: see 'rollwright lab status'; tear it down with 'rollwright lab down'"
 
 bench: venv
 	$(BIN)/python bench/bench_generate.py
 	$(BIN)/python bench/bench_lab.py
+	$(BIN)/python bench/bench_deploy.py
 
 clean-lab: venv
 	$(BIN)/rollwright lab down

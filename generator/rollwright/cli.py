@@ -1,6 +1,7 @@
 """The one entry point: `rollwright <command>`.
 
-Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed, 2 bad input (spec, arguments).
+Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on one healthy version,
+2 bad input (spec, arguments), 3 failed and the fleet is split or unhealthy (a human must look).
 """
 
 from __future__ import annotations
@@ -104,11 +105,46 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import DeployOptions, deploy
+
+    options = DeployOptions(
+        target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
+        no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure)
+    return deploy(load_spec(args.spec), options, _say)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import rollback
+
+    return rollback(load_spec(args.spec), args.target, args.to, args.limit, _say)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import Workspace, host_states, prepare_workspace
+
+    loaded = load_spec(args.spec)
+    workspace: Workspace = prepare_workspace(loaded, args.target)
+    states = host_states(workspace, args.limit)
+    if args.json:
+        print(json.dumps([vars(s) for s in states], indent=2))
+    else:
+        for state in states:
+            health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
+            print(f"{state.name:<12} {state.current or 'unknown':<16} previous {state.previous or '-':<16} {health}")
+    return 0 if states and all(s.healthy for s in states) else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollwright",
         description="Deploy spec in, plain Ansible project out; safe rolling deploys.",
-        epilog="Exit codes: 0 ok, 1 deploy/run failed, 2 bad input (spec or arguments).",
+        epilog="Exit codes: 0 ok, 1 failed (the fleet is on one healthy version), 2 bad input (spec or arguments), "
+               "3 failed and the fleet is split or unhealthy (a human must look).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -138,6 +174,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output folder (default: build/<target>)")
     _json_arg(p)
     p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("deploy", help="deploy the spec's release to a target (ansible-runner, progress, rollback)")
+    _spec_arg(p)
+    p.add_argument("-t", "--target", help="target name from the spec")
+    p.add_argument("--group", action="append", default=[], metavar="NAME",
+                   help="run only this command group (repeatable); the release steps still run")
+    p.add_argument("--skip-group", action="append", default=[], metavar="NAME", help="skip this command group")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
+    p.add_argument("--no-health-check", action="store_true",
+                   help="skip the health gates (refused on a target marked production)")
+    p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the deploy to")
+    p.add_argument("--continue-on-failure", action="store_true",
+                   help="a failing command group does not stop the deploy")
+    p.set_defaults(func=cmd_deploy)
+
+    p = sub.add_parser("rollback", help="every app host back to its previous release (or --to VERSION)")
+    _spec_arg(p)
+    p.add_argument("-t", "--target", help="target name from the spec")
+    p.add_argument("--to", metavar="VERSION", help="a release staged on the hosts (default: each host's previous)")
+    p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the rollback to")
+    p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("status", help="what every app host serves and whether it is healthy (changes nothing)")
+    _spec_arg(p)
+    p.add_argument("-t", "--target", help="target name from the spec")
+    p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern")
+    _json_arg(p)
+    p.set_defaults(func=cmd_status)
 
     from rollwright.lab.cli import add_lab_parser
 

@@ -159,7 +159,8 @@ def test_a_strategy_this_version_lacks_is_refused(tmp_path: Path, capsys: pytest
     args = ["generate", "-o", str(out)] if generate else ["plan"]
     assert main([*args, "-f", str(spec), "-t", "production"]) == 2
     err = capsys.readouterr().err
-    assert f"{spec}:28:13: rollout.strategy: strategy 'canary' is not available" in err
+    line = spec.read_text().splitlines().index("  strategy: canary") + 1
+    assert f"{spec}:{line}:13: rollout.strategy: strategy 'canary' is not available" in err
     assert not out.exists()
 
 

@@ -34,6 +34,10 @@ def inventory_data(lab: LabState, files: LabFiles) -> dict[str, Any]:
         "lab_db_name": services.DB_NAME,
         "lab_db_user": services.DB_USER,
         "lab_db_password_file": str(files.db_password),
+        # A template, not the secret: the password is read from its 0600 file when a task needs it.
+        "database_url": f"postgresql://{services.DB_USER}:"
+                        "{{ lookup('ansible.builtin.file', lab_db_password_file) }}"
+                        f"@db1:5432/{services.DB_NAME}",
     }
     children = {
         group: {"hosts": {h.name: {"ansible_host": h.ip} for h in lab.hosts.values() if h.group == group}}

@@ -21,6 +21,25 @@ MIGRATE_COMMANDS = {
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
 
+# Names the runner reads back from ansible-runner events to follow each host through the rollout.
+ROLLOUT_PLAY = "Roll out in batches"
+ROLLBACK_PLAY = "Roll back the app hosts"
+PHASES = {
+    "Roll back to the previous or named release": "rollback",
+    "Drain this host in the load balancer": "drain",
+    "Switch current to the new release": "switch",
+    "Restart the service": "restart",
+    "Health gate: wait until the new version is healthy": "health",
+    "Put this host back in the load balancer": "undrain",
+    "Roll this host back to the previous release": "rollback",
+}
+PHASE_TASK = {phase: task for task, phase in PHASES.items()}
+RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
+CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
+AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
+AFTER_ROLLOUT_PLAYS = (CLEANUP_PLAY, AFTER_DEPLOY_PLAY)  # their failure is reported, the new release stays
+SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/release/tasks/switch.yml
+
 
 def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]) -> list[dict[str, Any]]:
     """Every play of site.yml, in run order."""
@@ -36,14 +55,14 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         plays.append(_migrate_play(spec))
     if spec.artifact:
         plays.append(_rollout_play(spec))
-        plays.append(_play("Keep the newest releases (never current or previous)", spec.rollout.hosts, [
+        plays.append(_play(CLEANUP_PLAY, spec.rollout.hosts, [
             _include("Remove old releases", "release", "cleanup", vars={
                 "release_root": f"{{{{ {V}release.root }}}}", "release_keep": f"{{{{ {V}release.keep }}}}"})],
             tags=["cleanup"]))
     if spec.health and spec.health.url:
         plays.append(_site_health_play(spec))
     if spec.hooks.after_deploy:
-        plays.append(_hook_play("Run after_deploy hooks", spec.hooks.after_deploy, "hooks"))
+        plays.append(_hook_play(AFTER_DEPLOY_PLAY, spec.hooks.after_deploy, "hooks"))
     return plays
 
 
@@ -62,10 +81,33 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         }),
         *_lb_tasks(spec, "ready"),
     ]
-    play = _play("Roll back the app hosts", spec.rollout.hosts, tasks, tags=["rollback"])
+    play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
     play["serial"] = list(spec.rollout.batches)
     play["max_fail_percentage"] = 0
     return [play]
+
+
+def status_plays(spec: Spec) -> list[dict[str, Any]]:
+    """status.yml: what every app host runs and whether it is healthy, reported through set_stats."""
+    if not spec.artifact:
+        return [_play("Nothing to report (the spec deploys no release)", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
+    tasks = [
+        _task("Read current and previous", "ansible.builtin.stat",
+              {"path": f"{{{{ {V}release.root }}}}/{{{{ item }}}}"},
+              loop=["current", "previous"], register="rollwright_status_links"),
+        _task("Ask the health URL", "ansible.builtin.uri", {
+            "url": f"{{{{ {V}health.url }}}}", "return_content": True, "timeout": 5},
+            register="rollwright_status_health", failed_when=False, changed_when=False),
+        _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {"rollwright_hosts": (
+            "{{ {inventory_hostname: {"
+            "'current': rollwright_status_links.results[0].stat.lnk_target | default('') | basename, "
+            "'previous': rollwright_status_links.results[1].stat.lnk_target | default('') | basename, "
+            "'health_status': rollwright_status_health.status | default(-1), "
+            f"'healthy': (rollwright_status_health.status | default(-1)) == {V}health.status"
+            "}} }}")}}),
+    ]
+    return [_play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])]
 
 
 def _play(name: str, hosts: str, tasks: list[dict[str, Any]], tags: list[str] | None = None,
@@ -164,6 +206,10 @@ def _group_play(index: int, group: CommandGroup, commands: list[GroupCommand]) -
     if not tasks:
         tasks = [_task(f"Note that group {group.name} has nothing to run", "ansible.builtin.debug",
                        {"msg": "no commands and no matching files"})]
+    for task in tasks:  # `deploy --continue-on-failure`: a failing command is reported and the deploy goes on
+        task["register"] = "rollwright_command"
+        task["failed_when"] = ("rollwright_command.rc != 0 and "
+                               "not (rollwright_continue_on_failure | default(false) | bool)")
     return _play(f"Group {index}: {group.name} (order {group.order})", group.hosts, tasks,
                  tags=["groups", f"group_{group.name}"])
 
@@ -224,7 +270,7 @@ def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
     lb = spec.rollout.load_balancer
     if lb is None:
         return []
-    title = {"maint": "Drain this host in the load balancer", "ready": "Put this host back in the load balancer"}
+    title = {"maint": PHASE_TASK["drain"], "ready": PHASE_TASK["undrain"]}
     return [_include(title[state], "lb_haproxy", vars={
         "lb_haproxy_state": state,
         "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
@@ -235,24 +281,23 @@ def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
 def _rollout_play(spec: Spec) -> dict[str, Any]:
     update = [
         *_lb_tasks(spec, "maint"),
-        _include("Switch current to the new release", "release", "switch", vars={
+        _include(PHASE_TASK["switch"], "release", "switch", vars={
             "release_root": f"{{{{ {V}release.root }}}}", "release_version": f"{{{{ {V}version }}}}"}),
-        _include("Restart the service", "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
-        _include("Health gate: wait until the new version is healthy", "healthcheck", vars={
-            **_health_args("healthcheck_"), "healthcheck_expect_text": f"{{{{ {V}version }}}}"}),
+        _include(PHASE_TASK["restart"], "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
+        _include(PHASE_TASK["health"], "healthcheck", vars={
+            **_health_args("healthcheck_"), "healthcheck_expect_text": f"{{{{ {V}version }}}}"}, tags=["health"]),
         *_lb_tasks(spec, "ready"),
     ]
     rescue = [
-        _include("Roll this host back to the previous release", "rollback", vars={
+        _include(PHASE_TASK["rollback"], "rollback", vars={
             "rollback_root": f"{{{{ {V}release.root }}}}",
             "rollback_service_name": f"{{{{ {V}service.name }}}}",
             **_health_args("rollback_health_"),
-        }),
+        }, when="release_switch_needed | default(false) | bool"),  # only a host this run switched goes back
         *_lb_tasks(spec, "ready"),
-        _task("Fail the deploy", "ansible.builtin.fail", {
-            "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}} "
-                   "({{ ansible_failed_result.msg | default('unknown error') }}); the host is back on its "
-                   "previous release"}),
+        _task(RESCUE_FAIL_TASK, "ansible.builtin.fail", {
+            "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}}: "
+                   "{{ ansible_failed_result.msg | default('unknown error') }}"}),
     ]
     tasks = [
         _task("Read where current points", "ansible.builtin.stat", {"path": f"{{{{ {V}release.root }}}}/current"},
@@ -264,7 +309,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
         {"name": "Update this host (drain, switch, restart, health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
-    play = _play(f"Roll out in batches {list(spec.rollout.batches)}", spec.rollout.hosts,
+    play = _play(f"{ROLLOUT_PLAY} {list(spec.rollout.batches)}", spec.rollout.hosts,
                  tasks, tags=["rollout"])
     play["serial"] = list(spec.rollout.batches)
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage

@@ -10,12 +10,15 @@ description:
   - Reads C(show stat) and sends C(set server BACKEND/SERVER state ...) only when the state differs.
   - With O(state=maint) the server is drained first and the module waits, bounded by O(wait_timeout),
     until its current sessions reach 0 before putting it into maintenance.
+  - With O(state=ready) the module waits, bounded by O(wait_timeout), until HAProxy's own health check
+    reports the server UP, so the next batch never drains a server while this one is not serving yet.
 options:
   socket: {description: Path of the admin socket (level admin)., type: path, default: /run/haproxy/admin.sock}
   backend: {description: Backend (proxy) name., type: str, required: true}
   server: {description: Server name inside the backend., type: str, required: true}
   state: {description: Wanted admin state., type: str, choices: [ready, drain, maint], required: true}
-  wait_timeout: {description: Seconds to wait for sessions to reach 0 before maint., type: int, default: 30}
+  wait_timeout: {description: Seconds to wait for sessions to reach 0 (maint) or for the server to be UP (ready).,
+                 type: int, default: 30}
 author: rollwright
 """
 
@@ -30,7 +33,9 @@ EXAMPLES = r"""
 RETURN = r"""
 previous: {description: Admin state before the change (ready, drain, maint)., returned: always, type: str}
 sessions: {description: Current sessions when the module ended., returned: always, type: int}
-waited: {description: Seconds spent waiting for sessions to drain., returned: always, type: float}
+waited: {description: Seconds spent waiting for sessions to drain or for the server to come UP., returned: always,
+         type: float}
+status: {description: The server's status in C(show stat) when the module ended., returned: always, type: str}
 """
 
 import csv
@@ -93,26 +98,54 @@ def main():
     if row is None:
         module.fail_json(msg=f"HAProxy has no server {backend}/{server}")
     previous = admin_state(row)
-    result = {"changed": previous != wanted, "previous": previous, "sessions": int(row.get("scur") or 0), "waited": 0.0}
-    if module.check_mode or previous == wanted:
+    result = {"changed": previous != wanted, "previous": previous, "sessions": int(row.get("scur") or 0),
+              "waited": 0.0, "status": row.get("status", "")}
+    if module.check_mode:
         module.exit_json(**result)
-
-    def send(state):
-        answer = runtime_command(path, f"set server {backend}/{server} state {state}").strip()
-        if answer:
-            module.fail_json(msg=f"HAProxy refused 'set server {backend}/{server} state {state}': {answer}", **result)
-
-    if wanted == "maint":
-        send("drain")
-        start = time.monotonic()
-        while time.monotonic() - start < module.params["wait_timeout"]:
-            result["sessions"] = int(server_row(path, backend, server).get("scur") or 0)
-            if result["sessions"] == 0:
-                break
-            time.sleep(0.2)
-        result["waited"] = round(time.monotonic() - start, 2)
-    send(wanted)
+    if previous != wanted:
+        send(module, path, backend, server, "drain" if wanted == "maint" else wanted, result)
+    start = time.monotonic()
+    row = wait_until(module.params["wait_timeout"], lambda: server_row(path, backend, server), DONE[wanted])
+    result.update(waited=round(time.monotonic() - start, 2), sessions=int(row.get("scur") or 0),
+                  status=row.get("status", ""))
+    if wanted == "maint" and previous != "maint":
+        send(module, path, backend, server, "maint", result)
+        result["status"] = "MAINT"
+    elif wanted == "ready" and not is_serving(row):
+        check = row.get("check_desc") or row.get("check_status") or "none"
+        module.fail_json(msg=f"{backend}/{server} is not UP after {module.params['wait_timeout']}s "
+                             f"(HAProxy status: {row.get('status')}, last check: {check})", **result)
     module.exit_json(**result)
+
+
+def send(module, path, backend, server, state, result):
+    """`set server ... state ...`; HAProxy answers nothing on success."""
+    answer = runtime_command(path, f"set server {backend}/{server} state {state}").strip()
+    if answer:
+        module.fail_json(msg=f"HAProxy refused to set {backend}/{server} to {state}: {answer}", **result)
+
+
+def is_serving(row):
+    """UP by HAProxy's health check, or a server without checks."""
+    status = row.get("status", "")
+    return status.startswith("UP") or status == "no check"
+
+
+DONE = {
+    "maint": lambda row: int(row.get("scur") or 0) == 0,
+    "drain": lambda row: True,
+    "ready": is_serving,
+}
+
+
+def wait_until(timeout, read, done):
+    """Poll read() every 0.2 s until done(row) or timeout seconds; return the last row."""
+    deadline = time.monotonic() + timeout
+    row = read()
+    while not done(row) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        row = read()
+    return row
 
 
 if __name__ == "__main__":

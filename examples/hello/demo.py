@@ -1,0 +1,66 @@
+"""`make demo`: the whole job on the local lab, for real.
+
+Brings the lab up, builds the sample app, deploys 1.0.0, rolls 2.0.0 out in batches behind HAProxy
+while a bounded load runs through it, then tries a deliberately broken 3.0.0 and shows it rolled back,
+each time counting failed requests. Everything lands in build/demo/ (specs, builds, generated
+projects, ansible-runner artifacts). Needs root (the lab uses namespaces and systemd-nspawn).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from rollwright.lab import sample
+from rollwright.lab.fleet import Lab
+from rollwright.lab.load import Load
+
+REPO = Path(__file__).resolve().parents[2]
+FOLDER = REPO / "build" / "demo"
+ROLLWRIGHT = str(Path(sys.executable).parent / "rollwright")
+
+
+def step(title: str) -> None:
+    print(f"\n=== {title}", flush=True)
+
+
+def rollwright(*args: str) -> int:
+    return subprocess.run([ROLLWRIGHT, *args], cwd=FOLDER, check=False).returncode
+
+
+def main() -> int:
+    FOLDER.mkdir(parents=True, exist_ok=True)
+    step("lab up (lb1 with HAProxy, db1 with PostgreSQL, app1..app3)")
+    lab = Lab()
+    lab.up()
+    specs = {}
+    for version, broken in (("1.0.0", False), ("2.0.0", False), ("3.0.0", True)):
+        artifact, sha = sample.build(version, FOLDER / "dist", broken=broken)
+        specs[version] = sample.write_spec(FOLDER, lab.inventory_path, artifact, sha, version)
+        print(f"built {artifact.name} sha256 {sha}{' (deliberately broken: fails its health check)' if broken else ''}")
+
+    step("deploy 1.0.0")
+    if rollwright("deploy", "-f", str(specs["1.0.0"]), "-t", "lab") != 0:
+        return 1
+    outcomes = []
+    for version, expected in (("2.0.0", 0), ("3.0.0", 1)):
+        step(f"deploy {version} while {lab.hosts['lb1'].address}:80 takes load")
+        with Load(lab.hosts["lb1"].address, 80, rate=50) as load:
+            code = rollwright("deploy", "-f", str(specs[version]), "-t", "lab")
+        print(f"load: {load.result.summary()}")
+        outcomes.append((version, code, expected, load.result.failed))
+
+    step("what every app host serves now")
+    rollwright("status", "-f", str(specs["2.0.0"]), "-t", "lab")
+    step("summary")
+    for version, code, expected, failed in outcomes:
+        print(f"deploy {version}: exit {code} (expected {expected}), failed requests {failed}")
+    ok = all(code == expected and failed == 0 for _, code, expected, failed in outcomes)
+    print("demo OK" if ok else "demo FAILED")
+    print(f"the lab stays up; `rollwright lab down` removes it. Files: {FOLDER}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

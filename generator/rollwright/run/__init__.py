@@ -1,0 +1,1 @@
+"""Running generated projects: ansible-runner, progress from its events, whole-fleet rollback."""

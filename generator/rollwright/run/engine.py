@@ -1,0 +1,114 @@
+"""One playbook run through ansible-runner, with its events handed to a callback as they happen.
+
+ansible-runner keeps every run's events and stdout under `<run_root>/artifacts/<ident>/` (the newest
+ARTIFACTS_KEPT runs), which is where to look when the short account on the terminal is not enough.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import ansible_runner
+
+Event = dict[str, Any]
+ARTIFACTS_KEPT = 50
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    """How a playbook run ended: runner status, exit code, the final stats and where its artifacts are."""
+
+    playbook: str
+    status: str  # successful, failed, timeout, canceled
+    rc: int
+    seconds: float
+    artifact_dir: Path
+    stats: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "successful" and self.rc == 0
+
+    def count(self, kind: str) -> dict[str, int]:
+        """Per-host counts from the stats: kind is ok, changed, failures, dark, rescued, skipped."""
+        return dict(self.stats.get(kind) or {})
+
+    @property
+    def custom_stats(self) -> dict[str, Any]:
+        """What the playbook published with ansible.builtin.set_stats."""
+        return dict(self.stats.get("artifact_data") or {})
+
+
+def run_playbook(
+    project: Path,
+    playbook: str,
+    run_root: Path,
+    on_event: Callable[[Event], None],
+    *,
+    limit: str | None = None,
+    extravars: dict[str, Any] | None = None,
+    skip_tags: list[str] | None = None,
+) -> PlaybookRun:
+    """Run `playbook` of a generated project; host key checking stays on whatever the environment says."""
+    run_root.mkdir(parents=True, exist_ok=True)
+    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{Path(playbook).stem}"
+    stats: dict[str, Any] = {}
+
+    def handle(event: Event) -> bool:
+        if event.get("event") == "playbook_on_stats":
+            stats.update(event.get("event_data") or {})
+        on_event(event)
+        return True
+
+    envvars = {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+    }
+    start = time.perf_counter()
+    runner = ansible_runner.run(
+        private_data_dir=str(run_root),
+        project_dir=str(project),
+        playbook=playbook,
+        inventory=str(project / "inventory"),
+        ident=ident,
+        limit=limit or None,
+        extravars=extravars or None,
+        skip_tags=",".join(skip_tags) if skip_tags else None,
+        envvars=envvars,
+        event_handler=handle,
+        quiet=True,
+        suppress_env_files=True,  # env/extravars would otherwise persist and leak into the next run
+        rotate_artifacts=ARTIFACTS_KEPT,
+    )
+    artifact_dir = Path(runner.config.artifact_dir)
+    _redact_environment(artifact_dir / "command")
+    return PlaybookRun(
+        playbook=playbook,
+        status=str(runner.status),
+        rc=int(runner.rc if runner.rc is not None else 1),
+        seconds=time.perf_counter() - start,
+        artifact_dir=artifact_dir,
+        stats=stats,
+    )
+
+
+def _redact_environment(command_file: Path) -> None:
+    """ansible-runner saves the whole process environment with the command; keep only the names.
+
+    The environment is where secrets live on a bastion (vault passwords, tokens, DATABASE_URL), and
+    artifacts are kept for weeks.
+    """
+    if not command_file.is_file():
+        return
+    saved = json.loads(command_file.read_text(encoding="utf-8"))
+    saved["env"] = sorted(saved.get("env") or {})
+    command_file.write_text(json.dumps(saved), encoding="utf-8")

@@ -1,0 +1,152 @@
+"""Follow a playbook run from its ansible-runner events: print progress, remember what each host went through.
+
+The rollout and rollback plays run in `serial` batches; Ansible starts such a play once per batch, so
+each repeated play start is the next batch. Inside them, the include tasks the renderer names in
+`PHASES` mark each host's phase (drain, switch, restart, health, undrain, rollback), and the rename that
+moves `current` (`SWITCH_TASK`, when it reports a new target) tells which hosts now serve another release.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rollwright.render.playbooks import PHASES, RESCUE_FAIL_TASK, ROLLBACK_PLAY, ROLLOUT_PLAY, SWITCH_TASK
+
+Write = Callable[[str], None]
+BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY)
+MESSAGE_LIMIT = 400
+INCLUDE_ROLE = "ansible.builtin.include_role"
+
+
+@dataclass
+class HostRecord:
+    """What one host went through in a run."""
+
+    name: str
+    batch: int = 0
+    phase: str = ""
+    switched: bool = False  # `current` moved to the release being deployed
+    rolled_back: bool = False  # the rescue (or rollback.yml) moved `current` back
+    failures: list[str] = field(default_factory=list)
+    unreachable: str = ""
+
+
+@dataclass
+class _Play:
+    name: str
+    batch: int
+    started: float
+    changed: int = 0
+    failed: int = 0
+
+
+class Progress:
+    """An ansible-runner event handler that prints one line per play, batch, host phase and failure."""
+
+    def __init__(self, write: Write, batches: int = 0) -> None:
+        self.write = write
+        self.batches = batches
+        self.hosts: dict[str, HostRecord] = {}
+        self._play: _Play | None = None
+        self._batch = 0
+        self.failed_plays: list[str] = []
+        self.continued: list[str] = []  # commands that failed under --continue-on-failure
+
+    def host(self, name: str) -> HostRecord:
+        return self.hosts.setdefault(name, HostRecord(name))
+
+    @property
+    def switched(self) -> list[str]:
+        """Hosts left on the new release by this run: switched and not rolled back by their rescue."""
+        return sorted(h.name for h in self.hosts.values() if h.switched and not h.rolled_back)
+
+    @property
+    def failed(self) -> list[HostRecord]:
+        return [h for h in self.hosts.values() if h.failures or h.unreachable]
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event.get("event", "")
+        data = event.get("event_data") or {}
+        res = data.get("res") if isinstance(data.get("res"), dict) else {}
+        if kind in ("runner_on_ok", "runner_item_on_ok") and res.get("rc") not in (None, 0):
+            failure = f"{data.get('host')}: {data.get('task')}: exit {res.get('rc')}"
+            self.continued.append(failure)
+            self.write(f"    ! {failure}: {_message(res)} (continuing)")
+        if kind == "playbook_on_play_start":
+            self._start_play(str(data.get("play", "")))
+        elif kind == "runner_on_ok":
+            self._ok(data)
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            self._failed(data, "failed")
+        elif kind == "runner_on_unreachable":
+            record = self.host(str(data.get("host")))
+            record.unreachable = _message(data.get("res"))
+            self._failed(data, "unreachable")
+        elif kind == "playbook_on_stats":
+            self._end_play()
+
+    def _start_play(self, name: str) -> None:
+        batched = name.startswith(BATCHED_PLAYS)
+        same = self._play is not None and self._play.name == name
+        self._end_play()
+        self._batch = self._batch + 1 if (batched and same) else (1 if batched else 0)
+        self._play = _Play(name, self._batch, time.perf_counter())
+        if batched:
+            total = f"/{self.batches}" if self.batches and name.startswith(ROLLOUT_PLAY) else ""
+            self.write(f"▸ {name.split(' [')[0]}, batch {self._batch}{total}")
+        else:
+            self.write(f"▸ {name}")
+
+    def _end_play(self) -> None:
+        play, self._play = self._play, None
+        if play is None:
+            return
+        took = time.perf_counter() - play.started
+        status = "failed" if play.failed else "ok"
+        changed = f", {play.changed} changed" if play.changed else ""
+        self.write(f"  {status} in {took:.1f}s{changed}")
+
+    def _ok(self, data: dict[str, Any]) -> None:
+        host, task, res = str(data.get("host")), str(data.get("task", "")), data.get("res") or {}
+        play = self._play
+        if play is not None and play.batch and task in PHASES and data.get("task_action") == INCLUDE_ROLE:
+            record = self.host(host)
+            record.batch, record.phase = play.batch, PHASES[task]
+            self.write(f"    {host:<12} {record.phase}")
+            return
+        if res.get("changed") and play is not None:
+            play.changed += 1
+        moved = res.get("switched_from") != res.get("current")
+        if task == SWITCH_TASK and moved and play is not None and play.batch:
+            record = self.host(host)
+            if record.phase == "switch" and play.name.startswith(ROLLOUT_PLAY):
+                record.switched = True
+            elif record.phase == "rollback":
+                record.rolled_back = True
+
+    def _failed(self, data: dict[str, Any], how: str) -> None:
+        host, task = str(data.get("host")), str(data.get("task", ""))
+        if self._play is not None:
+            self._play.failed += 1
+            self.failed_plays.append(self._play.name)
+        if task == RESCUE_FAIL_TASK:
+            return  # the rescue re-raising the failure already shown
+        record = self.host(host)
+        message = _message(data.get("res"))
+        where = f"{record.phase}: " if self._play is not None and self._play.batch and record.phase else ""
+        record.failures.append(f"{where}{task}: {message}")
+        self.write(f"    {host:<12} ✗ {how} at {where}{task}: {message}")
+
+
+def _message(res: Any) -> str:
+    """The one line that says why a task failed (a module's msg, else the end of its stderr)."""
+    if not isinstance(res, dict):
+        return str(res)[:MESSAGE_LIMIT]
+    text = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    if not text and isinstance(res.get("results"), list):
+        text = "; ".join(_message(r) for r in res["results"] if isinstance(r, dict) and r.get("failed"))
+    text = " ".join(str(text).split())
+    return (text[: MESSAGE_LIMIT - 1] + "…") if len(text) > MESSAGE_LIMIT else (text or "failed")

@@ -1,0 +1,155 @@
+"""Acceptance of issue 4 on real hosts: rolling deploys behind HAProxy, health gates, whole-fleet rollback.
+
+The tests run in file order and build on each other (v1, then v2 under load, then failures that must
+leave the fleet on v2), like a day of deploys to one fleet. Every request of the bounded load goes
+through the lab's HAProxy; a single failed request fails the test.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from rollwright.lab import sample
+from rollwright.lab.fleet import Lab
+from rollwright.lab.load import Load, LoadResult
+
+VENV_BIN = Path(sys.executable).parent
+APP_HOSTS = ["app1", "app2", "app3"]
+MIN_REQUESTS = 2000
+LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
+
+
+@dataclass
+class Fleet:
+    """The session lab plus a folder of sample builds and specs, and the commands to drive it."""
+
+    lab: Lab
+    folder: Path
+
+    def spec(self, version: str, **options: object) -> Path:
+        path, sha = sample.build(version, self.folder / "dist", broken=bool(options.pop("broken", False)),
+                                 broken_on=options.pop("broken_on", None))  # type: ignore[arg-type]
+        sha = str(options.pop("sha256", sha))
+        return sample.write_spec(self.folder, self.lab.inventory_path, path, sha, version, **options)  # type: ignore[arg-type]
+
+    def rollwright(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(VENV_BIN / "rollwright"), *args], cwd=self.folder, capture_output=True,
+                              text=True, timeout=900, check=False)
+        print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
+        return proc
+
+    def deploy(self, spec: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.rollwright("deploy", "-f", str(spec), "-t", "lab", *extra)
+
+    def deploy_under_load(self, spec: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
+        with Load(self.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as load:
+            proc = self.deploy(spec, *extra)
+        print(load.result.summary(), file=sys.stderr)
+        return proc, load.result
+
+    def versions(self, spec: Path) -> dict[str, str]:
+        proc = self.rollwright("status", "-f", str(spec), "-t", "lab", "--json")
+        return sample.fleet_versions(proc.stdout)
+
+    def main_pids(self) -> dict[str, str]:
+        return {h: self.lab.run(h, "systemctl show -p MainPID --value hello").stdout.strip() for h in APP_HOSTS}
+
+
+@pytest.fixture(scope="module")
+def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    return Fleet(lab, tmp_path_factory.mktemp("rollout"))
+
+
+def test_first_deploy_then_zero_downtime_rollout_under_load(fleet: Fleet) -> None:
+    first = fleet.deploy(fleet.spec("1.0.0"))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert fleet.versions(fleet.spec("1.0.0")) == dict.fromkeys(APP_HOSTS, "1.0.0")
+
+    proc, load = fleet.deploy_under_load(fleet.spec("2.0.0"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load.sent >= MIN_REQUESTS, load.summary()
+    assert load.failed == 0, load.summary()
+    assert set(load.versions) == {"1.0.0", "2.0.0"}, load.summary()  # traffic really crossed the switch
+    assert fleet.versions(fleet.spec("2.0.0")) == dict.fromkeys(APP_HOSTS, "2.0.0")
+    for batch in ("batch 1/3", "batch 2/3", "batch 3/3"):
+        assert batch in proc.stdout
+
+
+def test_database_password_never_reaches_output_or_artifacts(fleet: Fleet) -> None:
+    password = fleet.lab.db_password_file.read_text().strip()
+    assert len(password) >= 16
+    env_file = fleet.lab.run("app1", "cat /etc/rollwright/hello.env").stdout
+    assert password in env_file  # the app does get it...
+    files = [p for p in (fleet.folder / ".rollwright").rglob("*") if p.is_file()]
+    hits = [p for p in files if password in p.read_text("utf-8", "replace")]
+    assert hits == []  # ...but no generated file, event or log of ours holds it
+
+
+def test_redeploying_the_same_version_changes_nothing(fleet: Fleet) -> None:
+    before = fleet.main_pids()
+    proc = fleet.deploy(fleet.spec("2.0.0"))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "(0 changes)" in proc.stdout
+    assert " drain" not in proc.stdout and " restart" not in proc.stdout
+    assert fleet.main_pids() == before
+
+
+def test_broken_release_is_rolled_back_without_failing_a_request(fleet: Fleet) -> None:
+    proc, load = fleet.deploy_under_load(fleet.spec("3.0.0", broken=True))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert load.failed == 0, load.summary()
+    assert "3.0.0" in proc.stdout and '"status": "broken"' in proc.stdout
+    assert "release 3.0.0 is not serving anywhere" in proc.stdout
+    assert fleet.versions(fleet.spec("2.0.0")) == dict.fromkeys(APP_HOSTS, "2.0.0")
+
+
+def test_failure_in_a_later_batch_rolls_back_the_earlier_batches(fleet: Fleet) -> None:
+    spec = fleet.spec("4.0.0", broken_on=["app3"], batches=[1, 2])
+    proc, load = fleet.deploy_under_load(spec)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert load.failed == 0, load.summary()
+    assert "rolled back by their health gate: app3" in proc.stdout
+    assert "rolled back from earlier batches: app1, app2" in proc.stdout
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+    assert "4.0.0" in load.versions  # app1 and app2 really served 4.0.0 before going back
+
+
+def test_checksum_mismatch_refuses_before_touching_any_host(fleet: Fleet) -> None:
+    spec = fleet.spec("5.0.0", sha256="0" * 64)
+    proc = fleet.deploy(spec)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "sha256 mismatch" in proc.stdout
+    assert "nothing was changed on any host" in proc.stdout
+    for host in APP_HOSTS:
+        probe = fleet.lab.run(host, "ls /srv/hello/releases /srv/hello/artifacts").stdout
+        assert "5.0.0" not in probe, host
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+
+
+def test_rollback_command_steps_back_and_to_a_named_version(fleet: Fleet) -> None:
+    spec = fleet.spec("2.0.0")
+    back = fleet.rollwright("rollback", "-f", str(spec), "-t", "lab")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "1.0.0")
+    forward = fleet.rollwright("rollback", "-f", str(spec), "-t", "lab", "--to", "2.0.0")
+    assert forward.returncode == 0, forward.stdout + forward.stderr
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+
+
+def test_keep_n_releases_after_n_plus_two_deploys(fleet: Fleet) -> None:
+    keep = 3
+    versions = [f"6.0.{n}" for n in range(keep + 2)]
+    for version in versions:
+        proc = fleet.deploy(fleet.spec(version, keep=keep, batches=["50%"]))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    for host in APP_HOSTS:
+        releases = fleet.lab.run(host, "ls /srv/hello/releases").stdout.split()
+        links = fleet.lab.run(host, "readlink /srv/hello/current /srv/hello/previous").stdout.split()
+        assert sorted(releases) == versions[-keep:], host
+        assert [Path(link).name for link in links] == [versions[-1], versions[-2]], host
+        assert fleet.lab.run(host, f"test -f /srv/hello/releases/{versions[-2]}/REVISION").returncode == 0

@@ -1,0 +1,76 @@
+"""`rollwright deploy` of command groups on the control node, for real (ansible-runner, local connection):
+a failing group stops the deploy unless --continue-on-failure; --group and --skip-group pick groups."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+VENV_BIN = Path(sys.executable).parent
+SPEC = """\
+app: groups
+groups:
+  - name: first
+    order: 1
+    build_command: "echo first >> ran.txt"
+    test_command: "test -f fail-now && exit 7 || true"
+  - name: second
+    order: 2
+    deploy_command: "echo second {file} >> ran.txt"
+    file_patterns: ["src/*.txt"]
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "rollwright.yml").write_text(SPEC)
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "a b.txt").write_text("x")
+    return tmp_path
+
+
+def deploy(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(VENV_BIN / "rollwright"), "deploy", *args], cwd=folder, capture_output=True,
+                          text=True, timeout=300, check=False)
+
+
+def ran(folder: Path) -> list[str]:
+    path = folder / "ran.txt"
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_groups_run_in_order_with_each_file(project: Path) -> None:
+    proc = deploy(project)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ran(project) == ["first", "second src/a b.txt"]
+    assert "▸ Group 1: first (order 1)" in proc.stdout
+
+
+def test_a_failing_group_stops_the_deploy(project: Path) -> None:
+    (project / "fail-now").touch()
+    proc = deploy(project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert ran(project) == ["first"]
+    assert "Run test command 1 of group first" in proc.stdout
+
+
+def test_continue_on_failure_reports_and_goes_on(project: Path) -> None:
+    (project / "fail-now").touch()
+    proc = deploy(project, "--continue-on-failure")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ran(project) == ["first", "second src/a b.txt"]
+    assert "failed but continued (--continue-on-failure): localhost: Run test command 1 of group first: exit 7" \
+        in proc.stdout
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--group", "second"], ["second src/a b.txt"]),
+    (["--skip-group", "second"], ["first"]),
+])
+def test_group_selection(project: Path, args: list[str], expected: list[str]) -> None:
+    proc = deploy(project, *args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ran(project) == expected

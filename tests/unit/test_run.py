@@ -1,0 +1,185 @@
+"""The runner without hosts: progress from recorded event shapes, deploy options refused before any run,
+the release history module, and the load generator against a loopback server."""
+
+from __future__ import annotations
+
+import http.server
+import importlib.util
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rollwright.cli import main
+from rollwright.lab import sample
+from rollwright.lab.load import Load
+from rollwright.render.playbooks import PHASE_TASK, RESCUE_FAIL_TASK, ROLLBACK_PLAY, ROLLOUT_PLAY, SWITCH_TASK
+from rollwright.run.progress import INCLUDE_ROLE, Progress
+
+REPO = Path(__file__).resolve().parents[2]
+ROLLOUT = f"{ROLLOUT_PLAY} [1, 2]"
+
+
+def _event(kind: str, **data: Any) -> dict[str, Any]:
+    return {"event": kind, "event_data": data}
+
+
+def _phase(host: str, phase: str) -> dict[str, Any]:
+    return _event("runner_on_ok", host=host, task=PHASE_TASK[phase], task_action=INCLUDE_ROLE, res={})
+
+
+def _switch(host: str, old: str, new: str) -> dict[str, Any]:
+    res = {"changed": True, "switched_from": old, "current": new}
+    return _event("runner_on_ok", host=host, task=SWITCH_TASK, res=res)
+
+
+def _run(events: list[dict[str, Any]]) -> tuple[Progress, list[str]]:
+    lines: list[str] = []
+    progress = Progress(lines.append, batches=2)
+    for event in events:
+        progress(event)
+    return progress, lines
+
+
+def test_progress_knows_which_hosts_a_failed_rollout_left_switched() -> None:
+    events = [
+        _event("playbook_on_play_start", play=ROLLOUT),
+        _phase("app1", "drain"), _phase("app1", "switch"), _switch("app1", "1", "2"), _phase("app1", "health"),
+        _phase("app1", "undrain"),
+        _event("playbook_on_play_start", play=ROLLOUT),
+        _phase("app2", "switch"), _phase("app3", "switch"), _switch("app2", "1", "2"), _switch("app3", "1", "2"),
+        _phase("app2", "health"), _phase("app3", "health"),
+        _event("runner_on_failed", host="app3", task="Fail with the last answer when unhealthy",
+               res={"msg": "not healthy after 10s: body {\"status\": \"broken\"}"}),
+        _phase("app3", "rollback"), _switch("app3", "2", "1"),
+        _event("runner_on_failed", host="app3", task=RESCUE_FAIL_TASK, res={"msg": "release 2 failed on app3"}),
+        _event("playbook_on_stats"),
+    ]
+    progress, lines = _run(events)
+    assert progress.switched == ["app1", "app2"]
+    assert [h.name for h in progress.failed] == ["app3"]
+    assert progress.hosts["app3"].failures == ['health: Fail with the last answer when unhealthy: not healthy after '
+                                               '10s: body {"status": "broken"}']
+    assert progress.failed_plays == [ROLLOUT, ROLLOUT]
+    assert "▸ Roll out in batches, batch 2/2" in lines
+    assert sum("release 2 failed on app3" in line for line in lines) == 0  # the rescue's re-raise is not repeated
+
+
+def test_progress_counts_a_rollback_run_and_ignores_unmoved_switches() -> None:
+    progress, lines = _run([
+        _event("playbook_on_play_start", play=ROLLBACK_PLAY),
+        _phase("app1", "rollback"), _switch("app1", "2", "1"),
+        _phase("app2", "rollback"), _event("runner_on_ok", host="app2", task=SWITCH_TASK,
+                                           res={"changed": True, "switched_from": "1", "current": "1"}),
+        _event("playbook_on_stats"),
+    ])
+    assert progress.hosts["app1"].rolled_back and not progress.hosts["app2"].rolled_back
+    assert lines[0] == "▸ Roll back the app hosts, batch 1"
+    assert lines[-1].startswith("  ok in")
+
+
+def test_unreachable_host_is_a_failure_with_its_reason() -> None:
+    progress, _ = _run([_event("playbook_on_play_start", play="Stage"),
+                        _event("runner_on_unreachable", host="app2", task="Create", res={"msg": "ssh: timed out"})])
+    assert progress.failed[0].unreachable == "ssh: timed out"
+
+
+def _spec(tmp_path: Path, production: bool) -> Path:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    app:\n      hosts:\n        app1: {}\n        app2: {}\n"
+                         "    lb:\n      hosts:\n        lb1: {}\n")
+    artifact, sha = sample.build("1.0.0", tmp_path / "dist")
+    return sample.write_spec(tmp_path, inventory, artifact, sha, "1.0.0", production=production)
+
+
+def test_no_health_check_is_refused_on_production(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _spec(tmp_path, production=True)
+    assert main(["deploy", "-f", str(spec), "-t", "lab", "--no-health-check"]) == 2
+    assert "refused on target 'lab': it is marked production" in capsys.readouterr().err
+    assert not (tmp_path / ".rollwright").exists()  # nothing generated, nothing run
+
+
+def test_unknown_group_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", "-f", str(_spec(tmp_path, False)), "-t", "lab", "--skip-group", "nope"]) == 2
+    assert "no command group 'nope'" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", "-f", str(_spec(tmp_path, False)), "-t", "lab", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "nothing is touched" in out and "Batch 2: drain in app on lb" in out
+    assert not (tmp_path / ".rollwright").exists()
+
+
+def _switch_module() -> Any:
+    path = REPO / "roles/release/library/release_switch.py"
+    spec = importlib.util.spec_from_file_location("release_switch", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run_module(root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+                **args: Any) -> dict[str, Any]:
+    from ansible.module_utils import basic
+    from ansible.module_utils.common.text.converters import to_bytes
+
+    payload = {"ANSIBLE_MODULE_ARGS": {"root": str(root), **args}}
+    monkeypatch.setattr(basic, "_ANSIBLE_ARGS", to_bytes(json.dumps(payload)))
+    monkeypatch.setattr(basic, "_ANSIBLE_PROFILE", "legacy", raising=False)
+    with pytest.raises(SystemExit):
+        _switch_module().main()
+    return json.loads(capsys.readouterr().out)
+
+
+def test_release_history_is_a_stack_so_rollback_never_returns_to_an_abandoned_release(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    for version in ("1", "2", "3"):
+        (tmp_path / "releases" / version).mkdir(parents=True)
+        (tmp_path / "releases" / version / "REVISION").write_text(version)
+    for version in ("1", "2", "3"):
+        assert _run_module(tmp_path, monkeypatch, capsys, version=version)["changed"] is True
+    again = _run_module(tmp_path, monkeypatch, capsys, version="3")
+    assert again["changed"] is False
+    back = _run_module(tmp_path, monkeypatch, capsys, action="pop")  # 3 was bad
+    assert (back["current"], back["previous"], back["switched_from"]) == ("2", "1", "3")
+    back = _run_module(tmp_path, monkeypatch, capsys, action="pop")  # and 2 too: go to 1, never to 3
+    assert (back["current"], back["previous"]) == ("1", "")
+    assert (tmp_path / "current").resolve() == tmp_path / "releases" / "1"
+    assert not (tmp_path / "previous").exists()
+    refused = _run_module(tmp_path, monkeypatch, capsys, action="pop")
+    assert refused["failed"] and "no release before 1" in refused["msg"]
+    missing = _run_module(tmp_path, monkeypatch, capsys, version="9")
+    assert missing["failed"] and "not a staged release" in missing["msg"]
+    assert (tmp_path / "history").read_text() == "1\n"
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200 if self.path == "/" else 503)
+        self.send_header("X-App-Version", "7")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_load_is_bounded_paced_and_counts_failures() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        with Load("127.0.0.1", port, rate=400, max_requests=60) as load:
+            threading.Event().wait(1.0)
+        assert (load.result.sent, load.result.ok, load.result.failed) == (60, 60, 0)
+        assert load.result.versions == {"7": 60}
+        with Load("127.0.0.1", port, "/down", rate=50, max_requests=1000, max_seconds=0.5) as load:
+            threading.Event().wait(1.0)
+        assert 20 <= load.result.sent <= 27 and load.result.failed == load.result.sent
+    finally:
+        server.shutdown()
+        server.server_close()

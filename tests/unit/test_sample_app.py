@@ -1,0 +1,410 @@
+"""The sample app (examples/hello) and its build: reproducible tarballs, and the behaviours a deploy relies on.
+
+Every app here is the built tarball, extracted and run as a real process on a loopback port: health that
+starts as 503, database probing without a driver, deliberately broken builds, and draining on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
+BUILD_PY = HELLO / "build.py"
+VERSION = "1.2.3"
+PASSWORD = "s3cr3t-Pa55word"
+
+
+def _load_build() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("hello_build", BUILD_PY)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_mod = _load_build()
+
+
+@pytest.fixture(autouse=True)
+def _no_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get(port: int, path: str, timeout: float = 5.0) -> tuple[int, http.client.HTTPMessage, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        resp = conn.getresponse()
+        return resp.status, resp.headers, resp.read()
+    finally:
+        conn.close()
+
+
+def health(port: int) -> tuple[int, dict[str, str]]:
+    status, _, body = get(port, "/health")
+    return status, json.loads(body)
+
+
+def build_and_extract(tmp_path: Path, version: str = VERSION, **kwargs: object) -> Path:
+    tarball, _ = build_mod.build(version, tmp_path / "dist", **kwargs)
+    app_dir = tmp_path / "release"
+    app_dir.mkdir()
+    with tarfile.open(tarball) as tar:
+        tar.extractall(app_dir, filter="data")
+    return app_dir
+
+
+@dataclass
+class RunningApp:
+    proc: subprocess.Popen[bytes]
+    port: int
+    out_path: Path
+    err_path: Path
+
+    def output(self) -> str:
+        return self.out_path.read_text() + self.err_path.read_text()
+
+
+@contextlib.contextmanager
+def run_app(app_dir: Path, startup_delay: float = 0.0, **env: str) -> Iterator[RunningApp]:
+    """Start app.py on a free loopback port, wait until it accepts connections; always stop it afterwards."""
+    port = free_port()
+    full_env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "PORT")}
+    full_env.update(env, STARTUP_DELAY_S=str(startup_delay), PYTHONUNBUFFERED="1")
+    out_path, err_path = app_dir / "stdout.txt", app_dir / "stderr.txt"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, str(app_dir / "app.py"), "--host", "127.0.0.1", "--port", str(port)],
+            cwd=app_dir,
+            env=full_env,
+            stdout=out,
+            stderr=err,
+        )
+    app = RunningApp(proc, port, out_path, err_path)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            assert proc.poll() is None, f"app exited early: {app.output()}"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "app did not start listening within 10 s"
+                time.sleep(0.02)
+        yield app
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+
+
+@contextlib.contextmanager
+def fake_postgres(answer: bytes = b"N") -> Iterator[tuple[int, list[bytes]]]:
+    """A listener that answers an SSLRequest like PostgreSQL would; yields its port and what each client sent."""
+    received: list[bytes] = []
+    stop = threading.Event()
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    srv.settimeout(0.1)
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = srv.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(2)
+                data = b""
+                with contextlib.suppress(OSError):
+                    while len(data) < 8:
+                        chunk = conn.recv(8 - len(data))
+                        if not chunk:
+                            break
+                        data += chunk
+                    received.append(data)
+                    conn.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield srv.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        srv.close()
+
+
+# --- build -------------------------------------------------------------------------------------------------
+
+
+def test_build_is_byte_reproducible(tmp_path: Path) -> None:
+    first, sha1 = build_mod.build(VERSION, tmp_path / "a")
+    first_bytes = first.read_bytes()
+    second, sha2 = build_mod.build(VERSION, tmp_path / "b")
+    assert first.name == f"hello-{VERSION}.tar.gz"
+    assert second.read_bytes() == first_bytes
+    assert sha1 == sha2 == hashlib.sha256(first_bytes).hexdigest()
+    # rebuilding in place gives the same bytes too
+    assert build_mod.build(VERSION, tmp_path / "a")[0].read_bytes() == first_bytes
+    # a different version is a different artifact
+    assert build_mod.build("1.2.4", tmp_path / "a")[1] != sha1
+
+
+def test_build_contents_and_metadata(tmp_path: Path) -> None:
+    tarball, _ = build_mod.build(VERSION, tmp_path)
+    raw = tarball.read_bytes()
+    assert raw[:2] == b"\x1f\x8b"
+    assert raw[4:8] == b"\0\0\0\0", "gzip header mtime must be 0"
+    assert raw[3] & 0x08 == 0, "gzip header must not carry a file name"
+    with tarfile.open(tarball) as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["VERSION", "app.py"]
+        for m in members:
+            assert m.isfile()
+            assert (m.mode, m.uid, m.gid, m.uname, m.gname) == (0o644, 0, 0, "", "")
+            assert m.mtime == build_mod.DEFAULT_MTIME
+        assert tar.extractfile("VERSION").read() == f"{VERSION}\n".encode()
+        assert tar.extractfile("app.py").read() == (HELLO / "app" / "app.py").read_bytes()
+
+
+def test_source_date_epoch_sets_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1234567890")
+    tarball, _ = build_mod.build(VERSION, tmp_path)
+    with tarfile.open(tarball) as tar:
+        assert {m.mtime for m in tar.getmembers()} == {1234567890}
+
+
+def test_sha_file_matches(tmp_path: Path) -> None:
+    tarball, digest = build_mod.build(VERSION, tmp_path)
+    sha_file = tmp_path / f"hello-{VERSION}.tar.gz.sha256"
+    assert sha_file.read_text() == f"{hashlib.sha256(tarball.read_bytes()).hexdigest()}  {tarball.name}\n"
+    assert digest == hashlib.sha256(tarball.read_bytes()).hexdigest()
+
+
+def test_broken_markers(tmp_path: Path) -> None:
+    everywhere, _ = build_mod.build(VERSION, tmp_path / "all", broken=True)
+    some, _ = build_mod.build(VERSION, tmp_path / "some", broken_on=["web1", " web2 "])
+    with tarfile.open(everywhere) as tar:
+        assert [m.name for m in tar.getmembers()] == ["BROKEN", "VERSION", "app.py"]
+        assert tar.extractfile("BROKEN").read() == b""
+    with tarfile.open(some) as tar:
+        assert tar.extractfile("BROKEN").read() == b"web1\nweb2\n"
+    with pytest.raises(ValueError):
+        build_mod.build(VERSION, tmp_path, broken=True, broken_on=["x"])
+
+
+def test_cli_line_and_json(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, str(BUILD_PY), VERSION, "-o", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 0, run.stderr
+    tarball = tmp_path / f"hello-{VERSION}.tar.gz"
+    digest = hashlib.sha256(tarball.read_bytes()).hexdigest()
+    assert run.stdout == f"hello {VERSION} {digest} {tarball}\n"
+
+    run = subprocess.run(
+        [sys.executable, str(BUILD_PY), VERSION, "-o", str(tmp_path), "--broken-on", "h1,h2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert run.returncode == 0, run.stderr
+    out = json.loads(run.stdout)
+    assert out["version"] == VERSION
+    assert out["path"] == str(tarball)
+    assert out["sha256"] == hashlib.sha256(tarball.read_bytes()).hexdigest() != digest
+    assert out["broken"] == ["h1", "h2"]
+
+
+@pytest.mark.parametrize("bad", ["../1.0", "1.0 beta", ".hidden", "1/2", "v1;rm"])
+def test_bad_version_exits_2(tmp_path: Path, bad: str) -> None:
+    run = subprocess.run(
+        [sys.executable, str(BUILD_PY), bad, "-o", str(tmp_path)], capture_output=True, text=True, timeout=30
+    )
+    assert run.returncode == 2
+    assert "invalid version" in run.stderr
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="invalid version"):
+        build_mod.build(bad, tmp_path)
+
+
+# --- the running app ---------------------------------------------------------------------------------------
+
+
+def test_health_starting_then_ok(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path)
+    with run_app(app_dir, startup_delay=2.0) as app:
+        t0 = time.monotonic()
+        status, body = health(app.port)
+        assert (status, body["status"], body["version"]) == (503, "starting", VERSION)
+        # only health reports starting: the app itself already answers
+        assert get(app.port, "/")[0] == 200
+        deadline = t0 + 8
+        while (status, body) == (503, {"status": "starting", "version": VERSION}) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            status, body = health(app.port)
+        assert time.monotonic() - t0 >= 1.0, "health turned ok long before STARTUP_DELAY_S"
+        assert status == 200
+        assert body == {"status": "ok", "version": VERSION, "database": "not configured"}
+        out = app.output()
+        assert f"version {VERSION}" in out and "database configured: no" in out
+
+
+def test_root_names_host_and_version(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path)
+    with run_app(app_dir) as app:
+        status, headers, body = get(app.port, "/")
+        assert status == 200
+        assert body.decode() == f"hello from {socket.gethostname()} version {VERSION}\n"
+        assert headers["X-App-Version"] == VERSION
+        assert get(app.port, "/nope")[0] == 404
+        assert get(app.port, "/slow?ms=oops")[0] == 400
+        assert get(app.port, "/slow?ms=10")[0] == 200
+        # no access log: requests leave nothing in the app's output beyond the start line
+        assert app.output().count("\n") == 1, app.output()
+
+
+def test_version_unknown_without_file(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_bytes((HELLO / "app" / "app.py").read_bytes())
+    with run_app(tmp_path) as app:
+        status, headers, _ = get(app.port, "/")
+        assert status == 200 and headers["X-App-Version"] == "unknown"
+        assert health(app.port)[1]["version"] == "unknown"
+
+
+def test_database_unreachable(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path)
+    closed = free_port()  # nothing listens here any more
+    with run_app(app_dir, DATABASE_URL=f"postgresql://app:{PASSWORD}@127.0.0.1:{closed}/app") as app:
+        status, body = health(app.port)
+        assert status == 503
+        assert body["status"] == "database unreachable" and body["version"] == VERSION
+        assert get(app.port, "/")[0] == 200
+    out = app.output()
+    assert "database configured: yes" in out and f"127.0.0.1:{closed}" in out
+    assert PASSWORD not in out
+
+
+def test_database_reachable_via_sslrequest(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path)
+    with (
+        fake_postgres(b"N") as (db_port, received),
+        run_app(app_dir, DATABASE_URL=f"postgresql://app:{PASSWORD}@127.0.0.1:{db_port}/app?sslmode=disable") as app,
+    ):
+        t0 = time.monotonic()
+        status, body = health(app.port)
+        assert status == 200, body
+        assert body == {"status": "ok", "version": VERSION, "database": "ok"}
+        # the probe is exactly a PostgreSQL SSLRequest, and it is cached: a burst of checks probes once
+        for _ in range(5):
+            assert health(app.port)[0] == 200
+        burst_s = time.monotonic() - t0
+        assert received[0] == (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")
+        if burst_s < 0.9:  # all within the 1 s cache window (true unless the machine is badly overloaded)
+            assert len(received) == 1, received
+    out = app.output()
+    assert "database configured: yes" in out
+    assert PASSWORD not in out
+
+
+def test_database_wrong_answer_is_unreachable(tmp_path: Path) -> None:
+    """Something listens, but it is not PostgreSQL (it answers neither S nor N)."""
+    app_dir = build_and_extract(tmp_path)
+    with (
+        fake_postgres(b"H") as (db_port, _),
+        run_app(app_dir, DATABASE_URL=f"postgresql://app@127.0.0.1:{db_port}/app") as app,
+    ):
+        status, body = health(app.port)
+        assert (status, body["status"]) == (503, "database unreachable")
+
+
+def test_broken_build_fails_health_only(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path, broken=True)
+    with run_app(app_dir, startup_delay=5.0) as app:
+        for _ in range(2):
+            status, body = health(app.port)
+            assert (status, body) == (500, {"status": "broken", "version": VERSION})
+        assert get(app.port, "/")[0] == 200
+
+
+@pytest.mark.parametrize(("on_this_host", "expected"), [(True, 500), (False, 200)])
+def test_broken_on_hosts(tmp_path: Path, on_this_host: bool, expected: int) -> None:
+    me = socket.gethostname()
+    hosts = ["other-host-a", me] if on_this_host else ["other-host-a", f"not-{me}"]
+    app_dir = build_and_extract(tmp_path, broken_on=hosts)
+    with run_app(app_dir) as app:
+        status, body = health(app.port)
+        assert status == expected, body
+        assert body["status"] == ("broken" if on_this_host else "ok")
+        assert get(app.port, "/")[0] == 200
+
+
+def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path)
+    with run_app(app_dir) as app:
+        result: dict[str, object] = {}
+
+        def slow() -> None:
+            try:
+                status, _, body = get(app.port, "/slow?ms=1500", timeout=10)
+                result["status"], result["body"] = status, body
+            except Exception as exc:  # recorded, asserted below
+                result["error"] = exc
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        time.sleep(0.3)
+        app.proc.send_signal(signal.SIGTERM)
+
+        # while the slow request is still running, the listening socket is already closed
+        refused_while_draining = False
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline and not refused_while_draining:
+            try:
+                socket.create_connection(("127.0.0.1", app.port), timeout=0.5).close()
+                time.sleep(0.05)
+            except ConnectionRefusedError:
+                refused_while_draining = app.proc.poll() is None and thread.is_alive()
+        assert refused_while_draining, "new connections were still accepted during the drain"
+
+        assert app.proc.wait(timeout=10) == 0
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+        assert result.get("status") == 200, result
+        assert result["body"] == b"slept 1500 ms\n"
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", app.port), timeout=2).close()
+        out = app.output()
+        assert out.splitlines()[-1].startswith(f"hello: version {VERSION} stopped")
