@@ -7,8 +7,10 @@ through the lab's HAProxy; a single failed request fails the test.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,9 +116,39 @@ def test_failure_in_a_later_batch_rolls_back_the_earlier_batches(fleet: Fleet) -
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert load.failed == 0, load.summary()
     assert "rolled back by their health gate: app3" in proc.stdout
-    assert "rolled back from earlier batches: app1, app2" in proc.stdout
+    assert "rolled back by the runner: app1, app2" in proc.stdout
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
     assert "4.0.0" in load.versions  # app1 and app2 really served 4.0.0 before going back
+
+
+def test_interrupted_deploy_restores_the_fleet(fleet: Fleet) -> None:
+    """Ctrl-C while app2 (batch 2) is being switched: app1 and, if it got that far, app2 go back."""
+    spec = fleet.spec("4.1.0")
+    command = [str(VENV_BIN / "rollwright"), "deploy", "-f", str(spec), "-t", "lab"]
+    lines: list[str] = []
+    with Load(fleet.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as load:
+        proc = subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                lines.append(line)
+                if line.split() == ["app2", "drain"]:
+                    time.sleep(0.3)
+                    proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=600)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    out = "".join(lines)
+    print(out, load.result.summary(), file=sys.stderr)
+    assert code == 1, out
+    assert "interrupted; restoring the fleet" in out
+    assert "rolling back the hosts this deploy switched: app1" in out
+    assert load.result.failed == 0, load.result.summary()
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+    stat = fleet.lab.run("lb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
+    rows = [row.split(",") for row in stat.splitlines() if row.startswith("app,app")]
+    assert {row[1]: row[17] for row in rows} == dict.fromkeys(APP_HOSTS, "UP")
 
 
 def test_checksum_mismatch_refuses_before_touching_any_host(fleet: Fleet) -> None:

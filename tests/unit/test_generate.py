@@ -51,7 +51,8 @@ def test_committed_playbooks_are_not_stale(name: str, spec: Path, target: str | 
 def test_generated_project_passes_syntax_check_and_lint(tmp_path: Path, tool_env: dict[str, str], name: str,
                                                         spec: Path, target: str | None) -> None:
     out = _generate(spec, target, tmp_path / name)
-    syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml"], cwd=out,
+    playbooks = ["site.yml", "rollback.yml", "status.yml", "undrain.yml"]
+    syntax = subprocess.run(["ansible-playbook", "--syntax-check", *playbooks], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
     lint = subprocess.run(["ansible-lint", "--offline", "--nocolor", "--profile", "production"], cwd=out,

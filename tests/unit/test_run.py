@@ -80,6 +80,19 @@ def test_progress_counts_a_rollback_run_and_ignores_unmoved_switches() -> None:
     assert lines[-1].startswith("  ok in")
 
 
+def test_hosts_an_interrupted_batch_left_drained_are_known() -> None:
+    progress, _ = _run([
+        _event("playbook_on_play_start", play=ROLLOUT),
+        _phase("app1", "drain"), _phase("app1", "switch"), _switch("app1", "1", "2"), _phase("app1", "undrain"),
+        _event("playbook_on_play_start", play=ROLLOUT),
+        _phase("app2", "drain"), _phase("app3", "drain"), _phase("app2", "switch"), _switch("app2", "1", "2"),
+        _phase("app3", "switch"),  # interrupted here: app3's switch may or may not have happened
+    ])
+    assert progress.switched == ["app1", "app2"]
+    assert progress.left_out == ["app3"]
+    assert progress.changed == 2
+
+
 def test_unreachable_host_is_a_failure_with_its_reason() -> None:
     progress, _ = _run([_event("playbook_on_play_start", play="Stage"),
                         _event("runner_on_unreachable", host="app2", task="Create", res={"msg": "ssh: timed out"})])

@@ -87,6 +87,17 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
     return [play]
 
 
+def undrain_plays(spec: Spec) -> list[dict[str, Any]]:
+    """undrain.yml: put hosts back in the load balancer (the runner's repair after an interrupted rollout).
+
+    HAProxy's own health check still decides: a host that is not healthy is set ready but stays DOWN,
+    and the task fails after the drain timeout, so a broken host never takes traffic.
+    """
+    tasks = _lb_tasks(spec, "ready") or [
+        _task("Say there is no load balancer", "ansible.builtin.debug", {"msg": "the spec has no load balancer"})]
+    return [_play("Put app hosts back in the load balancer", spec.rollout.hosts, tasks, tags=["undrain"])]
+
+
 def status_plays(spec: Spec) -> list[dict[str, Any]]:
     """status.yml: what every app host runs and whether it is healthy, reported through set_stats."""
     if not spec.artifact:

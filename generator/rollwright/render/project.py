@@ -128,6 +128,7 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "site.yml": dump_yaml(playbooks.site_plays(spec, inp.groups), header),
         "rollback.yml": dump_yaml(playbooks.rollback_plays(spec), header),
         "status.yml": dump_yaml(playbooks.status_plays(spec), header),
+        "undrain.yml": dump_yaml(playbooks.undrain_plays(spec), header),
         "group_vars/all/rollwright.yml": dump_yaml(spec_values(inp), header),
         "execution-environment.yml": dump_yaml(_execution_environment(), header),
         "README.md": _readme(inp).encode(),
@@ -232,6 +233,7 @@ ansible-playbook site.yml --check --diff  # what would change
 ansible-playbook rollback.yml             # every app host back to its previous release
 ansible-playbook rollback.yml -e rollwright_rollback_version=1.2.3
 ansible-playbook status.yml               # what every app host runs and whether it is healthy
+ansible-playbook undrain.yml --limit app2 # put a host left drained back in the load balancer
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
 ```
 
@@ -239,7 +241,7 @@ A failed health gate rolls that host back and stops the rollout; hosts of earlie
 new version (rollwright's runner is where whole-fleet rollback, the deploy lock and records live).
 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
-health gate, site health), `rollback.yml`, `status.yml` (read-only report),
+health gate, site health), `rollback.yml`, `status.yml` (read-only report), `undrain.yml`,
 `group_vars/all/rollwright.yml` (the spec's values), `inventory/` (the target's inventory), `roles/`
 (release, service, healthcheck, lb_haproxy, rollback, preflight, backup_postgresql, migrate),
 `execution-environment.yml` (ansible-builder v3; set the base image to your registry's minimal EE image).

@@ -20,7 +20,7 @@ from rollwright.render.batches import split_batches
 from rollwright.render.plan import build_plan, hosts_of, plan_as_text
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
 from rollwright.render.project import expand_groups, inventory_path, prepare, render, resolve_target, write_project
-from rollwright.run.engine import PlaybookRun, run_playbook
+from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.progress import Progress
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Target
@@ -91,25 +91,51 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
     workspace = prepare_workspace(loaded, name)
     progress = Progress(write, batches=len(batches))
     started = time.perf_counter()
-    site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
-                        extravars=_extravars(options), skip_tags=_skip_tags(loaded, options))
-    if site.ok:
-        changed = sum(site.count("changed").values())
-        write(f"deployed {what} to {name} in {time.perf_counter() - started:.1f}s ({changed} changes)")
-        if progress.continued:
-            write(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
-        return 0
-    write(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
+    with Interrupts() as interrupts:
+        site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
+                            extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
+                            cancel=interrupts.after(1))
+        if site.ok:
+            changed = sum(site.count("changed").values())
+            write(f"deployed {what} to {name} in {time.perf_counter() - started:.1f}s ({changed} changes)")
+            if progress.continued:
+                write(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
+            return 0
+        if site.status == "canceled":
+            write(f"✗ deploy of {what} to {name} interrupted; restoring the fleet (interrupt again to stop that too)")
+        else:
+            write(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
+        version = spec.artifact.version if spec.artifact else ""
+        rolled_back = _restore(workspace, progress, version, write, interrupts.after(2))
+        states = host_states(workspace, options.limit) if spec.artifact else []
+    return _account(write, site, progress, rolled_back, states, version)
+
+
+def _restore(workspace: Workspace, progress: Progress, version: str, write: Write,
+             cancel: Callable[[], bool]) -> list[str]:
+    """Roll back the hosts this run switched and left switched; put back in the load balancer the hosts
+    a stopped rollout left drained. Returns the hosts rolled back."""
+    only_after_rollout = bool(progress.failed_plays) and set(progress.failed_plays) <= set(AFTER_ROLLOUT_PLAYS)
+    switched, left_out = list(progress.switched), list(progress.left_out)
+    unsure = [h for h in left_out if progress.hosts[h].phase != "drain"]
+    if unsure:  # stopped between switch and undrain: the switch may have happened without its event
+        found = [s.name for s in host_states(workspace, ",".join(unsure)) if s.current == version]
+        switched, left_out = sorted([*switched, *found]), [h for h in left_out if h not in found]
     rolled_back: list[str] = []
-    if progress.switched and not set(progress.failed_plays) <= set(AFTER_ROLLOUT_PLAYS):
-        write(f"rolling back the hosts earlier batches switched: {', '.join(progress.switched)}")
+    if switched and not only_after_rollout:
+        write(f"rolling back the hosts this deploy switched: {', '.join(switched)}")
         back = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write),
-                            limit=",".join(progress.switched))
-        rolled_back = [] if not back.ok else list(progress.switched)
+                            limit=",".join(switched), cancel=cancel)
+        rolled_back = switched if back.ok else []
         if not back.ok:
-            write("✗ the rollback of earlier batches failed too")
-    states = host_states(workspace, options.limit) if spec.artifact else []
-    return _account(write, site, progress, rolled_back, states, spec.artifact.version if spec.artifact else "")
+            write("✗ the rollback of those hosts failed too")
+    if left_out:
+        write(f"putting back in the load balancer: {', '.join(left_out)}")
+        undrain = run_playbook(workspace.project, "undrain.yml", workspace.runs, Progress(write),
+                               limit=",".join(left_out), cancel=cancel)
+        if not undrain.ok:
+            write("✗ some of them are not UP in the load balancer (see below)")
+    return rolled_back
 
 
 def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None, limit: str | None,
@@ -123,9 +149,10 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
     where = f"to {to_version}" if to_version else "to each host's previous release"
     write(f"roll back {spec.app} on {name} {where}")
     extravars = {"rollwright_rollback_version": to_version} if to_version else None
-    run = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write), limit=limit,
-                       extravars=extravars)
-    states = host_states(workspace, limit)
+    with Interrupts() as interrupts:
+        run = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write), limit=limit,
+                           extravars=extravars, cancel=interrupts.after(1))
+        states = host_states(workspace, limit)
     _print_states(write, states)
     versions = {s.current for s in states}
     consistent = bool(states) and all(s.healthy for s in states) and len(versions) == 1
@@ -199,15 +226,20 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     for record in progress.failed:
         for failure in record.failures or [record.unreachable]:
             write(f"    {record.name:<12} {failure}")
+    if site.status == "canceled":
+        write("    the deploy was interrupted (Ctrl-C or SIGTERM)")
+    elif not progress.failed:
+        for line in site.error_tail():
+            write(f"    {line}")
     rescued = sorted(h.name for h in progress.hosts.values() if h.rolled_back)
     if rescued:
         write(f"rolled back by their health gate: {', '.join(rescued)}")
     if rolled_back:
-        write(f"rolled back from earlier batches: {', '.join(rolled_back)}")
+        write(f"rolled back by the runner: {', '.join(rolled_back)}")
     if states:
         _print_states(write, states)
     write(f"details: {site.artifact_dir / 'stdout'}")
-    if not any(site.count("changed").values()):
+    if not progress.changed:
         write("nothing was changed on any host")
         return EXIT_FAILED
     versions = {s.current for s in states}

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ import ansible_runner
 
 Event = dict[str, Any]
 ARTIFACTS_KEPT = 50
+SETTINGS = {"pexpect_timeout": 0.5}  # how often ansible-runner asks `cancel` while a task runs silently
 
 
 @dataclass(frozen=True)
@@ -40,6 +43,17 @@ class PlaybookRun:
         """Per-host counts from the stats: kind is ok, changed, failures, dark, rescued, skipped."""
         return dict(self.stats.get(kind) or {})
 
+    def error_tail(self, lines: int = 12) -> list[str]:
+        """The end of the run's stdout from its last error: for failures no task event explains
+        (a playbook that does not parse, an undefined variable at include time, a crash)."""
+        path = self.artifact_dir / "stdout"
+        if not path.is_file():
+            return []
+        text = path.read_text(encoding="utf-8", errors="replace").splitlines()
+        starts = [i for i, line in enumerate(text) if line.startswith(("[ERROR]", "ERROR!", "fatal:"))]
+        tail = text[starts[-1]:] if starts else text[-lines:]
+        return [line for line in tail[:lines] if line.strip()]
+
     @property
     def custom_stats(self) -> dict[str, Any]:
         """What the playbook published with ansible.builtin.set_stats."""
@@ -55,9 +69,13 @@ def run_playbook(
     limit: str | None = None,
     extravars: dict[str, Any] | None = None,
     skip_tags: list[str] | None = None,
+    cancel: Callable[[], bool] = lambda: False,
 ) -> PlaybookRun:
-    """Run `playbook` of a generated project; host key checking stays on whatever the environment says."""
+    """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it."""
     run_root.mkdir(parents=True, exist_ok=True)
+    # ansible-runner ignores `settings=` unless env/settings exists, so the file is the way to set it.
+    (run_root / "env").mkdir(exist_ok=True)
+    (run_root / "env" / "settings").write_text(json.dumps(SETTINGS), encoding="utf-8")
     ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{Path(playbook).stem}"
     stats: dict[str, Any] = {}
 
@@ -86,6 +104,7 @@ def run_playbook(
         envvars=envvars,
         event_handler=handle,
         quiet=True,
+        cancel_callback=cancel,  # also keeps ansible-runner from installing its own signal handlers
         suppress_env_files=True,  # env/extravars would otherwise persist and leak into the next run
         rotate_artifacts=ARTIFACTS_KEPT,
     )
@@ -112,3 +131,33 @@ def _redact_environment(command_file: Path) -> None:
     saved = json.loads(command_file.read_text(encoding="utf-8"))
     saved["env"] = sorted(saved.get("env") or {})
     command_file.write_text(json.dumps(saved), encoding="utf-8")
+
+
+class Interrupts:
+    """Ctrl-C and SIGTERM during a deploy, counted: the runner decides what each one cancels.
+
+    A deploy stopped half-way must still be repaired, so the first signal only cancels the playbook
+    that runs; the repair runs after it, and only a second signal cancels that too.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._saved: dict[int, Any] = {}
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._saved = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, number: int, frame: object) -> None:
+        self.count += 1
+
+    def after(self, count: int) -> Callable[[], bool]:
+        """A cancel callback that fires once `count` signals arrived."""
+        return lambda: self.count >= count

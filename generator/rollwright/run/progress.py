@@ -54,6 +54,7 @@ class Progress:
         self._batch = 0
         self.failed_plays: list[str] = []
         self.continued: list[str] = []  # commands that failed under --continue-on-failure
+        self.changed = 0  # changed results seen, counted from events (an interrupted run has no final stats)
 
     def host(self, name: str) -> HostRecord:
         return self.hosts.setdefault(name, HostRecord(name))
@@ -62,6 +63,14 @@ class Progress:
     def switched(self) -> list[str]:
         """Hosts left on the new release by this run: switched and not rolled back by their rescue."""
         return sorted(h.name for h in self.hosts.values() if h.switched and not h.rolled_back)
+
+    @property
+    def left_out(self) -> list[str]:
+        """Hosts a stopped rollout may have left out of the load balancer: their last phase was not
+        `undrain`, and they are not switched (rolling those back puts them back in anyway)."""
+        switched = set(self.switched)
+        return sorted(h.name for h in self.hosts.values()
+                      if h.phase and h.phase != "undrain" and h.name not in switched)
 
     @property
     def failed(self) -> list[HostRecord]:
@@ -117,8 +126,10 @@ class Progress:
             record.batch, record.phase = play.batch, PHASES[task]
             self.write(f"    {host:<12} {record.phase}")
             return
-        if res.get("changed") and play is not None:
-            play.changed += 1
+        if res.get("changed"):
+            self.changed += 1
+            if play is not None:
+                play.changed += 1
         moved = res.get("switched_from") != res.get("current")
         if task == SWITCH_TASK and moved and play is not None and play.batch:
             record = self.host(host)
