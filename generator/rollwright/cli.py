@@ -23,6 +23,10 @@ def _spec_arg(parser: argparse.ArgumentParser) -> None:
                         help=f"deploy spec: YAML, or a deployment-config JSON (default: {DEFAULT_SPEC})")
 
 
+def _target_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+
+
 def _json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
@@ -125,7 +129,7 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import Workspace, host_states, prepare_workspace
+    from rollwright.run.deploy import Workspace, host_states, prepare_workspace, print_states
 
     loaded = load_spec(args.spec)
     workspace: Workspace = prepare_workspace(loaded, args.target)
@@ -133,9 +137,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([vars(s) for s in states], indent=2))
     else:
-        for state in states:
-            health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
-            print(f"{state.name:<12} {state.current or 'unknown':<16} previous {state.previous or '-':<16} {health}")
+        print_states(_say, states)
     return 0 if states and all(s.healthy for s in states) else 1
 
 
@@ -164,20 +166,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plan", help="the ordered steps a deploy would run, per group and batch; touches nothing")
     _spec_arg(p)
-    p.add_argument("-t", "--target", help="target name from the spec")
+    _target_arg(p)
     _json_arg(p)
     p.set_defaults(func=cmd_plan)
 
     p = sub.add_parser("generate", help="write the plain Ansible project for a target")
     _spec_arg(p)
-    p.add_argument("-t", "--target", help="target name from the spec")
+    _target_arg(p)
     p.add_argument("-o", "--output", help="output folder (default: build/<target>)")
     _json_arg(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("deploy", help="deploy the spec's release to a target (ansible-runner, progress, rollback)")
     _spec_arg(p)
-    p.add_argument("-t", "--target", help="target name from the spec")
+    _target_arg(p)
     p.add_argument("--group", action="append", default=[], metavar="NAME",
                    help="run only this command group (repeatable); the release steps still run")
     p.add_argument("--skip-group", action="append", default=[], metavar="NAME", help="skip this command group")
@@ -191,14 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("rollback", help="every app host back to its previous release (or --to VERSION)")
     _spec_arg(p)
-    p.add_argument("-t", "--target", help="target name from the spec")
+    _target_arg(p)
     p.add_argument("--to", metavar="VERSION", help="a release staged on the hosts (default: each host's previous)")
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the rollback to")
     p.set_defaults(func=cmd_rollback)
 
     p = sub.add_parser("status", help="what every app host serves and whether it is healthy (changes nothing)")
     _spec_arg(p)
-    p.add_argument("-t", "--target", help="target name from the spec")
+    _target_arg(p)
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern")
     _json_arg(p)
     p.set_defaults(func=cmd_status)

@@ -153,7 +153,7 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
         run = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write), limit=limit,
                            extravars=extravars, cancel=interrupts.after(1))
         states = host_states(workspace, limit)
-    _print_states(write, states)
+    print_states(write, states)
     versions = {s.current for s in states}
     consistent = bool(states) and all(s.healthy for s in states) and len(versions) == 1
     if run.ok and consistent:
@@ -211,12 +211,13 @@ def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:
     return [*tags, "health"] if options.no_health_check else tags
 
 
-def _print_states(write: Write, states: list[HostState]) -> None:
+def print_states(write: Write, states: list[HostState]) -> None:
+    """One line per app host: the release it serves, the one before it, and its health."""
     write("hosts now:")
     for state in states:
         health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
         serving = state.current or "unknown (unreachable or never deployed)"
-        write(f"    {state.name:<12} {serving:<16} {health}")
+        write(f"    {state.name:<12} {serving:<16} previous {state.previous or '-':<16} {health}")
 
 
 def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: list[str],
@@ -237,7 +238,7 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     if rolled_back:
         write(f"rolled back by the runner: {', '.join(rolled_back)}")
     if states:
-        _print_states(write, states)
+        print_states(write, states)
     write(f"details: {site.artifact_dir / 'stdout'}")
     if not progress.changed:
         write("nothing was changed on any host")
