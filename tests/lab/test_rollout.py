@@ -185,3 +185,12 @@ def test_keep_n_releases_after_n_plus_two_deploys(fleet: Fleet) -> None:
         assert sorted(releases) == versions[-keep:], host
         assert [Path(link).name for link in links] == [versions[-1], versions[-2]], host
         assert fleet.lab.run(host, f"test -f /srv/hello/releases/{versions[-2]}/REVISION").returncode == 0
+
+
+def test_limit_deploys_only_the_named_hosts(fleet: Fleet) -> None:
+    spec = fleet.spec("6.1.0", keep=3, batches=["50%"])
+    proc = fleet.deploy(spec, "--limit", "app1")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert fleet.versions(spec) == {"app1": "6.1.0", "app2": "6.0.4", "app3": "6.0.4"}
+    for host in ("app2", "app3"):
+        assert "6.1.0" not in fleet.lab.run(host, "ls /srv/hello/releases").stdout, host  # not even staged
