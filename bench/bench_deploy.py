@@ -63,8 +63,8 @@ def bench_fleet(hosts: int, serials: list[int | str], rows: list[list[str]]) -> 
             deploy = timed(lab, folder, "deploy", "-f", str(specs[new]))
             noop = timed(lab, folder, "deploy", "-f", str(specs[new]))
             rollback = timed(lab, folder, "rollback", "-f", str(specs[new]))
-            for name, m in (("first deploy (setup)" if round_number else "first deploy, empty fleet", setup), ("rolling deploy", deploy), ("no-op re-run", noop),
-                            ("rollback", rollback)):
+            first = "first deploy (setup)" if round_number else "first deploy, empty fleet"
+            for name, m in ((first, setup), ("rolling deploy", deploy), ("no-op re-run", noop), ("rollback", rollback)):
                 rows.append([str(hosts), str(serial), name, f"{m.seconds:.1f}", str(m.rc), str(m.load.sent),
                              str(m.load.failed)])
     finally:
