@@ -118,7 +118,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
 
     options = DeployOptions(
         target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
-        no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure)
+        no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure,
+        acknowledge_destructive=tuple(args.acknowledge_destructive))
     return deploy(load_spec(args.spec), options, _say)
 
 
@@ -189,6 +190,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the deploy to")
     p.add_argument("--continue-on-failure", action="store_true",
                    help="a failing command group does not stop the deploy")
+    p.add_argument("--acknowledge-destructive", action="append", default=[], metavar="FILE",
+                   help="apply this migration although it drops, truncates, renames or retypes (repeatable)")
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("rollback", help="every app host back to its previous release (or --to VERSION)")

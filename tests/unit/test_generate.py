@@ -147,6 +147,7 @@ def _hello_copy(tmp_path: Path, old: str, new: str) -> Path:
     """The hello spec with one change, written beside tmp_path, its inventories still found."""
     spec = tmp_path / "rollwright.yml"
     text = HELLO.read_text().replace("../../inventories", str(REPO / "inventories"))
+    text = text.replace("path: migrations}", f"path: {HELLO.parent / 'migrations'}}}")
     assert old in text
     spec.write_text(text.replace(old, new, 1))
     return spec
@@ -170,3 +171,15 @@ def test_service_working_dir_reaches_the_unit(tmp_path: Path) -> None:
     out = _generate(spec, "staging", tmp_path / "out")
     assert "working_dir: web" in (out / "group_vars/all/rollwright.yml").read_text()
     assert "service_working_dir: '{{ rollwright_service.working_dir }}'" in (out / "site.yml").read_text()
+
+
+def test_migration_files_are_copied_and_bad_names_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _hello_copy(tmp_path, f"path: {HELLO.parent / 'migrations'}}}", "path: sql}")
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "V1__init.sql").write_bytes(b"create table a (id int);\r\n")
+    out = _generate(spec, "staging", tmp_path / "out")
+    assert (out / "migrations" / "V1__init.sql").read_bytes() == b"create table a (id int);\r\n"  # byte for byte
+    (tmp_path / "sql" / "001_seed.sql").write_text("insert into a values (1);\n")
+    assert main(["generate", "-f", str(spec), "-t", "staging", "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "database.migrations.path: 001_seed.sql in" in err and "not migration names" in err

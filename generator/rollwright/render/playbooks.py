@@ -251,13 +251,37 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
 
 
 def _backup_play(spec: Spec) -> dict[str, Any]:
+    """A verified dump before migrations; with tracked SQL migrations, only when some are pending, and
+    never before the history was validated (a refused migration stops the deploy with nothing changed)."""
     role_vars = {
         "backup_postgresql_database": f"{{{{ {V}database.name }}}}",
         **_refs("backup_postgresql_", "database.backup", ["dir", "keep", "verify"]),
         "backup_postgresql_label": f"{{{{ {V}version | default('manual') }}}}",
     }
-    task = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
-    return _play("Back up the database (before any migration)", f"{_db_hosts(spec)}[0]", [task], tags=["backup"])
+    backup = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
+    tasks = [backup]
+    if _sql_migrations(spec):
+        backup["when"] = "migrate_status.pending | length > 0"
+        tasks = [_include("Validate the migration history and find pending migrations", "migrate", "status",
+                          vars=_sql_migrate_vars()), backup]
+    return _play("Back up the database (before any migration)", f"{_db_hosts(spec)}[0]", tasks, tags=["backup"])
+
+
+def _sql_migrations(spec: Spec) -> bool:
+    return bool(spec.database and spec.database.migrations and spec.database.migrations.tool == "sql")
+
+
+def _sql_migrate_vars() -> dict[str, Any]:
+    return {
+        "migrate_tool": "sql",
+        "migrate_database": f"{{{{ {V}database.name }}}}",
+        "migrate_table": f"{{{{ {V}migrations.table }}}}",
+        "migrate_files": f"{{{{ {V}migrations.files }}}}",
+        "migrate_allow_out_of_order": f"{{{{ {V}migrations.allow_out_of_order }}}}",
+        # the spec's acknowledgements plus `deploy --acknowledge-destructive FILE`
+        "migrate_acknowledge_destructive": f"{{{{ {V}migrations.acknowledge_destructive + "
+                                           "(rollwright_acknowledge_destructive | default([])) }}",
+    }
 
 
 def _db_hosts(spec: Spec) -> str:
@@ -266,13 +290,16 @@ def _db_hosts(spec: Spec) -> str:
 
 def _migrate_play(spec: Spec) -> dict[str, Any]:
     migrations = spec.database.migrations if spec.database else None
-    assert migrations is not None
-    command = migrations.command or MIGRATE_COMMANDS.get(migrations.tool, "")
-    role_vars = {"migrate_tool": migrations.tool, "migrate_command": Unsafe(command)}
+    assert spec.database is not None and migrations is not None
     hosts = f"{_db_hosts(spec)}[0]"
-    if migrations.tool != "sql" and spec.artifact:  # tools that live in the app's code run from its new release
-        hosts = f"{spec.rollout.hosts}[0]"
-        role_vars["migrate_chdir"] = f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}"
+    if migrations.tool == "sql":
+        role_vars: dict[str, Any] = _sql_migrate_vars()
+    else:
+        command = migrations.command or MIGRATE_COMMANDS.get(migrations.tool, "")
+        role_vars = {"migrate_tool": migrations.tool, "migrate_command": Unsafe(command)}
+        if spec.artifact:  # tools that live in the app's code run from its new release
+            hosts = f"{spec.rollout.hosts}[0]"
+            role_vars["migrate_chdir"] = f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}"
     task = _include("Apply migrations once", "migrate", vars=role_vars)
     return _play("Migrate the database (once, before any code switch)", hosts, [task], tags=["migrate"])
 

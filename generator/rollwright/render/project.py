@@ -8,9 +8,10 @@ output folder whole, so a failed generation never leaves a half-written project.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ class RenderInput:
     groups: list[tuple[CommandGroup, list[GroupCommand]]]
     inventory: dict[str, bytes]
     roles: dict[str, bytes]
+    migrations: dict[str, bytes] = field(default_factory=dict)  # tracked SQL files, copied into the project
 
 
 def resolve_target(loaded: LoadedSpec, name: str | None) -> tuple[str, Target]:
@@ -101,7 +103,28 @@ def prepare(loaded: LoadedSpec, target_name: str | None, out_dir: Path) -> Rende
         groups=groups,
         inventory=_read_inventory(inventory_path(loaded, name, target)),
         roles=_read_tree(ROLES_DIR),
+        migrations=read_migrations(loaded),
     )
+
+
+MIGRATION_NAME = re.compile(r"^(V\d+(?:[._]\d+)*__[A-Za-z0-9_-]+|R__[A-Za-z0-9_-]+)\.sql$")
+
+
+def read_migrations(loaded: LoadedSpec) -> dict[str, bytes]:
+    """The `sql` tool's files (V<version>__<description>.sql, R__<name>.sql); any other .sql is refused."""
+    database = loaded.spec.database
+    if not (database and database.migrations and database.migrations.tool == "sql"):
+        return {}
+    folder = loaded.base_dir / database.migrations.path
+    where = ("database", "migrations", "path")
+    if not folder.is_dir():
+        raise SpecError([loaded.issue(where, f"migrations folder {folder} does not exist")])
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix == ".sql")
+    bad = [p.name for p in files if not MIGRATION_NAME.match(p.name)]
+    if bad:
+        raise SpecError([loaded.issue(where, f"{', '.join(bad)} in {folder}: not migration names "
+                                      "(V<version>__<description>.sql or R__<name>.sql)")])
+    return {p.name: p.read_bytes() for p in files}
 
 
 def _read_tree(root: Path) -> dict[str, bytes]:
@@ -136,6 +159,7 @@ def render(inp: RenderInput) -> dict[str, bytes]:
     }
     files.update({f"inventory/{path}": data for path, data in inp.inventory.items()})
     files.update({f"roles/{path}": data for path, data in inp.roles.items()})
+    files.update({f"migrations/{name}": data for name, data in inp.migrations.items()})
     return dict(sorted(files.items()))
 
 
@@ -179,6 +203,14 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         values["rollwright_lb"] = spec.rollout.load_balancer.model_dump()
     if spec.database:
         values["rollwright_database"] = spec.database.model_dump(exclude={"migrations"})
+        if spec.database.migrations:
+            values["rollwright_migrations"] = {
+                **spec.database.migrations.model_dump(
+                    include={"tool", "table", "allow_out_of_order", "acknowledge_destructive"}),
+                # read on the control node when the task runs, from the copies in the project's migrations/
+                "files": [{"name": name, "sql": f"{{{{ lookup('ansible.builtin.file', playbook_dir ~ "
+                           f"'/migrations/{name}', rstrip=false) }}}}"} for name in sorted(inp.migrations)],
+            }
     return values
 
 

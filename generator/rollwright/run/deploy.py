@@ -39,6 +39,7 @@ class DeployOptions:
     no_health_check: bool = False
     limit: str | None = None
     continue_on_failure: bool = False
+    acknowledge_destructive: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     batches = split_batches(app_hosts, spec.rollout.batches)
     what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
-    write(f"deploy {what} to {name}: {len(app_hosts)} app host(s) in batches {[len(b) for b in batches]}")
+    rollout = f": {len(app_hosts)} app host(s) in batches {[len(b) for b in batches]}" if spec.artifact else ""
+    write(f"deploy {what} to {name}{rollout}")
     if spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
     workspace = prepare_workspace(loaded, name)
@@ -195,12 +197,25 @@ def prepare_workspace(loaded: LoadedSpec, target: str | None) -> Workspace:
     """(Re)generate the target's project in its workspace; every run uses the spec as it is now."""
     name, _ = resolve_target(loaded, target)
     workspace = Workspace.of(loaded, name)
-    write_project(render(prepare(loaded, name, workspace.project)), workspace.project)
+    files = render(prepare(loaded, name, workspace.project))
+    if _tree(workspace.project) != files:  # unchanged projects are left alone (another run may be using it)
+        write_project(files, workspace.project)
     return workspace
 
 
+def _tree(folder: Path) -> dict[str, bytes]:
+    if not folder.is_dir():
+        return {}
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def _extravars(options: DeployOptions) -> dict[str, Any] | None:
-    return {"rollwright_continue_on_failure": True} if options.continue_on_failure else None
+    extravars: dict[str, Any] = {}
+    if options.continue_on_failure:
+        extravars["rollwright_continue_on_failure"] = True
+    if options.acknowledge_destructive:
+        extravars["rollwright_acknowledge_destructive"] = list(options.acknowledge_destructive)
+    return extravars or None
 
 
 def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:

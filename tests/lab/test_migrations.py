@@ -1,0 +1,143 @@
+"""Tracked SQL migrations against the lab's real PostgreSQL (issue 5): applied once, in order, checksummed,
+one transaction each, refused when history and files disagree, locked against a concurrent deploy."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from rollwright.lab.fleet import Lab
+from rollwright.render.yamlout import dump_yaml
+
+VENV_BIN = Path(sys.executable).parent
+TABLE = "rollwright_schema_history"
+
+
+class Project:
+    """A spec with only a database section, its migrations folder and a database of its own on db1."""
+
+    def __init__(self, lab: Lab, folder: Path, database: str, backup_dir: str | None = None) -> None:
+        self.lab, self.folder, self.database = lab, folder, database
+        (folder / "migrations").mkdir(parents=True)
+        db: dict[str, object] = {"hosts": "db", "name": database, "migrations": {"tool": "sql", "path": "migrations"}}
+        if backup_dir:
+            db["backup"] = {"dir": backup_dir, "keep": 5}
+        spec = {"app": "mig", "database": db, "targets": {"lab": {"inventory": str(lab.inventory_path)}}}
+        self.spec = folder / "rollwright.yml"
+        self.spec.write_bytes(dump_yaml(spec))
+        proc = lab.run("db1", f"runuser -u postgres -- dropdb --if-exists {database} && "
+                              f"runuser -u postgres -- createdb {database}")
+        assert proc.returncode == 0, proc.stderr
+
+    def add(self, name: str, sql: str) -> None:
+        (self.folder / "migrations" / name).write_text(sql)
+
+    def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(VENV_BIN / "rollwright"), "deploy", "-f", str(self.spec), "-t", "lab", *args],
+                              cwd=self.folder, capture_output=True, text=True, timeout=600, check=False)
+        print(proc.stdout, proc.stderr, file=sys.stderr)
+        return proc
+
+    def query(self, sql: str) -> list[dict[str, object]]:
+        wrapped = f"SELECT coalesce(json_agg(row_to_json(q)), '[]') FROM ({sql}) q"
+        proc = self.lab.run("db1", f"runuser -u postgres -- psql -X -A -t -d {self.database}", stdin=wrapped)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip())
+
+    def history(self) -> list[dict[str, object]]:
+        return self.query(f"SELECT version, script, checksum, applied_by, execution_time_ms, success, error "
+                          f"FROM {TABLE} ORDER BY installed_rank")
+
+
+def _database(request: pytest.FixtureRequest) -> str:
+    return f"mig_{request.node.name[5:25]}".lower().replace("-", "_")
+
+
+@pytest.fixture
+def project(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Project:
+    return Project(lab, tmp_path, _database(request))
+
+
+def test_backup_is_taken_only_when_migrations_are_pending(lab: Lab, tmp_path: Path,
+                                                          request: pytest.FixtureRequest) -> None:
+    backups = f"/var/backups/{_database(request)}"
+    project = Project(lab, tmp_path, _database(request), backup_dir=backups)
+    lab.run("db1", f"rm -rf {backups}")
+    project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
+    assert project.deploy().returncode == 0
+    assert project.deploy().returncode == 0  # nothing pending: no dump, nothing changed
+    project.add("V2__broken.sql", "INSERT INTO nowhere VALUES (1);\n")
+    assert project.deploy().returncode == 1
+    dumps = lab.run("db1", f"ls {backups}").stdout.split()
+    assert len(dumps) == 2, dumps  # one before V1, one before the failed V2
+    listing = lab.run("db1", f"runuser -u postgres -- pg_restore --list {backups}/{sorted(dumps)[-1]}").stdout
+    assert "TABLE public a " in listing  # the dump before V2 holds the schema V2 started from
+
+
+def test_versions_apply_once_in_order_and_a_new_one_next_time(project: Project) -> None:
+    project.add("V1__create.sql", "CREATE TABLE greeting (id serial PRIMARY KEY, text text NOT NULL);\n")
+    project.add("V2__seed.sql", "INSERT INTO greeting (text) VALUES ('hello');\n")
+    project.add("V10__index.sql", "CREATE INDEX greeting_text ON greeting (text);\n")
+    assert project.deploy().returncode == 0
+    history = project.history()
+    assert [row["script"] for row in history] == ["V1__create.sql", "V2__seed.sql", "V10__index.sql"]
+    assert all(row["success"] and len(str(row["checksum"])) == 64 and row["applied_by"] for row in history)
+    assert all(isinstance(row["execution_time_ms"], int) for row in history)
+    assert project.deploy().returncode == 0
+    assert len(project.history()) == 3  # nothing applied twice
+    project.add("V11__more.sql", "INSERT INTO greeting (text) VALUES ('again');\n")
+    assert project.deploy().returncode == 0
+    assert [row["script"] for row in project.history()][-1] == "V11__more.sql"
+    assert project.query("SELECT count(*) AS n FROM greeting") == [{"n": 2}]
+
+
+def test_a_failing_migration_is_rolled_back_and_recorded(project: Project) -> None:
+    project.add("V1__ok.sql", "CREATE TABLE a (id int);\n")
+    project.add("V2__broken.sql", "CREATE TABLE b (id int);\nINSERT INTO nowhere VALUES (1);\n")
+    proc = project.deploy()
+    assert proc.returncode == 1
+    assert "V2__broken.sql failed and was rolled back" in proc.stdout
+    history = project.history()
+    assert [(row["script"], row["success"]) for row in history] == [("V1__ok.sql", True), ("V2__broken.sql", False)]
+    assert "nowhere" in str(history[1]["error"])
+    assert project.query("SELECT to_regclass('b')::text AS b") == [{"b": None}]  # its transaction was rolled back
+
+
+def test_an_edited_applied_migration_is_refused_before_anything_runs(project: Project) -> None:
+    project.add("V1__ok.sql", "CREATE TABLE a (id int);\n")
+    assert project.deploy().returncode == 0
+    project.add("V1__ok.sql", "CREATE TABLE a (id bigint);\n")
+    project.add("V2__next.sql", "CREATE TABLE c (id int);\n")
+    proc = project.deploy()
+    assert proc.returncode == 1
+    assert "V1__ok.sql was changed: applied checksum" in proc.stdout
+    assert len(project.history()) == 1 and project.query("SELECT to_regclass('c')::text AS c") == [{"c": None}]
+
+
+def test_destructive_migration_needs_acknowledgement(project: Project) -> None:
+    project.add("V1__ok.sql", "CREATE TABLE a (id int, old text);\n")
+    project.add("V2__drop.sql", "ALTER TABLE a DROP COLUMN old;\n")
+    proc = project.deploy()
+    assert proc.returncode == 1 and "V2__drop.sql is destructive (DROP COLUMN)" in proc.stdout
+    assert project.query(f"SELECT to_regclass('{TABLE}')::text AS t") == [{"t": None}]  # nothing at all ran
+    assert project.deploy("--acknowledge-destructive", "V2__drop.sql").returncode == 0
+    assert [row["script"] for row in project.history()] == ["V1__ok.sql", "V2__drop.sql"]
+
+
+def test_two_runs_at_once_apply_each_migration_once(project: Project, tool_env: dict[str, str]) -> None:
+    """Two ansible-playbook runs of the same generated project, started together: the advisory lock makes
+    the second wait, and it then finds the migration applied and skips it."""
+    project.add("V1__slow.sql", "SELECT pg_sleep(3);\nCREATE TABLE slow (id int);\n")
+    out = project.folder / "out"
+    generate = [str(VENV_BIN / "rollwright"), "generate", "-f", str(project.spec), "-t", "lab", "-o", str(out)]
+    assert subprocess.run(generate, capture_output=True, timeout=120, check=False).returncode == 0
+    env = {**tool_env, "ANSIBLE_HOST_KEY_CHECKING": "True"}
+    procs = [subprocess.Popen(["ansible-playbook", "site.yml"], cwd=out, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2500:] for o in outs)
+    assert [row["script"] for row in project.history()] == ["V1__slow.sql"]

@@ -1,0 +1,82 @@
+"""The validation of the embedded `sql_migrations` module: what is pending and every reason to refuse."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _module() -> Any:
+    spec = importlib.util.spec_from_file_location("sql_migrations", REPO / "roles/migrate/library/sql_migrations.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+SQL = _module()
+
+
+def files(**named: str) -> list[Any]:
+    return [SQL.Migration(name, sql) for name, sql in named.items()]
+
+
+def row(script: str, sql: str, success: bool = True, kind: str = "versioned") -> dict[str, Any]:
+    m = SQL.Migration(script, sql)
+    return {"script": script, "version": m.version, "checksum": m.checksum, "success": success, "type": kind}
+
+
+LOCAL = {"V1__init.sql": "create table a (id int);", "V2__more.sql": "create table b (id int);",
+         "V10__late.sql": "create table c (id int);", "R__view.sql": "create or replace view v as select 1;"}
+
+
+def names(pending: list[Any]) -> list[str]:
+    return [m.name for m in pending]
+
+
+def test_fresh_database_applies_versions_in_natural_order_then_repeatables() -> None:
+    pending, destructive, problems = SQL.plan(files(**LOCAL), [], False, [])
+    assert names(pending) == ["V1__init.sql", "V2__more.sql", "V10__late.sql", "R__view.sql"]
+    assert (destructive, problems) == ([], [])
+
+
+def test_applied_ones_are_skipped_and_a_changed_repeatable_reapplies() -> None:
+    history = [row("V1__init.sql", LOCAL["V1__init.sql"]), row("V2__more.sql", LOCAL["V2__more.sql"]),
+               row("R__view.sql", "old view", kind="repeatable"), row("V10__late.sql", "x", success=False)]
+    pending, _, problems = SQL.plan(files(**LOCAL), history, False, [])
+    assert names(pending) == ["V10__late.sql", "R__view.sql"] and problems == []
+
+
+def test_changed_missing_and_out_of_order_are_all_refused_at_once() -> None:
+    history = [row("V1__init.sql", "the old text"), row("V3__gone.sql", "x"),
+               row("V10__late.sql", LOCAL["V10__late.sql"])]
+    _, _, problems = SQL.plan(files(**LOCAL), history, False, [])
+    assert any("V1__init.sql was changed: applied checksum" in p for p in problems)
+    assert any("V3__gone.sql (version 3) is missing locally" in p for p in problems)
+    assert any(p.startswith("V2__more.sql is older than the newest applied version (10)") for p in problems)
+    history = [row(n, LOCAL[n]) for n in ("V1__init.sql", "V10__late.sql")]
+    assert SQL.plan(files(**LOCAL), history, True, [])[2] == []
+
+
+@pytest.mark.parametrize("statement", ["DROP TABLE a;", "alter table a drop column x;", "TRUNCATE a;",
+                                       "ALTER TABLE a RENAME TO b;", "ALTER TABLE a ALTER COLUMN x TYPE bigint;"])
+def test_destructive_needs_acknowledgement(statement: str) -> None:
+    local = [SQL.Migration("V4__risky.sql", statement)]
+    _, destructive, problems = SQL.plan(local, [], False, [])
+    assert destructive[0]["script"] == "V4__risky.sql"
+    assert "V4__risky.sql is destructive" in problems[0]
+    assert SQL.plan(local, [], False, ["V4__risky.sql"])[2] == []
+
+
+def test_comments_are_not_destructive_and_baseline_covers_older_versions() -> None:
+    local = [SQL.Migration("V1__a.sql", "-- DROP TABLE a\nselect 1; /* truncate */"),
+             SQL.Migration("V5__b.sql", "select 2;")]
+    assert SQL.plan(local, [], False, [])[1] == []
+    baseline = {"script": "V3__baseline.sql", "version": "3", "checksum": None, "success": True, "type": "baseline"}
+    pending, _, problems = SQL.plan(local, [baseline], False, [])
+    assert names(pending) == ["V5__b.sql"] and problems == []
