@@ -142,6 +142,26 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0 if states and all(s.healthy for s in states) else 1
 
 
+def cmd_migrations(args: argparse.Namespace) -> int:
+    from rollwright.run.migrations import migrations
+
+    return migrations(load_spec(args.spec), args.target, args.action, _say, script=getattr(args, "file", None),
+                      version=getattr(args, "version", None), dry_run=getattr(args, "dry_run", False),
+                      limit=getattr(args, "limit", 20), as_json=args.json)
+
+
+def cmd_backups(args: argparse.Namespace) -> int:
+    from rollwright.run.backups import list_backups
+
+    return list_backups(load_spec(args.spec), args.target, _say, as_json=args.json)
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from rollwright.run.backups import restore
+
+    return restore(load_spec(args.spec), args.target, args.backup, _say, yes=args.yes)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollwright",
@@ -207,6 +227,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern")
     _json_arg(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("migrations", help="tracked SQL migrations on the target's database (status, history, ...)")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (("status", "applied / pending / changed / missing, and every problem; changes nothing"),
+                       ("history", "the history table, newest last"),
+                       ("apply", "apply what is pending (as a deploy would, without the release)"),
+                       ("mark-applied", "record FILE as applied without running it"),
+                       ("baseline", "record VERSION as the starting point: older files are never run")):
+        a = actions.add_parser(name, help=text)
+        _spec_arg(a)
+        _target_arg(a)
+        _json_arg(a)
+        a.set_defaults(func=cmd_migrations)
+        if name == "history":
+            a.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
+        if name in ("apply", "mark-applied", "baseline"):
+            a.add_argument("--dry-run", action="store_true", help="say what would happen; change nothing")
+        if name == "mark-applied":
+            a.add_argument("file", help="migration file name, e.g. V3__add_index.sql")
+        if name == "baseline":
+            a.add_argument("version", help="version, e.g. 3 or 1.2")
+
+    p = sub.add_parser("backups", help="the database dumps deploys took")
+    backups = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = backups.add_parser("list", help="the dumps on the database host, newest first")
+    _spec_arg(a)
+    _target_arg(a)
+    _json_arg(a)
+    a.set_defaults(func=cmd_backups)
+
+    p = sub.add_parser("restore", help="restore a dump over the target's database (asks first)")
+    p.add_argument("backup", help="file name from `rollwright backups list`")
+    _spec_arg(p)
+    _target_arg(p)
+    p.add_argument("--yes", action="store_true", help="do not ask; required on a target marked production")
+    p.set_defaults(func=cmd_restore)
 
     from rollwright.lab.cli import add_lab_parser
 

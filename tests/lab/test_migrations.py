@@ -77,6 +77,23 @@ def test_backup_is_taken_only_when_migrations_are_pending(lab: Lab, tmp_path: Pa
     listing = lab.run("db1", f"runuser -u postgres -- pg_restore --list {backups}/{sorted(dumps)[-1]}").stdout
     assert "TABLE public a " in listing  # the dump before V2 holds the schema V2 started from
 
+    def rw(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VENV_BIN / "rollwright"), *args, "-f", str(project.spec), "-t", "lab"],
+                              cwd=project.folder, input=stdin, capture_output=True, text=True, timeout=300,
+                              check=False)
+
+    listed = rw("backups", "list")
+    assert listed.returncode == 0 and [line.split()[0] for line in listed.stdout.splitlines()[1:]] == \
+        sorted(dumps, reverse=True)
+    insert = lab.run("db1", f"runuser -u postgres -- psql -X -d {project.database} -c 'INSERT INTO a VALUES (42)'")
+    assert insert.returncode == 0, insert.stderr  # written after the dump: a restore loses it
+    refused = rw("restore", sorted(dumps)[-1], stdin="not-the-name\n")
+    assert refused.returncode == 1 and "nothing was restored" in refused.stdout
+    assert project.query("SELECT count(*) AS n FROM a") == [{"n": 1}]
+    restored = rw("restore", sorted(dumps)[-1], stdin=f"{project.database}\n")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert project.query("SELECT count(*) AS n FROM a") == [{"n": 0}]  # back to the schema and data before V2
+
 
 def test_versions_apply_once_in_order_and_a_new_one_next_time(project: Project) -> None:
     project.add("V1__create.sql", "CREATE TABLE greeting (id serial PRIMARY KEY, text text NOT NULL);\n")
@@ -141,3 +158,32 @@ def test_two_runs_at_once_apply_each_migration_once(project: Project, tool_env: 
     outs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2500:] for o in outs)
     assert [row["script"] for row in project.history()] == ["V1__slow.sql"]
+
+
+def test_migrations_commands_status_dry_run_apply_mark_and_history(project: Project) -> None:
+    def rw(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(VENV_BIN / "rollwright"), "migrations", *args, "-f", str(project.spec), "-t", "lab"],
+                              cwd=project.folder, capture_output=True, text=True, timeout=300, check=False)
+        print(proc.stdout, proc.stderr, file=sys.stderr)
+        return proc
+
+    project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
+    project.add("V2__b.sql", "CREATE TABLE b (id int);\n")
+    status = rw("status")
+    assert status.returncode == 0 and "pending   V1__a.sql" in status.stdout and "pending   V2__b.sql" in status.stdout
+    dry = rw("apply", "--dry-run")
+    assert dry.returncode == 0 and "would apply: V1__a.sql, V2__b.sql" in dry.stdout
+    assert project.query(f"SELECT to_regclass('{TABLE}')::text AS t") == [{"t": None}]  # nothing happened
+    assert "applied: V1__a.sql, V2__b.sql" in rw("apply").stdout
+    project.add("V3__c.sql", "CREATE TABLE c (id int);\n")
+    assert rw("mark-applied", "V3__c.sql").returncode == 0
+    assert project.query("SELECT to_regclass('c')::text AS c") == [{"c": None}]  # recorded, never run
+    status = rw("status")
+    assert [line.split()[:2] for line in status.stdout.splitlines()[1:4]] == [
+        ["applied", "V1__a.sql"], ["applied", "V2__b.sql"], ["applied", "V3__c.sql"]]
+    project.add("V1__a.sql", "CREATE TABLE a (id bigint);\n")
+    changed = rw("status")
+    assert changed.returncode == 1 and "changed   V1__a.sql" in changed.stdout
+    history = json.loads(rw("history", "--json").stdout)["history"]
+    assert [row["script"] for row in history] == ["V1__a.sql", "V2__b.sql", "V3__c.sql"]
+    assert [row["type"] for row in history] == ["versioned", "versioned", "marked"]

@@ -196,3 +196,18 @@ def test_load_is_bounded_paced_and_counts_failures() -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_restore_on_production_needs_yes_and_a_bad_name_is_refused(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    inventory = tmp_path / "hosts.yml"
+    inventory.write_text("all:\n  children:\n    db:\n      hosts:\n        db1: {}\n")
+    (tmp_path / "rollwright.yml").write_text(
+        "app: shop\ndatabase: {name: shop, backup: {dir: /var/backups/shop}}\n"
+        f"targets: {{production: {{inventory: {inventory}, production: true}}}}\n")
+    spec = str(tmp_path / "rollwright.yml")
+    assert main(["restore", "shop-20261121T000000Z-1.0.dump", "-f", spec, "-t", "production"]) == 2
+    assert "marked production: restoring there needs --yes" in capsys.readouterr().err
+    assert main(["restore", "../../etc/passwd", "-f", spec, "-t", "production", "--yes"]) == 2
+    assert "is not a backup file name" in capsys.readouterr().err
+    assert not (tmp_path / ".rollwright").exists()

@@ -87,6 +87,37 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
     return [play]
 
 
+def migrations_plays(spec: Spec) -> list[dict[str, Any]]:
+    """migrations.yml: one tracked-migrations action (-e rollwright_migrations_action=status|apply|...)."""
+    if not _sql_migrations(spec):
+        return [_play("No tracked SQL migrations in this spec", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "database.migrations.tool is not sql"})])]
+    task = _include("Run one migrations action", "migrate", "action", vars={
+        **_sql_migrate_vars(),
+        "migrate_action": "{{ rollwright_migrations_action | default('status') }}",
+        "migrate_script": "{{ rollwright_migrations_script | default('') }}",
+        "migrate_version": "{{ rollwright_migrations_version | default('') }}",
+    })
+    return [_play("Tracked SQL migrations", f"{_db_hosts(spec)}[0]", [task], tags=["migrate"])]
+
+
+def backups_plays(spec: Spec) -> list[dict[str, Any]]:
+    """backups.yml: list the dumps, or restore one (-e rollwright_backups_action=restore rollwright_backup=FILE)."""
+    if not (spec.database and spec.database.backup):
+        return [_play("No backups in this spec", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "the spec has no database.backup"})])]
+    role_vars = {"backup_postgresql_database": f"{{{{ {V}database.name }}}}",
+                 "backup_postgresql_dir": f"{{{{ {V}database.backup.dir }}}}"}
+    tasks = [
+        _include("List the dumps", "backup_postgresql", "list", vars=role_vars,
+                 when="rollwright_backups_action | default('list') == 'list'"),
+        _include("Restore a dump", "backup_postgresql", "restore",
+                 vars={**role_vars, "backup_postgresql_restore_file": "{{ rollwright_backup }}"},
+                 when="rollwright_backups_action | default('list') == 'restore'"),
+    ]
+    return [_play("Database backups", f"{_db_hosts(spec)}[0]", tasks, tags=["backup"])]
+
+
 def undrain_plays(spec: Spec) -> list[dict[str, Any]]:
     """undrain.yml: put hosts back in the load balancer (the runner's repair after an interrupted rollout).
 

@@ -152,6 +152,8 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "rollback.yml": dump_yaml(playbooks.rollback_plays(spec), header),
         "status.yml": dump_yaml(playbooks.status_plays(spec), header),
         "undrain.yml": dump_yaml(playbooks.undrain_plays(spec), header),
+        "migrations.yml": dump_yaml(playbooks.migrations_plays(spec), header),
+        "backups.yml": dump_yaml(playbooks.backups_plays(spec), header),
         "group_vars/all/rollwright.yml": dump_yaml(spec_values(inp), header),
         "execution-environment.yml": dump_yaml(_execution_environment(), header),
         "README.md": _readme(inp).encode(),
@@ -266,6 +268,7 @@ ansible-playbook rollback.yml             # every app host back to its previous 
 ansible-playbook rollback.yml -e rollwright_rollback_version=1.2.3
 ansible-playbook status.yml               # what every app host runs and whether it is healthy
 ansible-playbook undrain.yml --limit app2 # put a host left drained back in the load balancer
+ansible-playbook migrations.yml -e rollwright_migrations_action=status   # or apply, mark_applied, baseline
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
 ```
 
@@ -274,9 +277,10 @@ new version (rollwright's runner is where whole-fleet rollback, the deploy lock 
 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
 health gate, site health), `rollback.yml`, `status.yml` (read-only report), `undrain.yml`,
-`group_vars/all/rollwright.yml` (the spec's values), `inventory/` (the target's inventory), `roles/`
-(release, service, healthcheck, lb_haproxy, rollback, preflight, backup_postgresql, migrate),
-`execution-environment.yml` (ansible-builder v3; set the base image to your registry's minimal EE image).
+`migrations.yml`, `backups.yml`, `group_vars/all/rollwright.yml` (the spec's values), `inventory/`
+(the target's inventory), `roles/` (release, service, healthcheck, lb_haproxy, rollback, preflight,
+backup_postgresql, migrate), `execution-environment.yml` (ansible-builder v3; set the base image to
+your registry's minimal EE image).
 """
 
 

@@ -70,6 +70,7 @@ def run_playbook(
     extravars: dict[str, Any] | None = None,
     skip_tags: list[str] | None = None,
     cancel: Callable[[], bool] = lambda: False,
+    check: bool = False,
 ) -> PlaybookRun:
     """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it."""
     run_root.mkdir(parents=True, exist_ok=True)
@@ -101,6 +102,7 @@ def run_playbook(
         limit=limit or None,
         extravars=extravars or None,
         skip_tags=",".join(skip_tags) if skip_tags else None,
+        cmdline="--check --diff" if check else None,
         envvars=envvars,
         event_handler=handle,
         quiet=True,
