@@ -1,9 +1,10 @@
 """`make demo`: the whole job on the local lab, for real.
 
-Brings the lab up, builds the sample app, deploys 1.0.0, rolls 2.0.0 out in batches behind HAProxy
-while a bounded load runs through it, then tries a deliberately broken 3.0.0 and shows it rolled back,
-each time counting failed requests. Everything lands in build/demo/ (specs, builds, generated
-projects, ansible-runner artifacts). Needs root (the lab uses namespaces and systemd-nspawn).
+Brings the lab up, builds the sample app, deploys 1.0.0 with the committed spec (examples/hello/
+rollwright.yml: verified backup, then tracked SQL migrations, then the rolling release), rolls 2.0.0
+out in batches behind HAProxy while a bounded load runs through it, then tries a deliberately broken
+3.0.0 and shows it rolled back, each time counting failed requests. The later specs, builds and
+ansible-runner artifacts land in build/demo/. Needs root (the lab uses namespaces and systemd-nspawn).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from rollwright.lab import sample
 from rollwright.lab.fleet import Lab
 from rollwright.lab.load import Load
 
-REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
 FOLDER = REPO / "build" / "demo"
+COMMITTED_SPEC = HERE / "rollwright.yml"
 ROLLWRIGHT = str(Path(sys.executable).parent / "rollwright")
 
 
@@ -35,14 +38,16 @@ def main() -> int:
     lab = Lab()
     lab.up()
     specs = {}
-    for version, broken in (("1.0.0", False), ("2.0.0", False), ("3.0.0", True)):
+    for version, broken in (("2.0.0", False), ("3.0.0", True)):
         artifact, sha = sample.build(version, FOLDER / "dist", broken=broken)
         specs[version] = sample.write_spec(FOLDER, lab.inventory_path, artifact, sha, version)
         print(f"built {artifact.name} sha256 {sha}{' (deliberately broken: fails its health check)' if broken else ''}")
 
-    step("deploy 1.0.0")
-    if rollwright("deploy", "-f", str(specs["1.0.0"]), "-t", "lab") != 0:
+    step("deploy 1.0.0 with examples/hello/rollwright.yml (backup, tracked migrations, rolling release)")
+    sample.build("1.0.0", HERE / "dist")  # byte-reproducible: the sha256 pinned in the committed spec
+    if rollwright("deploy", "-f", str(COMMITTED_SPEC), "-t", "lab") != 0:
         return 1
+    rollwright("migrations", "status", "-f", str(COMMITTED_SPEC), "-t", "lab")
     outcomes = []
     for version, expected in (("2.0.0", 0), ("3.0.0", 1)):
         step(f"deploy {version} while {lab.hosts['lb1'].address}:80 takes load")

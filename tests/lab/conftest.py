@@ -17,7 +17,7 @@ import pytest
 from rollwright.lab.fleet import Lab
 
 LAB_DIR = Path(__file__).parent
-SESSION_LAB = "rwtest"
+SESSION_LAB = os.environ.get("ROLLWRIGHT_TEST_LAB", "rwtest")  # another name runs beside a CI run
 SESSION_APP_HOSTS = 3
 
 

@@ -187,3 +187,24 @@ def test_migrations_commands_status_dry_run_apply_mark_and_history(project: Proj
     history = json.loads(rw("history", "--json").stdout)["history"]
     assert [row["script"] for row in history] == ["V1__a.sql", "V2__b.sql", "V3__c.sql"]
     assert [row["type"] for row in history] == ["versioned", "versioned", "marked"]
+
+
+def test_a_failing_migration_stops_the_deploy_before_any_switch(lab: Lab, tmp_path: Path,
+                                                                request: pytest.FixtureRequest) -> None:
+    from rollwright.lab import sample
+
+    project = Project(lab, tmp_path, _database(request))
+    artifact, sha = sample.build("0.9.0", tmp_path / "dist")
+    spec = sample.write_spec(tmp_path, lab.inventory_path, artifact, sha, "0.9.0", name="app.yml")
+    text = spec.read_text() + f"database:\n  hosts: db\n  name: {project.database}\n" \
+                              "  migrations: {tool: sql, path: migrations}\n"
+    spec.write_text(text)
+    project.add("V1__bad.sql", "INSERT INTO nowhere VALUES (1);\n")
+    before = {h: lab.run(h, "readlink /srv/hello/current").stdout.strip() for h in ("app1", "app2", "app3")}
+    proc = subprocess.run([str(VENV_BIN / "rollwright"), "deploy", "-f", str(spec), "-t", "lab"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode in (1, 3), proc.stdout + proc.stderr
+    assert "V1__bad.sql failed and was rolled back" in proc.stdout
+    assert "Roll out in batches" not in proc.stdout  # the rollout never started
+    after = {h: lab.run(h, "readlink /srv/hello/current").stdout.strip() for h in ("app1", "app2", "app3")}
+    assert after == before

@@ -53,8 +53,10 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
                           "sha256, unpack, link shared, unit and env file)", app_hosts))
     if spec.database and spec.database.backup and spec.database.backup.enabled:
         backup = spec.database.backup
-        steps.append(Step("backup", f"pg_dump -Fc {spec.database.name} into {backup.dir}, verify ({backup.verify}),"
-                          f" keep {backup.keep}", db_hosts))
+        tracked = spec.database.migrations is not None and spec.database.migrations.tool == "sql"
+        when = " when migrations are pending" if tracked else ""
+        steps.append(Step("backup", f"pg_dump -Fc {spec.database.name} into {backup.dir}{when}, verify "
+                          f"({backup.verify}), keep {backup.keep}", db_hosts))
     if spec.database and spec.database.migrations:
         steps.append(Step("migrate", f"Apply migrations once ({spec.database.migrations.tool})",
                           db_hosts if spec.database.migrations.tool == "sql" else app_hosts[:1]))

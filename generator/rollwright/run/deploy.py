@@ -259,6 +259,9 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
         write("nothing was changed on any host")
         return EXIT_FAILED
     versions = {s.current for s in states}
+    if versions == {""} and not progress.switched and not rolled_back:
+        write("no app host serves a release yet (a first deploy): nothing was switched, the staged release waits")
+        return EXIT_FAILED
     if not states or (all(s.healthy for s in states) and len(versions) == 1):
         if states:
             kept = "" if version in versions else f"; release {version} is not serving anywhere"
