@@ -77,14 +77,20 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from rollwright.inventory import inventory_groups
     from rollwright.render.plan import build_plan, plan_as_json, plan_as_text
-    from rollwright.render.project import check_supported, expand_groups, inventory_path, resolve_target
+    from rollwright.render.project import (
+        check_supported,
+        expand_groups,
+        inventory_path,
+        read_migrations,
+        resolve_target,
+    )
 
     loaded = load_spec(args.spec)
     check_supported(loaded)
     name, target = resolve_target(loaded, args.target)
     path = inventory_path(loaded, name, target)
     inventory = inventory_groups(path) if path else {"all": ["localhost"]}
-    steps = build_plan(loaded.spec, expand_groups(loaded), inventory)
+    steps = build_plan(loaded.spec, expand_groups(loaded), inventory, read_migrations(loaded))
     if args.json:
         print(json.dumps({"app": loaded.spec.app, "target": name, "steps": plan_as_json(steps)}, indent=2))
     else:

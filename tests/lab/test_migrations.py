@@ -208,3 +208,19 @@ def test_a_failing_migration_stops_the_deploy_before_any_switch(lab: Lab, tmp_pa
     assert "Roll out in batches" not in proc.stdout  # the rollout never started
     after = {h: lab.run(h, "readlink /srv/hello/current").stdout.strip() for h in ("app1", "app2", "app3")}
     assert after == before
+
+
+def test_a_failed_backup_stops_the_deploy_before_migrations(lab: Lab, tmp_path: Path,
+                                                            request: pytest.FixtureRequest) -> None:
+    blocked = f"/var/backups/{_database(request)}"
+    project = Project(lab, tmp_path, _database(request), backup_dir=blocked)
+    lab.run("db1", f"rm -rf {blocked} && touch {blocked}")  # a file where the backup folder must be
+    project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
+    try:
+        proc = project.deploy()
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Dump and verify" in proc.stdout or "backup folder" in proc.stdout
+        assert "Migrate the database" not in proc.stdout
+        assert project.query("SELECT to_regclass('a')::text AS a") == [{"a": None}]
+    finally:
+        lab.run("db1", f"rm -f {blocked}")

@@ -183,3 +183,13 @@ def test_migration_files_are_copied_and_bad_names_refused(tmp_path: Path, capsys
     assert main(["generate", "-f", str(spec), "-t", "staging", "-o", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "database.migrations.path: 001_seed.sql in" in err and "not migration names" in err
+
+
+def test_plan_flags_destructive_migrations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _hello_copy(tmp_path, f"path: {HELLO.parent / 'migrations'}}}", "path: sql}")
+    (tmp_path / "sql").mkdir()
+    (tmp_path / "sql" / "V1__init.sql").write_text("create table a (id int, b text);\n")
+    (tmp_path / "sql" / "V2__drop.sql").write_text("-- cleanup\nalter table a drop column b;\n")
+    assert main(["plan", "-f", str(spec), "-t", "staging"]) == 0
+    out = capsys.readouterr().out
+    assert "DESTRUCTIVE (DROP COLUMN): V2__drop.sql" in out and "V1__init.sql" not in out

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from rollwright.render.batches import split_batches
 from rollwright.render.commands import GroupCommand
+from rollwright.render.project import ROLES_DIR
 from rollwright.spec.model import CommandGroup, Spec
 
 
@@ -30,8 +32,22 @@ def hosts_of(pattern: str, inventory: dict[str, list[str]]) -> list[str]:
     return list(dict.fromkeys(selected))
 
 
+def destructive_files(migrations: dict[str, bytes]) -> dict[str, list[str]]:
+    """File -> destructive statements, judged by the very code the deploy runs (the embedded module)."""
+    if not migrations:
+        return {}
+    path = ROLES_DIR / "migrate" / "library" / "sql_migrations.py"
+    loader = importlib.util.spec_from_file_location("rollwright_sql_migrations", path)
+    assert loader and loader.loader, path
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    found = {name: module.Migration(name, data.decode("utf-8", "replace")).destructive()
+             for name, data in migrations.items()}
+    return {name: statements for name, statements in found.items() if statements}
+
+
 def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]],
-               inventory: dict[str, list[str]]) -> list[Step]:
+               inventory: dict[str, list[str]], migrations: dict[str, bytes] | None = None) -> list[Step]:
     """Steps in run order; mirrors the plays of the generated site.yml."""
     app_hosts = hosts_of(spec.rollout.hosts, inventory)
     db_hosts = hosts_of(spec.database.hosts, inventory)[:1] if spec.database else []
@@ -48,18 +64,23 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         hosts = hosts_of(group.hosts, inventory)
         steps.append(Step("group", f"Group {group.name} (order {group.order})", hosts,
                           [f"{c.step}: {c.command}" for c in commands]))
-    if spec.artifact:
-        steps.append(Step("stage", f"Stage {spec.artifact.version} on all app hosts at once (upload, verify "
-                          "sha256, unpack, link shared, unit and env file)", app_hosts))
     if spec.database and spec.database.backup and spec.database.backup.enabled:
         backup = spec.database.backup
         tracked = spec.database.migrations is not None and spec.database.migrations.tool == "sql"
         when = " when migrations are pending" if tracked else ""
         steps.append(Step("backup", f"pg_dump -Fc {spec.database.name} into {backup.dir}{when}, verify "
                           f"({backup.verify}), keep {backup.keep}", db_hosts))
+    if spec.artifact:
+        steps.append(Step("stage", f"Stage {spec.artifact.version} on all app hosts at once (upload, verify "
+                          "sha256, unpack, link shared, unit and env file)", app_hosts))
     if spec.database and spec.database.migrations:
+        acknowledged = spec.database.migrations.acknowledge_destructive
+        flagged = [f"DESTRUCTIVE ({', '.join(statements)}): {name} — "
+                   + ("acknowledged in the spec" if name in acknowledged else
+                      "blocks the deploy if pending, unless acknowledged (--acknowledge-destructive)")
+                   for name, statements in destructive_files(migrations or {}).items()]
         steps.append(Step("migrate", f"Apply migrations once ({spec.database.migrations.tool})",
-                          db_hosts if spec.database.migrations.tool == "sql" else app_hosts[:1]))
+                          db_hosts if spec.database.migrations.tool == "sql" else app_hosts[:1], flagged))
     if spec.artifact:
         lb = spec.rollout.load_balancer
         around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""

@@ -1,8 +1,9 @@
 """site.yml and rollback.yml as data: one play per deploy phase, in the order a safe deploy needs.
 
-Order: preflight (control node, then hosts) -> command groups -> stage (all app hosts at once, no
-traffic impact) -> backup -> migrate -> rollout (serial batches: drain, switch, restart, health gate,
-undrain; a failed gate rolls the host back) -> site health -> after_deploy hooks.
+Order: preflight (control node, then hosts) -> command groups -> migration history check and backup
+(before any change) -> stage (all app hosts at once, no traffic impact) -> migrate (after staging, so
+tools like alembic run from the new release; before any switch) -> rollout (serial batches: drain,
+switch, restart, health gate, undrain; a failed gate rolls the host back) -> site health -> hooks.
 """
 
 from __future__ import annotations
@@ -47,10 +48,11 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
     if spec.artifact:
         plays.append(_preflight_hosts(spec))
     plays += [_group_play(index, group, commands) for index, (group, commands) in enumerate(groups, 1)]
+    backup = bool(spec.database and spec.database.backup and spec.database.backup.enabled)
+    if backup or _sql_migrations(spec):  # before anything changes: a refused history or a failed dump stops here
+        plays.append(_backup_play(spec, backup))
     if spec.artifact:
         plays.append(_stage_play(spec))
-    if spec.database and spec.database.backup and spec.database.backup.enabled:
-        plays.append(_backup_play(spec))
     if spec.database and spec.database.migrations:
         plays.append(_migrate_play(spec))
     if spec.artifact:
@@ -281,21 +283,25 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
     return play
 
 
-def _backup_play(spec: Spec) -> dict[str, Any]:
-    """A verified dump before migrations; with tracked SQL migrations, only when some are pending, and
-    never before the history was validated (a refused migration stops the deploy with nothing changed)."""
+def _backup_play(spec: Spec, backup: bool) -> dict[str, Any]:
+    """Before any change: validate the tracked migrations' history (nothing happens if it is refused),
+    then a verified dump; with tracked SQL migrations, only when some are pending."""
     role_vars = {
         "backup_postgresql_database": f"{{{{ {V}database.name }}}}",
         **_refs("backup_postgresql_", "database.backup", ["dir", "keep", "verify"]),
         "backup_postgresql_label": f"{{{{ {V}version | default('manual') }}}}",
     }
-    backup = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
-    tasks = [backup]
+    tasks = []
     if _sql_migrations(spec):
-        backup["when"] = "migrate_status.pending | length > 0"
-        tasks = [_include("Validate the migration history and find pending migrations", "migrate", "status",
-                          vars=_sql_migrate_vars()), backup]
-    return _play("Back up the database (before any migration)", f"{_db_hosts(spec)}[0]", tasks, tags=["backup"])
+        tasks.append(_include("Validate the migration history and find pending migrations", "migrate", "status",
+                              vars=_sql_migrate_vars()))
+    if backup:
+        dump = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
+        if _sql_migrations(spec):
+            dump["when"] = "migrate_status.pending | length > 0"
+        tasks.append(dump)
+    title = "Back up the database (before any change)" if backup else "Check the migrations (before any change)"
+    return _play(title, f"{_db_hosts(spec)}[0]", tasks, tags=["backup"])
 
 
 def _sql_migrations(spec: Spec) -> bool:

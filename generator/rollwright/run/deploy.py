@@ -19,7 +19,15 @@ from rollwright.inventory import inventory_groups
 from rollwright.render.batches import split_batches
 from rollwright.render.plan import build_plan, hosts_of, plan_as_text
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
-from rollwright.render.project import expand_groups, inventory_path, prepare, render, resolve_target, write_project
+from rollwright.render.project import (
+    expand_groups,
+    inventory_path,
+    prepare,
+    read_migrations,
+    render,
+    resolve_target,
+    write_project,
+)
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.progress import Progress
 from rollwright.spec.loader import LoadedSpec
@@ -81,7 +89,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
     inventory = _inventory(loaded, name, target)
     if options.dry_run:
         write(f"dry run: plan for {spec.app} on target {name}; nothing is touched")
-        write(plan_as_text(build_plan(spec, groups, inventory)))
+        write(plan_as_text(build_plan(spec, groups, inventory, read_migrations(loaded))))
         return 0
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     batches = split_batches(app_hosts, spec.rollout.batches)
