@@ -298,7 +298,7 @@ def _backup_play(spec: Spec, backup: bool) -> dict[str, Any]:
     if backup:
         dump = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
         if _sql_migrations(spec):
-            dump["when"] = "migrate_status.pending | length > 0"
+            dump["when"] = "migrate_sql.pending | length > 0"
         tasks.append(dump)
     title = "Back up the database (before any change)" if backup else "Check the migrations (before any change)"
     return _play(title, f"{_db_hosts(spec)}[0]", tasks, tags=["backup"])

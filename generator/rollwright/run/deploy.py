@@ -164,10 +164,10 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
                            extravars=extravars, cancel=interrupts.after(1))
         states = host_states(workspace, limit)
     print_states(write, states)
-    versions = {s.current for s in states}
-    consistent = bool(states) and all(s.healthy for s in states) and len(versions) == 1
+    serving = one_healthy_version(states)
+    consistent = serving is not None
     if run.ok and consistent:
-        write(f"rolled back: every host serves {versions.pop()} and is healthy")
+        write(f"rolled back: every host serves {serving} and is healthy")
         return 0
     write(f"✗ rollback did not finish cleanly; details: {run.artifact_dir / 'stdout'}")
     return EXIT_FAILED if consistent else EXIT_UNSAFE
@@ -205,16 +205,8 @@ def prepare_workspace(loaded: LoadedSpec, target: str | None) -> Workspace:
     """(Re)generate the target's project in its workspace; every run uses the spec as it is now."""
     name, _ = resolve_target(loaded, target)
     workspace = Workspace.of(loaded, name)
-    files = render(prepare(loaded, name, workspace.project))
-    if _tree(workspace.project) != files:  # unchanged projects are left alone (another run may be using it)
-        write_project(files, workspace.project)
+    write_project(render(prepare(loaded, name, workspace.project)), workspace.project)
     return workspace
-
-
-def _tree(folder: Path) -> dict[str, bytes]:
-    if not folder.is_dir():
-        return {}
-    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 def _extravars(options: DeployOptions) -> dict[str, Any] | None:
@@ -232,6 +224,12 @@ def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:
         skipped = [g.name for g in loaded.spec.groups if g.name not in options.only_groups]
     tags = [f"group_{name}" for name in skipped]
     return [*tags, "health"] if options.no_health_check else tags
+
+
+def one_healthy_version(states: list[HostState]) -> str | None:
+    """The release every host serves when all of them serve the same one and are healthy, else None."""
+    versions = {s.current for s in states}
+    return versions.pop() if states and len(versions) == 1 and all(s.healthy for s in states) else None
 
 
 def print_states(write: Write, states: list[HostState]) -> None:
@@ -270,10 +268,12 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     if versions == {""} and not progress.switched and not rolled_back:
         write("no app host serves a release yet (a first deploy): nothing was switched, the staged release waits")
         return EXIT_FAILED
-    if not states or (all(s.healthy for s in states) and len(versions) == 1):
-        if states:
-            kept = "" if version in versions else f"; release {version} is not serving anywhere"
-            write(f"the fleet serves {versions.pop()} on every host and is healthy{kept}")
+    if not states:
+        return EXIT_FAILED
+    serving = one_healthy_version(states)
+    if serving is not None:
+        kept = "" if serving == version else f"; release {version} is not serving anywhere"
+        write(f"the fleet serves {serving} on every host and is healthy{kept}")
         return EXIT_FAILED
     problems = []
     if len(versions) > 1:
