@@ -27,6 +27,12 @@ def _target_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
 
 
+def _lock_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long for another deploy's lock (default: refuse at once)")
+    parser.add_argument("--message", default="", help="why: kept in the lock and shown to whoever waits")
+
+
 def _json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
@@ -121,18 +127,21 @@ def _say(line: str) -> None:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from rollwright.run.deploy import DeployOptions, deploy
+    from rollwright.run.preflight import Overrides
 
     options = DeployOptions(
         target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
         no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure,
-        acknowledge_destructive=tuple(args.acknowledge_destructive))
+        acknowledge_destructive=tuple(args.acknowledge_destructive), lock_wait_s=args.lock_wait,
+        message=args.message, overrides=Overrides(args.override_freeze, args.force, args.reason))
     return deploy(load_spec(args.spec), options, _say)
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from rollwright.run.deploy import rollback
 
-    return rollback(load_spec(args.spec), args.target, args.to, args.limit, _say)
+    return rollback(load_spec(args.spec), args.target, args.to, args.limit, _say, lock_wait_s=args.lock_wait,
+                    message=args.message)
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -146,6 +155,67 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print_states(_say, states)
     return 0 if states and all(s.healthy for s in states) else 1
+
+
+def cmd_lock(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import prepare_workspace
+    from rollwright.run.lock import DeployLock, alive_here, describe, gone
+
+    workspace = prepare_workspace(load_spec(args.spec), args.target)
+    lock = DeployLock(workspace.project, workspace.runs, "", "", "", _say)
+    ok, result = lock.call("status")
+    if not ok:
+        raise BadInput(f"could not read the deploy lock: {result.get('msg', 'failed')}")
+    holder = result.get("holder") or {}
+    if args.action == "status":
+        if args.json:
+            print(json.dumps({"held": bool(holder), "holder": holder}, indent=2))
+        else:
+            _say(f"locked by {describe(holder)}" if holder else "not locked")
+        return 1 if holder else 0
+    if not holder:
+        _say("not locked; nothing to release")
+        return 0
+    if alive_here(holder):
+        raise BadInput(f"the lock belongs to a deploy still running on this machine: {describe(holder)}; "
+                       "stop it with Ctrl-C instead (it releases the lock)")
+    if not args.force and not gone(holder):
+        raise BadInput(f"the target is locked by {describe(holder)}; if that deploy is gone, add --force")
+    _say(f"warning: breaking the deploy lock of {describe(holder)}")
+    ok, result = lock.call("release", force=True)
+    if not ok:
+        raise BadInput(f"could not release the deploy lock: {result.get('msg', 'failed')}")
+    _say("released")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import STATE_DIR
+    from rollwright.run.records import History
+
+    loaded = load_spec(args.spec)
+    rows = History(loaded.base_dir / STATE_DIR).list(args.target, args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _say(f"{'id':<22} {'target':<12} {'action':<9} {'version':<12} {'status':<12} {'verified':<9} {'seconds':>8}  by")
+    for row in rows:
+        _say(f"{row['id']:<22} {row['target']:<12} {row['action']:<9} {row['version'] or '-':<12} {row['status']:<12} "
+             f"{'yes' if row['verified'] else 'no':<9} {row['seconds']:>8.1f}  {row['user']}")
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import STATE_DIR
+    from rollwright.run.records import History, Record, markdown
+
+    loaded = load_spec(args.spec)
+    found = History(loaded.base_dir / STATE_DIR).get(args.deploy_id)
+    if found is None:
+        raise BadInput(f"no single deploy record with id {args.deploy_id!r} beside {loaded.path} "
+                       "(see `rollwright history`)")
+    print(json.dumps(found, indent=2) if args.json else markdown(Record(**found)), end="" if not args.json else "\n")
+    return 0
 
 
 def cmd_migrations(args: argparse.Namespace) -> int:
@@ -218,6 +288,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a failing command group does not stop the deploy")
     p.add_argument("--acknowledge-destructive", action="append", default=[], metavar="FILE",
                    help="apply this migration although it drops, truncates, renames or retypes (repeatable)")
+    p.add_argument("--override-freeze", action="store_true",
+                   help="deploy inside a change-freeze window (needs --reason)")
+    p.add_argument("--force", action="store_true",
+                   help="deploy an artifact the target's `after` target never verified (needs --reason)")
+    p.add_argument("--reason", default="", help="why an override is needed; kept in the deploy record")
+    _lock_args(p)
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("rollback", help="every app host back to its previous release (or --to VERSION)")
@@ -225,7 +301,21 @@ def build_parser() -> argparse.ArgumentParser:
     _target_arg(p)
     p.add_argument("--to", metavar="VERSION", help="a release staged on the hosts (default: each host's previous)")
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the rollback to")
+    _lock_args(p)
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("lock", help="the target's deploy lock: who holds it, or break a stale one")
+    locks = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (("status", "who holds the lock, since when, for which version (exit 1 when held)"),
+                       ("release", "break a lock whose deploy is gone (--force for a holder on another machine)")):
+        a = locks.add_parser(name, help=text)
+        _spec_arg(a)
+        _target_arg(a)
+        if name == "status":
+            _json_arg(a)
+        else:
+            a.add_argument("--force", action="store_true", help="break it although its holder may be alive elsewhere")
+        a.set_defaults(func=cmd_lock)
 
     p = sub.add_parser("status", help="what every app host serves and whether it is healthy (changes nothing)")
     _spec_arg(p)
@@ -233,6 +323,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern")
     _json_arg(p)
     p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("history", help="past deploys and rollbacks of this spec, newest first (from the records)")
+    _spec_arg(p)
+    p.add_argument("-t", "--target", help="only this target")
+    p.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
+    _json_arg(p)
+    p.set_defaults(func=cmd_history)
+
+    p = sub.add_parser("show", help="one deploy record: the deployment log (or --json)")
+    p.add_argument("deploy_id", metavar="DEPLOY_ID", help="its id from `rollwright history` (a unique prefix will do)")
+    _spec_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_show)
 
     p = sub.add_parser("migrations", help="tracked SQL migrations on the target's database (status, history, ...)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)

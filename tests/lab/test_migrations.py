@@ -4,6 +4,7 @@ one transaction each, refused when history and files disagree, locked against a 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,12 +21,13 @@ TABLE = "rollwright_schema_history"
 class Project:
     """A spec with only a database section, its migrations folder and a database of its own on db1."""
 
-    def __init__(self, lab: Lab, folder: Path, database: str, backup_dir: str | None = None) -> None:
+    def __init__(self, lab: Lab, folder: Path, database: str, backup_dir: str | None = None,
+                 verify: str = "list") -> None:
         self.lab, self.folder, self.database = lab, folder, database
         (folder / "migrations").mkdir(parents=True)
         db: dict[str, object] = {"hosts": "db", "name": database, "migrations": {"tool": "sql", "path": "migrations"}}
         if backup_dir:
-            db["backup"] = {"dir": backup_dir, "keep": 5}
+            db["backup"] = {"dir": backup_dir, "keep": 5, "verify": verify}
         spec = {"app": "mig", "database": db, "targets": {"lab": {"inventory": str(lab.inventory_path)}}}
         self.spec = folder / "rollwright.yml"
         self.spec.write_bytes(dump_yaml(spec))
@@ -36,11 +38,18 @@ class Project:
     def add(self, name: str, sql: str) -> None:
         (self.folder / "migrations" / name).write_text(sql)
 
-    def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(VENV_BIN / "rollwright"), "deploy", "-f", str(self.spec), "-t", "lab", *args],
-                              cwd=self.folder, capture_output=True, text=True, timeout=600, check=False)
+    def command(self, *args: str) -> list[str]:
+        """`rollwright ARGS` for this spec and the lab target."""
+        return [str(VENV_BIN / "rollwright"), *args, "-f", str(self.spec), "-t", "lab"]
+
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.command(*args), cwd=self.folder, input=stdin, capture_output=True, text=True,
+                              timeout=600, check=False)
         print(proc.stdout, proc.stderr, file=sys.stderr)
         return proc
+
+    def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.cli("deploy", *args)
 
     def query(self, sql: str) -> list[dict[str, object]]:
         wrapped = f"SELECT coalesce(json_agg(row_to_json(q)), '[]') FROM ({sql}) q"
@@ -77,20 +86,15 @@ def test_backup_is_taken_only_when_migrations_are_pending(lab: Lab, tmp_path: Pa
     listing = lab.run("db1", f"runuser -u postgres -- pg_restore --list {backups}/{sorted(dumps)[-1]}").stdout
     assert "TABLE public a " in listing  # the dump before V2 holds the schema V2 started from
 
-    def rw(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(VENV_BIN / "rollwright"), *args, "-f", str(project.spec), "-t", "lab"],
-                              cwd=project.folder, input=stdin, capture_output=True, text=True, timeout=300,
-                              check=False)
-
-    listed = rw("backups", "list")
+    listed = project.cli("backups", "list")
     assert listed.returncode == 0 and [line.split()[0] for line in listed.stdout.splitlines()[1:]] == \
         sorted(dumps, reverse=True)
     insert = lab.run("db1", f"runuser -u postgres -- psql -X -d {project.database} -c 'INSERT INTO a VALUES (42)'")
     assert insert.returncode == 0, insert.stderr  # written after the dump: a restore loses it
-    refused = rw("restore", sorted(dumps)[-1], stdin="not-the-name\n")
+    refused = project.cli("restore", sorted(dumps)[-1], stdin="not-the-name\n")
     assert refused.returncode == 1 and "nothing was restored" in refused.stdout
     assert project.query("SELECT count(*) AS n FROM a") == [{"n": 1}]
-    restored = rw("restore", sorted(dumps)[-1], stdin=f"{project.database}\n")
+    restored = project.cli("restore", sorted(dumps)[-1], stdin=f"{project.database}\n")
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert project.query("SELECT count(*) AS n FROM a") == [{"n": 0}]  # back to the schema and data before V2
 
@@ -143,29 +147,44 @@ def test_destructive_migration_needs_acknowledgement(project: Project) -> None:
     assert project.query(f"SELECT to_regclass('{TABLE}')::text AS t") == [{"t": None}]  # nothing at all ran
     assert project.deploy("--acknowledge-destructive", "V2__drop.sql").returncode == 0
     assert [row["script"] for row in project.history()] == ["V1__ok.sql", "V2__drop.sql"]
+    newest = json.loads(project.cli("history", "--json").stdout)[0]
+    record = json.loads(Path(newest["record"]).read_text())
+    assert [m["script"] for m in record["migrations"]["applied"]] == ["V1__ok.sql", "V2__drop.sql"]
+    assert record["cannot_roll_back"][0].startswith("destructive migration V2__drop.sql (DROP COLUMN)")
+    assert "V2__drop.sql (DROP COLUMN)" in (Path(newest["record"]).parent / "rollback-plan.md").read_text()
 
 
-def test_two_runs_at_once_apply_each_migration_once(project: Project, tool_env: dict[str, str]) -> None:
-    """Two ansible-playbook runs of the same generated project, started together: the advisory lock makes
-    the second wait, and it then finds the migration applied and skips it."""
-    project.add("V1__slow.sql", "SELECT pg_sleep(3);\nCREATE TABLE slow (id int);\n")
-    out = project.folder / "out"
-    generate = [str(VENV_BIN / "rollwright"), "generate", "-f", str(project.spec), "-t", "lab", "-o", str(out)]
-    assert subprocess.run(generate, capture_output=True, timeout=120, check=False).returncode == 0
-    env = {**tool_env, "ANSIBLE_HOST_KEY_CHECKING": "True"}
-    procs = [subprocess.Popen(["ansible-playbook", "site.yml"], cwd=out, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for _ in range(2)]
-    outs = [p.communicate(timeout=600)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0, 0], "\n".join(o[-2500:] for o in outs)
-    assert [row["script"] for row in project.history()] == ["V1__slow.sql"]
+def _explain(out: str, err: str) -> str:
+    """What a CLI run printed, and the end of the ansible output its `details:` line points to."""
+    found = re.search(r"details: (\S+)", out)
+    details = Path(found.group(1)) if found else None
+    return out[-1000:] + err[-1000:] + (details.read_text()[-1500:] if details and details.is_file() else "")
+
+
+def test_two_migrations_apply_at_once_apply_each_migration_once(project: Project) -> None:
+    """Two `rollwright migrations apply` started together (two operators, one spec folder): both share the
+    workspace, the advisory lock holds one until the other has committed, and it then applies nothing."""
+    project.add("V1__slow.sql", "SELECT pg_sleep(4);\nCREATE TABLE slow (id int);\n")
+    project.add("V2__after.sql", "INSERT INTO slow VALUES (1);\n")
+    procs = [subprocess.Popen(project.command("migrations", "apply", "--json"), cwd=project.folder,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    print(*(out + err for out, err in outs), sep="\n", file=sys.stderr)
+    assert [p.returncode for p in procs] == [0, 0], "\n".join(_explain(out, err) for out, err in outs)
+    reports = [json.loads(out) for out, _ in outs]
+    both = ["V1__slow.sql", "V2__after.sql"]
+    assert sorted([m["script"] for m in r["applied"]] for r in reports) == [[], both]
+    waiter = next(r for r in reports if not r["applied"])
+    assert [m["script"] for m in waiter["pending"]] == both  # it found them pending, then waited for the lock
+    history = project.history()
+    assert [(row["script"], row["success"]) for row in history] == [(name, True) for name in both]
+    assert int(str(history[0]["execution_time_ms"])) >= 4000
+    assert project.query("SELECT count(*) AS n FROM slow") == [{"n": 1}]  # V2 ran once
 
 
 def test_migrations_commands_status_dry_run_apply_mark_and_history(project: Project) -> None:
     def rw(*args: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(VENV_BIN / "rollwright"), "migrations", *args, "-f", str(project.spec), "-t", "lab"],
-                              cwd=project.folder, capture_output=True, text=True, timeout=300, check=False)
-        print(proc.stdout, proc.stderr, file=sys.stderr)
-        return proc
+        return project.cli("migrations", *args)
 
     project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
     project.add("V2__b.sql", "CREATE TABLE b (id int);\n")
@@ -224,3 +243,75 @@ def test_a_failed_backup_stops_the_deploy_before_migrations(lab: Lab, tmp_path: 
         assert project.query("SELECT to_regclass('a')::text AS a") == [{"a": None}]
     finally:
         lab.run("db1", f"rm -f {blocked}")
+
+
+def _verify_database(project: Project) -> list[dict[str, object]]:
+    return project.query(f"SELECT datname FROM pg_database WHERE datname = '{project.database}_rollwright_verify'")
+
+
+def _restored_into_scratch(project: Project) -> list[str]:
+    """Dumps the backup role restored into its scratch database, from the runs' own records (job events)."""
+    restored = []
+    for path in (project.folder / ".rollwright" / "lab" / "runs" / "artifacts").glob("*/job_events/*.json"):
+        event = json.loads(path.read_text())
+        data = event.get("event_data") or {}
+        if event.get("event") == "runner_on_ok" and data.get("task") == "Restore into the scratch database":
+            restored.append(data["res"]["cmd"][-1])
+    return sorted(restored)
+
+
+def test_backup_verified_by_restore_leaves_no_scratch_database(lab: Lab, tmp_path: Path,
+                                                               request: pytest.FixtureRequest) -> None:
+    """verify: restore proves each dump restores (pg_restore --list cannot), in <db>_rollwright_verify,
+    which is dropped again; the verified dumps are the ones `backups list` offers."""
+    backups = f"/var/backups/{_database(request)}"
+    project = Project(lab, tmp_path, _database(request), backup_dir=backups, verify="restore")
+    lab.run("db1", f"rm -rf {backups}")
+    project.add("V1__a.sql", "CREATE TABLE a (id int);\nINSERT INTO a VALUES (1), (2);\n")
+    assert project.deploy().returncode == 0
+    project.add("V2__b.sql", "CREATE TABLE b (id int);\n")
+    assert project.deploy().returncode == 0  # its dump holds table a and its rows
+    dumps = sorted(lab.run("db1", f"ls {backups}").stdout.split())
+    assert len(dumps) == 2, dumps
+    assert _restored_into_scratch(project) == [f"{backups}/{name}" for name in dumps]
+    assert _verify_database(project) == []
+    listed = project.cli("backups", "list")
+    assert listed.returncode == 0 and sorted(line.split()[0] for line in listed.stdout.splitlines()[1:]) == dumps
+    assert [row["script"] for row in project.history()] == ["V1__a.sql", "V2__b.sql"]
+    newest = json.loads(project.cli("history", "--json").stdout)[0]
+    record = json.loads(Path(newest["record"]).read_text())
+    assert record["backup"]["file"] == f"{backups}/{dumps[-1]}" and record["backup"]["verify"] == "restore"
+
+
+UNRESTORABLE = """-- pg_dump writes this schema and pg_restore --list reads the dump, but restoring it fails: a restore
+-- runs with an empty search_path, and the index calls a function that calls another one unqualified.
+CREATE FUNCTION double_it(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT i * 2';
+CREATE FUNCTION quadruple(i int) RETURNS int LANGUAGE sql IMMUTABLE AS 'SELECT double_it(double_it(i))';
+CREATE TABLE t (i int);
+INSERT INTO t VALUES (1);
+CREATE INDEX t_quadruple ON t (quadruple(i));
+"""
+
+
+def test_unrestorable_backup_stops_the_deploy_and_is_removed(lab: Lab, tmp_path: Path,
+                                                             request: pytest.FixtureRequest) -> None:
+    """A dump that does not restore is no backup: the deploy stops before migrations, and the dump is
+    removed, so `backups list` and `restore` never offer it as a good one."""
+    backups = f"/var/backups/{_database(request)}"
+    project = Project(lab, tmp_path, _database(request), backup_dir=backups, verify="restore")
+    lab.run("db1", f"rm -rf {backups}")
+    project.add("V1__quadruple.sql", UNRESTORABLE)
+    assert project.deploy().returncode == 0  # its dump, taken before V1, is of an empty database
+    good = lab.run("db1", f"ls {backups}").stdout.split()
+    assert len(good) == 1, good
+    project.add("V2__b.sql", "CREATE TABLE b (id int);\n")
+    proc = project.deploy()
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Migrate the database" not in proc.stdout
+    assert lab.run("db1", f"ls {backups}").stdout.split() == good  # the unverified dump is gone
+    assert 'failed at "Restore into the scratch database" and was removed' in proc.stdout
+    assert "function double_it(integer) does not exist" in proc.stdout
+    assert [line.split()[0] for line in project.cli("backups", "list").stdout.splitlines()[1:]] == good
+    assert _verify_database(project) == []
+    assert [row["script"] for row in project.history()] == ["V1__quadruple.sql"]
+    assert project.query("SELECT to_regclass('b')::text AS b") == [{"b": None}]

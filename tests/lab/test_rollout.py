@@ -7,14 +7,17 @@ through the lab's HAProxy; a single failed request fails the test.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rollwright.lab import sample
 from rollwright.lab.fleet import Lab
@@ -149,18 +152,46 @@ def test_interrupted_deploy_restores_the_fleet(fleet: Fleet) -> None:
     stat = fleet.lab.run("lb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
     rows = [row.split(",") for row in stat.splitlines() if row.startswith("app,app")]
     assert {row[1]: row[17] for row in rows} == dict.fromkeys(APP_HOSTS, "UP")
+    assert fleet.rollwright("lock", "status", "-f", str(spec), "-t", "lab").stdout.strip() == "not locked"
 
 
 def test_checksum_mismatch_refuses_before_touching_any_host(fleet: Fleet) -> None:
     spec = fleet.spec("5.0.0", sha256="0" * 64)
     proc = fleet.deploy(spec)
-    assert proc.returncode == 1, proc.stdout + proc.stderr
-    assert "sha256 mismatch" in proc.stdout
-    assert "nothing was changed on any host" in proc.stdout
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "refused before any change" in proc.stderr and "artifact sha256 mismatch" in proc.stderr
     for host in APP_HOSTS:
         probe = fleet.lab.run(host, "ls /srv/hello/releases /srv/hello/artifacts").stdout
         assert "5.0.0" not in probe, host
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+
+
+
+def test_every_preflight_problem_is_listed_before_any_change(fleet: Fleet) -> None:
+    """Missing env var, checksum mismatch, freeze window, unpromoted artifact and an unreachable host on a
+    production target: one refusal naming all five, exit 2, no host touched."""
+    spec = fleet.spec("5.1.0", sha256="0" * 64)
+    data = yaml.safe_load(spec.read_text())
+    inventory = yaml.safe_load(fleet.lab.inventory_path.read_text())
+    app1 = inventory["all"]["children"]["app"]["hosts"]["app1"]["ansible_host"]
+    unused = app1.rsplit(".", 1)[0] + ".250"  # in the lab's own subnet, nobody there
+    inventory["all"]["children"]["app"]["hosts"]["app9"] = {"ansible_host": unused}
+    (fleet.folder / "prod-hosts.yml").write_text(yaml.safe_dump(inventory))
+    now = datetime.now(UTC)
+    data["required_env"] = ["ROLLWRIGHT_TEST_NEVER_SET"]
+    data["targets"]["prod"] = {
+        "inventory": str(fleet.folder / "prod-hosts.yml"), "production": True, "after": "lab",
+        "freeze": [{"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat(),
+                    "reason": "year-end"}]}
+    spec.write_text(yaml.safe_dump(data))
+    proc = fleet.rollwright("deploy", "-f", str(spec), "-t", "prod")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    listed = [line for line in proc.stderr.splitlines() if line.startswith("  - ")]
+    assert len(listed) == 5, proc.stderr
+    for expected in ("ROLLWRIGHT_TEST_NEVER_SET is not set", "artifact sha256 mismatch", "change freeze on prod",
+                     "has no successful, verified deploy on lab", "app9 does not answer"):
+        assert any(expected in line for line in listed), (expected, proc.stderr)
+    assert fleet.versions(fleet.spec("2.0.0")) == dict.fromkeys(APP_HOSTS, "2.0.0")
 
 
 def test_rollback_command_steps_back_and_to_a_named_version(fleet: Fleet) -> None:
@@ -171,6 +202,84 @@ def test_rollback_command_steps_back_and_to_a_named_version(fleet: Fleet) -> Non
     forward = fleet.rollwright("rollback", "-f", str(spec), "-t", "lab", "--to", "2.0.0")
     assert forward.returncode == 0, forward.stdout + forward.stderr
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+
+
+
+def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
+    """Every deploy and rollback above left a record; the newest ones say what the hosts say."""
+    spec = fleet.spec("2.0.0")
+    rows = json.loads(fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout)
+    seen = [(row["action"], row["version"], row["status"], bool(row["verified"])) for row in reversed(rows)]
+    assert seen == [
+        ("deploy", "1.0.0", "succeeded", True), ("deploy", "2.0.0", "succeeded", True),
+        ("deploy", "2.0.0", "succeeded", True), ("deploy", "3.0.0", "failed", False),
+        ("deploy", "4.0.0", "failed", False), ("deploy", "4.1.0", "interrupted", False),
+        ("deploy", "5.0.0", "failed", False), ("rollback", "1.0.0", "succeeded", True),
+        ("rollback", "2.0.0", "succeeded", True)]
+    later_batch = json.loads(fleet.rollwright("show", rows[4]["id"], "-f", str(spec), "--json").stdout)
+    assert later_batch["rolled_back_by_gate"] == ["app3"] and later_batch["rolled_back_by_runner"] == ["app1", "app2"]
+    shown = fleet.rollwright("show", rows[3]["id"], "-f", str(spec))
+    assert shown.stdout.startswith("# Deploy hello 4.1.0 to lab: interrupted\n")
+    newest = json.loads(fleet.rollwright("show", rows[0]["id"], "-f", str(spec), "--json").stdout)
+    assert {h["name"]: h["current"] for h in newest["hosts"]} == fleet.versions(spec)
+    folder = Path(rows[0]["record"]).parent
+    assert {p.name for p in folder.iterdir()} == {"record.json", "record.md"}
+    first = Path(rows[-1]["record"]).parent
+    assert {p.name for p in first.iterdir()} == {"record.json", "record.md", "checklist.md", "rollback-plan.md"}
+
+
+
+def _start(fleet: Fleet, spec: Path, *extra: str) -> subprocess.Popen[str]:
+    command = [str(VENV_BIN / "rollwright"), "deploy", "-f", str(spec), "-t", "lab", *extra]
+    return subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _read_until(proc: subprocess.Popen[str], marker: str, lines: list[str]) -> None:
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        lines.append(line)
+        if marker in line:
+            return
+    raise AssertionError("".join(lines))
+
+
+def test_one_deploy_at_a_time_per_target(fleet: Fleet) -> None:
+    """While a deploy runs, a second one is refused naming the holder; with --lock-wait it waits its turn."""
+    spec = fleet.spec("2.0.0")
+    lines: list[str] = []
+    first = _start(fleet, spec, "--message", "friday fix")
+    waiting: subprocess.Popen[str] | None = None
+    try:
+        _read_until(first, "▸ Preflight on the hosts", lines)  # the lock is taken before site.yml starts
+        second = fleet.deploy(spec)
+        assert second.returncode == 2, second.stdout + second.stderr
+        assert "the target is locked by" in second.stderr and "message: friday fix" in second.stderr
+        waiting = _start(fleet, spec, "--lock-wait", "300")
+        out, _ = first.communicate(timeout=600)
+        assert first.returncode == 0, "".join(lines) + out
+        waited, _ = waiting.communicate(timeout=600)
+        assert waiting.returncode == 0 and "waiting up to 300s for the deploy lock" in waited, waited
+    finally:
+        for proc in (first, waiting):
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+    assert fleet.rollwright("lock", "status", "-f", str(spec), "-t", "lab").stdout.strip() == "not locked"
+
+
+def test_a_lock_left_by_a_killed_deploy_is_broken_with_a_warning(fleet: Fleet) -> None:
+    spec = fleet.spec("2.0.0")
+    lines: list[str] = []
+    killed = _start(fleet, spec)
+    try:
+        _read_until(killed, "▸ Preflight on the hosts", lines)
+    finally:
+        killed.kill()  # SIGKILL: no chance to release the lock
+        killed.wait(timeout=60)
+    held = fleet.rollwright("lock", "status", "-f", str(spec), "-t", "lab")
+    assert held.returncode == 1 and f"pid {killed.pid}" in held.stdout
+    after = fleet.deploy(spec)
+    assert after.returncode == 0, after.stdout + after.stderr
+    assert "warning: breaking the deploy lock of" in after.stdout and "that process is gone" in after.stdout
 
 
 def test_keep_n_releases_after_n_plus_two_deploys(fleet: Fleet) -> None:

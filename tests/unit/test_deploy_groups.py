@@ -3,8 +3,11 @@ a failing group stops the deploy unless --continue-on-failure; --group and --ski
 
 from __future__ import annotations
 
+import http.server
+import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,3 +77,38 @@ def test_group_selection(project: Path, args: list[str], expected: list[str]) ->
     proc = deploy(project, *args)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ran(project) == expected
+
+
+def test_webhook_hears_start_and_end_and_the_record_is_written(tmp_path: Path) -> None:
+    """A real deploy on the control node, its webhook a receiver on loopback: start and success arrive."""
+    heard: list[dict[str, object]] = []
+
+    class Receiver(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            heard.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        (tmp_path / "hosts.yml").write_text(
+            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+            "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+            f"      rollwright_lock_path: {tmp_path}/lock\n")
+        (tmp_path / "rollwright.yml").write_text(
+            "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
+            f"targets:\n  here: {{inventory: hosts.yml, webhook: 'http://127.0.0.1:{server.server_port}/hook'}}\n")
+        proc = deploy(tmp_path, "-t", "here")
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert [(m["event"], m["status"]) for m in heard] == [("start", "running"), ("success", "succeeded")]
+        assert heard[0]["id"] == heard[1]["id"] and heard[1]["verified"] is True
+        history = subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
+                                 capture_output=True, text=True, check=True)
+        assert json.loads(history.stdout)[0]["id"] == heard[0]["id"]
+        assert not (tmp_path / "lock").exists()  # released
+    finally:
+        server.shutdown()

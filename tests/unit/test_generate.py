@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from rollwright.cli import main
 from rollwright.errors import BadInput
@@ -51,7 +52,8 @@ def test_committed_playbooks_are_not_stale(name: str, spec: Path, target: str | 
 def test_generated_project_passes_syntax_check_and_lint(tmp_path: Path, tool_env: dict[str, str], name: str,
                                                         spec: Path, target: str | None) -> None:
     out = _generate(spec, target, tmp_path / name)
-    playbooks = ["site.yml", "rollback.yml", "status.yml", "undrain.yml"]
+    playbooks = ["site.yml", "rollback.yml", "status.yml", "undrain.yml", "migrations.yml", "backups.yml", "lock.yml",
+                 "preflight.yml"]
     syntax = subprocess.run(["ansible-playbook", "--syntax-check", *playbooks], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr
@@ -193,3 +195,32 @@ def test_plan_flags_destructive_migrations(tmp_path: Path, capsys: pytest.Captur
     assert main(["plan", "-f", str(spec), "-t", "staging"]) == 0
     out = capsys.readouterr().out
     assert "DESTRUCTIVE (DROP COLUMN): V2__drop.sql" in out and "V1__init.sql" not in out
+
+
+class _UnsafeLoader(yaml.SafeLoader):
+    """Reads `!unsafe` scalars as plain strings."""
+
+
+_UnsafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_scalar(node))
+
+
+def test_a_tool_migrates_from_the_new_release_and_lints(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    """alembic runs once on the first app host, in the release being deployed, as the service user with
+    its env; migrations.yml runs the tool's status command from the deployed release."""
+    spec = _hello_copy(tmp_path, f"{{tool: sql, path: {HELLO.parent / 'migrations'}}}", "{tool: alembic}")
+    out = _generate(spec, "staging", tmp_path / "out")
+    site = yaml.load((out / "site.yml").read_text(), Loader=_UnsafeLoader)
+    migrate = next(play for play in site if play["name"].startswith("Migrate the database"))
+    assert migrate["hosts"] == "app[0]"
+    role_vars = migrate["tasks"][0]["vars"]
+    assert role_vars["migrate_chdir"] == "{{ rollwright_release.root }}/releases/{{ rollwright_version }}"
+    assert role_vars["migrate_user"] == "{{ rollwright_service.user }}"
+    assert role_vars["migrate_commands"]["apply"] == "alembic upgrade head"
+    assert "!unsafe 'alembic current --verbose'" in (out / "migrations.yml").read_text()
+    assert "releases/" not in (out / "migrations.yml").read_text()  # status reads the deployed release
+    syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "migrations.yml"], cwd=out,
+                            env=tool_env, capture_output=True, text=True, timeout=300)
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    lint = subprocess.run(["ansible-lint", "--offline", "--nocolor", "--profile", "production", "site.yml",
+                           "migrations.yml"], cwd=out, env=tool_env, capture_output=True, text=True, timeout=600)
+    assert lint.returncode == 0, lint.stdout + lint.stderr

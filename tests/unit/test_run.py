@@ -99,6 +99,14 @@ def test_unreachable_host_is_a_failure_with_its_reason() -> None:
     assert progress.failed[0].unreachable == "ssh: timed out"
 
 
+def test_a_failed_command_is_reported_with_what_it_said() -> None:
+    res = {"msg": "non-zero return code", "rc": 2, "stdout": "", "stderr": "warming up\nsh: cannot create x: denied\n"}
+    progress, lines = _run([_event("playbook_on_play_start", play="Migrate"),
+                            _event("runner_on_failed", host="app1", task="Apply", res=res)])
+    assert progress.failed[0].failures == ["Apply: exit 2: sh: cannot create x: denied"]
+    assert lines[-1].endswith("Apply: exit 2: sh: cannot create x: denied")
+
+
 def _spec(tmp_path: Path, production: bool) -> Path:
     inventory = tmp_path / "hosts.yml"
     inventory.write_text("all:\n  children:\n    app:\n      hosts:\n        app1: {}\n        app2: {}\n"

@@ -12,13 +12,30 @@ from typing import Any
 
 from rollwright.render.commands import GroupCommand
 from rollwright.render.yamlout import Unsafe
-from rollwright.spec.model import CommandGroup, Spec
+from rollwright.spec.model import CommandGroup, Migrations, Spec
 
-MIGRATE_COMMANDS = {
-    "alembic": "alembic upgrade head",
-    "flyway": "flyway migrate",
-    "django": "python manage.py migrate --noinput",
+# What each migration tool runs: `apply` in the deploy; the read-only ones for `rollwright migrations
+# status|history|apply --dry-run`. A spec's `command` replaces apply, its `status_command` the others.
+TOOL_COMMANDS = {
+    "alembic": {"apply": "alembic upgrade head", "status": "alembic current --verbose",
+                "history": "alembic history --indicate-current",
+                "plan": "alembic history --indicate-current -r current:"},
+    "flyway": {"apply": "flyway migrate", "status": "flyway info", "history": "flyway info", "plan": "flyway info"},
+    "django": {"apply": "python manage.py migrate --noinput", "status": "python manage.py showmigrations",
+               "history": "python manage.py showmigrations --verbosity 2", "plan": "python manage.py migrate --plan"},
+    "command": {"apply": "", "status": "", "history": "", "plan": ""},
 }
+
+
+def tool_commands(migrations: Migrations) -> dict[str, str]:
+    """The commands a non-sql migration tool runs; "" where the tool has none (`command` without status_command)."""
+    commands = dict(TOOL_COMMANDS[migrations.tool])
+    if migrations.command:
+        commands["apply"] = migrations.command
+    if migrations.status_command:
+        commands.update(status=migrations.status_command, history=migrations.status_command,
+                        plan=migrations.status_command)
+    return commands
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
 
@@ -90,17 +107,32 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
 
 
 def migrations_plays(spec: Spec) -> list[dict[str, Any]]:
-    """migrations.yml: one tracked-migrations action (-e rollwright_migrations_action=status|apply|...)."""
-    if not _sql_migrations(spec):
-        return [_play("No tracked SQL migrations in this spec", "localhost",
-                      [_task("Say so", "ansible.builtin.debug", {"msg": "database.migrations.tool is not sql"})])]
-    task = _include("Run one migrations action", "migrate", "action", vars={
-        **_sql_migrate_vars(),
-        "migrate_action": "{{ rollwright_migrations_action | default('status') }}",
-        "migrate_script": "{{ rollwright_migrations_script | default('') }}",
-        "migrate_version": "{{ rollwright_migrations_version | default('') }}",
-    })
-    return [_play("Tracked SQL migrations", f"{_db_hosts(spec)}[0]", [task], tags=["migrate"])]
+    """migrations.yml: one migrations action (-e rollwright_migrations_action=status|apply|...); a tool
+    other than sql runs its own command from the deployed release (`current`)."""
+    if not (spec.database and spec.database.migrations):
+        return [_play("No migrations in this spec", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "the spec has no database.migrations"})])]
+    action = {"migrate_action": "{{ rollwright_migrations_action | default('status') }}"}
+    if _sql_migrations(spec):
+        hosts, role_vars = f"{_db_hosts(spec)}[0]", {
+            **_sql_migrate_vars(), **action,
+            "migrate_script": "{{ rollwright_migrations_script | default('') }}",
+            "migrate_version": "{{ rollwright_migrations_version | default('') }}",
+        }
+    else:
+        hosts, role_vars = _tool_migrate_vars(spec, "current")
+        role_vars.update(action)
+    task = _include("Run one migrations action", "migrate", "action", vars=role_vars)
+    return [_play("Migrations", hosts, [task], tags=["migrate"])]
+
+
+def lock_plays(spec: Spec) -> list[dict[str, Any]]:
+    """lock.yml: take, release or read the target's deploy lock on its first host
+    (-e deploy_lock_action=acquire|release|status deploy_lock_holder={...})."""
+    task = _include("Take, release or read the deploy lock", "deploy_lock", vars={
+        "deploy_lock_path": f"{{{{ {V}lock_path }}}}"})
+    host = f"{spec.rollout.hosts}[0]" if spec.artifact else "all[0]"
+    return [_play("The deploy lock", host, [task], tags=["lock"])]
 
 
 def backups_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -205,22 +237,33 @@ def _hook_play(name: str, commands: list[str], tag: str) -> dict[str, Any]:
     return _play(name, "localhost", tasks, tags=[tag])
 
 
-def _preflight_local(spec: Spec) -> dict[str, Any]:
+def _preflight_local(spec: Spec, hooks: bool = True) -> dict[str, Any]:
     role_vars = {"preflight_required_env": f"{{{{ {V}required_env }}}}"}
     if spec.artifact and spec.artifact.path:
         role_vars["preflight_artifact_path"] = f"{{{{ {V}artifact.path }}}}"
         role_vars["preflight_artifact_sha256"] = f"{{{{ {V}artifact.sha256 }}}}"
     tasks = [_include("Check env vars and the artifact", "preflight", vars=role_vars)]
-    tasks += [_shell(f"Run before_deploy hook {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
+    if hooks:
+        tasks += [_shell(f"Run before_deploy hook {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
     return _play("Preflight on the control node (changes nothing)", "localhost", tasks, tags=["preflight"])
 
 
-def _preflight_hosts(spec: Spec) -> dict[str, Any]:
+def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
     hosts = ":".join(dict.fromkeys(_deploy_groups(spec)))
-    play = _play("Preflight on the hosts (changes nothing)", hosts,
-                 [_task("Check the host answers", "ansible.builtin.ping", {})], tags=["preflight"])
-    play["any_errors_fatal"] = True
+    tasks = [_task("Check the host answers", "ansible.builtin.ping", {}),
+             _include("Check there is room for the release", "preflight", "hosts",
+                      vars={"preflight_release_root": f"{{{{ {V}release.root }}}}"},
+                      when=f"inventory_hostname in groups[{spec.rollout.hosts!r}] | default([])")]
+    play = _play("Preflight on the hosts (changes nothing)", hosts, tasks, tags=["preflight"])
+    if fatal:
+        play["any_errors_fatal"] = True
     return play
+
+
+def preflight_plays(spec: Spec) -> list[dict[str, Any]]:
+    """preflight.yml: site.yml's checks without its hooks, every host to the end, so the runner can list
+    every problem at once before it takes the lock."""
+    return [_preflight_local(spec, hooks=False), *([_preflight_hosts(spec, fatal=False)] if spec.artifact else [])]
 
 
 def _deploy_groups(spec: Spec) -> list[str]:
@@ -273,7 +316,11 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
         "service_root": f"{{{{ {V}release.root }}}}",
     }
     tasks = [
-        _include("Stage the release (upload, verify sha256, unpack, link shared)", "release", vars=release_vars),
+        _include("Create the service user", "service", "account",
+                 vars={key: service_vars[key] for key in ("service_user", "service_group", "service_root")}),
+        _include("Stage the release (upload, verify sha256, unpack, link shared)", "release", vars={
+            **release_vars, "release_shared_owner": f"{{{{ {V}service.user }}}}",
+            "release_shared_group": f"{{{{ {V}service.group }}}}"}),
         _include("Install the unit and env file (no restart yet)", "service", "install", vars=service_vars),
     ]
     tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
@@ -325,18 +372,30 @@ def _db_hosts(spec: Spec) -> str:
     return spec.database.hosts if spec.database else "db"
 
 
+def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
+    """Where a non-sql tool runs and with what: the app's first host, in `release` (its code), as the
+    service user with the service's env (DATABASE_URL); without an artifact, on the database host."""
+    assert spec.database is not None and spec.database.migrations is not None
+    role_vars: dict[str, Any] = {
+        "migrate_tool": spec.database.migrations.tool,
+        "migrate_commands": {action: Unsafe(command) for action, command in tool_commands(
+            spec.database.migrations).items()},
+    }
+    if not spec.artifact:
+        return f"{_db_hosts(spec)}[0]", role_vars
+    role_vars.update({
+        "migrate_chdir": f"{{{{ {V}release.root }}}}/{release}",
+        "migrate_user": f"{{{{ {V}service.user }}}}",
+        "migrate_environment": f"{{{{ {V}service.env }}}}",
+    })
+    return f"{spec.rollout.hosts}[0]", role_vars
+
+
 def _migrate_play(spec: Spec) -> dict[str, Any]:
-    migrations = spec.database.migrations if spec.database else None
-    assert spec.database is not None and migrations is not None
-    hosts = f"{_db_hosts(spec)}[0]"
-    if migrations.tool == "sql":
-        role_vars: dict[str, Any] = _sql_migrate_vars()
-    else:
-        command = migrations.command or MIGRATE_COMMANDS.get(migrations.tool, "")
-        role_vars = {"migrate_tool": migrations.tool, "migrate_command": Unsafe(command)}
-        if spec.artifact:  # tools that live in the app's code run from its new release
-            hosts = f"{spec.rollout.hosts}[0]"
-            role_vars["migrate_chdir"] = f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}"
+    if _sql_migrations(spec):
+        hosts, role_vars = f"{_db_hosts(spec)}[0]", _sql_migrate_vars()
+    else:  # tools that live in the app's code run from its new release
+        hosts, role_vars = _tool_migrate_vars(spec, f"releases/{{{{ {V}version }}}}")
     task = _include("Apply migrations once", "migrate", vars=role_vars)
     return _play("Migrate the database (once, before any code switch)", hosts, [task], tags=["migrate"])
 

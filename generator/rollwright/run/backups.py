@@ -16,6 +16,7 @@ from rollwright.errors import EXIT_FAILED, BadInput
 from rollwright.render.project import resolve_target
 from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import Interrupts, run_playbook
+from rollwright.run.preflight import refuse_read_only
 from rollwright.run.progress import Progress
 from rollwright.spec.loader import LoadedSpec
 
@@ -59,6 +60,7 @@ def restore(loaded: LoadedSpec, target: str | None, backup: str, write: Write, *
     """Restore one dump (a file name from `backups list`) over the target's database."""
     name, folder = _database(loaded)
     target_name, target_spec = resolve_target(loaded, target)
+    refuse_read_only(target_name, target_spec, "restore")
     if not DUMP_NAME.match(backup):
         raise BadInput(f"{backup!r} is not a backup file name (see `rollwright backups list`)")
     if target_spec.production and not yes:

@@ -8,16 +8,20 @@ healthy version, and the exit code says whether it did.
 
 from __future__ import annotations
 
+import hashlib
+import os
+import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from rollwright.errors import EXIT_FAILED, BadInput
 from rollwright.inventory import inventory_groups
 from rollwright.render.batches import split_batches
-from rollwright.render.plan import build_plan, hosts_of, plan_as_text
+from rollwright.render.documents import checklist, rollback_plan
+from rollwright.render.plan import build_plan, destructive_files, hosts_of, plan_as_text
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
 from rollwright.render.project import (
     expand_groups,
@@ -26,16 +30,21 @@ from rollwright.render.project import (
     read_migrations,
     render,
     resolve_target,
-    write_project,
+    write_project_once,
 )
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
+from rollwright.run.lock import DeployLock
+from rollwright.run.notify import notify
+from rollwright.run.preflight import Overrides, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
+from rollwright.run.records import History, Record, now, write_record
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Target
 
 Write = Callable[[str], None]
 EXIT_UNSAFE = 3  # failed, and the fleet is not on one healthy version: a human must look
 STATE_DIR = ".rollwright"
+PROJECTS_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,20 @@ class DeployOptions:
     limit: str | None = None
     continue_on_failure: bool = False
     acknowledge_destructive: tuple[str, ...] = ()
+    lock_wait_s: float = 0.0
+    message: str = ""
+    overrides: Overrides = field(default_factory=Overrides)
+
+
+class Told:
+    """Writes the lines that tell how a run ended, and keeps them for the record's summary."""
+
+    def __init__(self, write: Write) -> None:
+        self.write, self.lines = write, list[str]()
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        self.write(line)
 
 
 @dataclass(frozen=True)
@@ -63,17 +86,12 @@ class HostState:
 
 @dataclass(frozen=True)
 class Workspace:
-    """Where a target's generated project and its ansible-runner artifacts live, beside the spec."""
+    """A target's state beside the spec: the generated project a run uses, ansible-runner's artifacts,
+    the records. Each distinct project lives in `projects/<digest>/` and is never rewritten, so a run
+    keeps its files while another command regenerates the project from an edited spec."""
 
     root: Path
-
-    @classmethod
-    def of(cls, loaded: LoadedSpec, target: str) -> Workspace:
-        return cls((loaded.base_dir / STATE_DIR / target).resolve())
-
-    @property
-    def project(self) -> Path:
-        return self.root / "project"
+    project: Path
 
     @property
     def runs(self) -> Path:
@@ -87,10 +105,14 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
     _check_options(loaded, name, target, options)
     groups = expand_groups(loaded)
     inventory = _inventory(loaded, name, target)
+    migrations = read_migrations(loaded)
+    steps = build_plan(spec, groups, inventory, migrations)
     if options.dry_run:
         write(f"dry run: plan for {spec.app} on target {name}; nothing is touched")
-        write(plan_as_text(build_plan(spec, groups, inventory, read_migrations(loaded))))
+        write(plan_as_text(steps))
         return 0
+    documents = {"checklist.md": checklist(spec, name, steps),
+                 "rollback-plan.md": rollback_plan(spec, name, destructive_files(migrations))}
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     batches = split_batches(app_hosts, spec.rollout.batches)
     what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
@@ -99,30 +121,97 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
     if spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
     workspace = prepare_workspace(loaded, name)
-    progress = Progress(write, batches=len(batches))
+    record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
+                    spec.artifact.sha256 if spec.artifact else "",
+                    f"{spec.rollout.strategy} {list(spec.rollout.batches)}", now())
+    problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
+    problems += host_problems(workspace.project, workspace.runs)
+    if problems:
+        raise BadInput(f"deploy of {what} to {name} refused before any change:\n" +
+                       "\n".join(f"  - {problem}" for problem in problems))
+    record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
+        ("change freeze overridden", options.overrides.override_freeze),
+        ("promotion gate forced", options.overrides.force)) if used]
+    tell = Told(write)
+    lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
+    lock.acquire(options.lock_wait_s)
+    notify(target.webhook, "start", record, write)
+    try:
+        code = _run_site(loaded, options, workspace, record, documents, len(batches), tell)
+    finally:
+        lock.release()
+    if record.rolled_back_by_gate or record.rolled_back_by_runner:
+        notify(target.webhook, "rollback", record, write)
+    notify(target.webhook, "success" if code == 0 else "failure", record, write)
+    return code
+
+
+def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
+              documents: dict[str, str], batches: int, tell: Told) -> int:
+    """site.yml under the lock; on failure the restore and the account; then the record."""
+    spec, write = loaded.spec, tell.write
+    what, name = f"{spec.app} {record.version}".rstrip(), record.target
+    progress = Progress(write, batches=batches)
     started = time.perf_counter()
     with Interrupts() as interrupts:
         site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
                             extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
                             cancel=interrupts.after(1))
+        progress.close()
+        runs = [site]
         if site.ok:
+            states = host_states(workspace, options.limit) if spec.artifact else []
             changed = sum(site.count("changed").values())
-            write(f"deployed {what} to {name} in {time.perf_counter() - started:.1f}s ({changed} changes)")
+            tell(f"deployed {what} to {name} in {time.perf_counter() - started:.1f}s ({changed} changes)")
             if progress.continued:
-                write(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
-            return 0
-        if site.status == "canceled":
-            write(f"✗ deploy of {what} to {name} interrupted; restoring the fleet (interrupt again to stop that too)")
+                tell(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
+            code, rolled_back = 0, []
+            if spec.artifact and not options.limit and one_healthy_version(states) != record.version:
+                print_states(tell, states)
+                tell(f"ATTENTION: the playbook passed, but not every app host serves {record.version} healthy now")
+                code = EXIT_UNSAFE
         else:
-            write(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
-        version = spec.artifact.version if spec.artifact else ""
-        rolled_back = _restore(workspace, progress, version, write, interrupts.after(2))
-        states = host_states(workspace, options.limit) if spec.artifact else []
-    return _account(write, site, progress, rolled_back, states, version)
+            if site.status == "canceled":
+                tell(f"✗ deploy of {what} to {name} interrupted; restoring the fleet "
+                     "(interrupt again to stop that too)")
+            else:
+                tell(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
+            rolled_back = _restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
+            states = host_states(workspace, options.limit) if spec.artifact else []
+            code = _account(tell, site, progress, rolled_back, states, record.version)
+    record.status = ("interrupted" if site.status == "canceled" else
+                     {0: "succeeded", EXIT_FAILED: "failed"}.get(code, "unsafe"))
+    record.verified = code == 0 and options.limit is None and (
+        one_healthy_version(states) == record.version if spec.artifact else True)
+    _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell)
+    return code
+
+
+def _finish(workspace: Workspace, record: Record, documents: dict[str, str], progress: Progress,
+            runs: list[PlaybookRun], states: list[HostState], rolled_back: list[str], code: int, tell: Told) -> None:
+    """Fill in and write the deploy record, with the checklist and rollback plan made for this deploy."""
+    record.finished_at, record.exit_code = now(), code
+    record.seconds = round(sum(run.seconds for run in runs), 1)
+    record.steps = [asdict(step) for step in progress.steps]
+    record.failures = [f"{h.name}: {failure}" for h in progress.failed for failure in h.failures or [h.unreachable]]
+    record.rolled_back_by_gate = sorted(h.name for h in progress.hosts.values() if h.rolled_back)
+    record.rolled_back_by_runner = rolled_back
+    record.backup, record.migrations = progress.backup, progress.migrations
+    applied = {m.get("script") for m in progress.migrations.get("applied") or []}
+    record.cannot_roll_back = [
+        f"destructive migration {item['script']} ({', '.join(item.get('statements') or [])}): only the backup "
+        "restores its data" for item in progress.migrations.get("destructive") or [] if item["script"] in applied]
+    if applied:
+        record.cannot_roll_back.append(f"schema changes of {', '.join(sorted(applied))}: a code rollback keeps them")
+    record.hosts = [asdict(state) for state in states]
+    record.summary = "\n".join(tell.lines)
+    record.artifacts = [str(run.artifact_dir) for run in runs]
+    folder = write_record(workspace.root / "records", record, documents, History(workspace.root.parent))
+    tell.write(f"record {record.id}: {folder / 'record.md'}")
 
 
 def _restore(workspace: Workspace, progress: Progress, version: str, write: Write,
-             cancel: Callable[[], bool]) -> list[str]:
+             cancel: Callable[[], bool], runs: list[PlaybookRun]) -> list[str]:
     """Roll back the hosts this run switched and left switched; put back in the load balancer the hosts
     a stopped rollout left drained. Returns the hosts rolled back."""
     only_after_rollout = bool(progress.failed_plays) and set(progress.failed_plays) <= set(AFTER_ROLLOUT_PLAYS)
@@ -136,6 +225,7 @@ def _restore(workspace: Workspace, progress: Progress, version: str, write: Writ
         write(f"rolling back the hosts this deploy switched: {', '.join(switched)}")
         back = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write),
                             limit=",".join(switched), cancel=cancel)
+        runs.append(back)
         rolled_back = switched if back.ok else []
         if not back.ok:
             write("✗ the rollback of those hosts failed too")
@@ -143,34 +233,58 @@ def _restore(workspace: Workspace, progress: Progress, version: str, write: Writ
         write(f"putting back in the load balancer: {', '.join(left_out)}")
         undrain = run_playbook(workspace.project, "undrain.yml", workspace.runs, Progress(write),
                                limit=",".join(left_out), cancel=cancel)
+        runs.append(undrain)
         if not undrain.ok:
             write("✗ some of them are not UP in the load balancer (see below)")
     return rolled_back
 
 
 def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None, limit: str | None,
-             write: Write) -> int:
+             write: Write, *, lock_wait_s: float = 0.0, message: str = "") -> int:
     """Every app host (or --limit) back to its previous release, or to `to_version`; batch by batch."""
     spec = loaded.spec
     if not spec.artifact:
         raise BadInput(f"{loaded.path}: the spec deploys no release, so there is nothing to roll back")
-    name, _ = resolve_target(loaded, target_name)
+    name, target = resolve_target(loaded, target_name)
+    refuse_read_only(name, target, "rollback")
     workspace = prepare_workspace(loaded, name)
     where = f"to {to_version}" if to_version else "to each host's previous release"
-    write(f"roll back {spec.app} on {name} {where}")
+    record = Record(spec.app, name, "rollback", to_version or "", "", f"rollback {where}", now())
+    tell = Told(write)
+    lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
+    lock.acquire(lock_wait_s)
+    try:
+        code = _run_rollback(workspace, record, to_version, limit, where, tell)
+    finally:
+        lock.release()
+    notify(target.webhook, "rollback", record, write)
+    return code
+
+
+def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None, where: str,
+                  tell: Told) -> int:
+    tell(f"roll back {record.app} on {record.target} {where}")
     extravars = {"rollwright_rollback_version": to_version} if to_version else None
+    progress = Progress(tell.write)
     with Interrupts() as interrupts:
-        run = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write), limit=limit,
+        run = run_playbook(workspace.project, "rollback.yml", workspace.runs, progress, limit=limit,
                            extravars=extravars, cancel=interrupts.after(1))
+        progress.close()
         states = host_states(workspace, limit)
-    print_states(write, states)
+    print_states(tell, states)
     serving = one_healthy_version(states)
-    consistent = serving is not None
-    if run.ok and consistent:
-        write(f"rolled back: every host serves {serving} and is healthy")
-        return 0
-    write(f"✗ rollback did not finish cleanly; details: {run.artifact_dir / 'stdout'}")
-    return EXIT_FAILED if consistent else EXIT_UNSAFE
+    if run.ok and serving is not None:
+        tell(f"rolled back: every host serves {serving} and is healthy")
+        code = 0
+    else:
+        tell(f"✗ rollback did not finish cleanly; details: {run.artifact_dir / 'stdout'}")
+        code = EXIT_FAILED if serving is not None else EXIT_UNSAFE
+    record.version = serving or to_version or ""
+    record.status = "interrupted" if run.status == "canceled" else {0: "succeeded", EXIT_FAILED: "failed"}.get(
+        code, "unsafe")
+    record.verified = code == 0 and not limit
+    _finish(workspace, record, {}, progress, [run], states, [], code, tell)
+    return code
 
 
 def host_states(workspace: Workspace, limit: str | None = None) -> list[HostState]:
@@ -202,11 +316,26 @@ def _inventory(loaded: LoadedSpec, name: str, target: Target) -> dict[str, list[
 
 
 def prepare_workspace(loaded: LoadedSpec, target: str | None) -> Workspace:
-    """(Re)generate the target's project in its workspace; every run uses the spec as it is now."""
+    """Generate the target's project as the spec is now, in a folder named by its content."""
     name, _ = resolve_target(loaded, target)
-    workspace = Workspace.of(loaded, name)
-    write_project(render(prepare(loaded, name, workspace.project)), workspace.project)
-    return workspace
+    root = (loaded.base_dir / STATE_DIR / name).resolve()
+    projects = root / "projects"
+    files = render(prepare(loaded, name, projects / "any"))  # every project sits at the same depth
+    digest = hashlib.sha256(b"".join(path.encode() + b"\0" + data for path, data in sorted(files.items())))
+    project = projects / digest.hexdigest()[:16]
+    write_project_once(files, project)
+    os.utime(project)
+    _prune(projects, keep=project)
+    return Workspace(root, project)
+
+
+def _prune(projects: Path, keep: Path) -> None:
+    """Projects not used for a day, beyond the newest PROJECTS_KEPT (a run may still use a recent one)."""
+    found = sorted((p for p in projects.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                   key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in found[PROJECTS_KEPT:]:
+        if old != keep and time.time() - old.stat().st_mtime > 86400:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def _extravars(options: DeployOptions) -> dict[str, Any] | None:

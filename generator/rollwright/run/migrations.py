@@ -1,5 +1,6 @@
-"""`rollwright migrations status|history|apply|mark-applied|baseline`: one action of the embedded
-sql_migrations module on the target's first database host (migrations.yml), reported as a table."""
+"""`rollwright migrations status|history|apply|mark-applied|baseline`: one action of migrations.yml.
+Tool sql: the embedded sql_migrations module on the target's first database host, reported as a
+table. Other tools: their own status/history/plan/apply command, run from the deployed release."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 from rollwright.errors import EXIT_FAILED, BadInput
-from rollwright.render.project import read_migrations
+from rollwright.render.playbooks import tool_commands
+from rollwright.render.project import read_migrations, resolve_target
 from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import Interrupts, run_playbook
+from rollwright.run.preflight import refuse_read_only
 from rollwright.run.progress import Progress
 from rollwright.spec.loader import LoadedSpec
 
@@ -24,12 +27,24 @@ def migrations(loaded: LoadedSpec, target: str | None, command: str, write: Writ
                version: str | None = None, dry_run: bool = False, limit: int = 20, as_json: bool = False) -> int:
     """Run one action and print what the database's history and the local files say."""
     database = loaded.spec.database
-    if not (database and database.migrations and database.migrations.tool == "sql"):
-        raise BadInput(f"{loaded.path}: `rollwright migrations` needs database.migrations with tool: sql")
-    if command == "mark-applied" and script not in read_migrations(loaded):
+    if not (database and database.migrations):
+        raise BadInput(f"{loaded.path}: `rollwright migrations` needs database.migrations in the spec")
+    tool = database.migrations.tool
+    action = ACTIONS[command]
+    if tool != "sql":
+        if command in ("mark-applied", "baseline"):
+            raise BadInput(f"`migrations {command}` is for tool: sql; {tool} keeps its own history "
+                           "(alembic stamp, flyway baseline, migrate --fake)")
+        action = {"history": "history", "apply": "plan" if dry_run else "apply"}.get(command, action)
+        if action != "apply" and not tool_commands(database.migrations)[action]:
+            raise BadInput(f"{loaded.path}: tool {tool} has no {action} command: "
+                           "set database.migrations.status_command")
+    elif command == "mark-applied" and script not in read_migrations(loaded):
         raise BadInput(f"no migration file {script!r} in {loaded.base_dir / database.migrations.path}")
+    if command in ("apply", "mark-applied", "baseline") and not dry_run:
+        refuse_read_only(*resolve_target(loaded, target), f"migrations {command}")
     workspace = prepare_workspace(loaded, target)
-    extravars = {"rollwright_migrations_action": ACTIONS[command], "rollwright_migrations_script": script or "",
+    extravars = {"rollwright_migrations_action": action, "rollwright_migrations_script": script or "",
                  "rollwright_migrations_version": version or ""}
     lines: list[str] = []
     with Interrupts() as interrupts:
@@ -41,6 +56,10 @@ def migrations(loaded: LoadedSpec, target: str | None, command: str, write: Writ
     elif not run.ok:
         for line in lines:
             write(line)
+    elif tool != "sql":
+        write(f"$ {result.get('command', '')}")
+        for line in str(result.get("output", "")).splitlines():
+            write(f"  {line}")
     elif command == "status":
         _status(write, loaded, result)
     elif command == "history":

@@ -19,6 +19,7 @@ Write = Callable[[str], None]
 BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY)
 MESSAGE_LIMIT = 400
 INCLUDE_ROLE = "ansible.builtin.include_role"
+BACKUP_FACT = "backup_postgresql_result"  # set by roles/backup_postgresql when the dump is verified
 
 
 @dataclass
@@ -43,6 +44,17 @@ class _Play:
     failed: int = 0
 
 
+@dataclass(frozen=True)
+class StepRecord:
+    """One play (one batch of a batched play) as the deploy record lists it."""
+
+    name: str
+    batch: int
+    status: str  # ok, failed, interrupted
+    seconds: float
+    changed: int
+
+
 class Progress:
     """An ansible-runner event handler that prints one line per play, batch, host phase and failure."""
 
@@ -55,6 +67,9 @@ class Progress:
         self.failed_plays: list[str] = []
         self.continued: list[str] = []  # commands that failed under --continue-on-failure
         self.changed = 0  # changed results seen, counted from events (an interrupted run has no final stats)
+        self.steps: list[StepRecord] = []
+        self.migrations: dict[str, Any] = {}  # the deploy's sql_migrations result: applied, destructive, failed
+        self.backup: dict[str, Any] = {}  # what the backup role reported: file, size, seconds, verify
 
     def host(self, name: str) -> HostRecord:
         return self.hosts.setdefault(name, HostRecord(name))
@@ -109,17 +124,32 @@ class Progress:
         else:
             self.write(f"▸ {name}")
 
-    def _end_play(self) -> None:
+    def close(self) -> None:
+        """End the play a canceled run left open (it gets no stats event)."""
+        self._end_play("interrupted")
+
+    def _end_play(self, status: str = "") -> None:
         play, self._play = self._play, None
         if play is None:
             return
         took = time.perf_counter() - play.started
-        status = "failed" if play.failed else "ok"
+        status = status or ("failed" if play.failed else "ok")
         changed = f", {play.changed} changed" if play.changed else ""
         self.write(f"  {status} in {took:.1f}s{changed}")
+        self.steps.append(StepRecord(play.name.split(" [")[0], play.batch, status, round(took, 1), play.changed))
+
+    def _remember(self, data: dict[str, Any], res: dict[str, Any]) -> None:
+        """Keep what the record needs from the database steps (ok or failed)."""
+        args = (res.get("invocation") or {}).get("module_args") or {}
+        if data.get("task_action") == "sql_migrations" and args.get("action") == "apply":
+            self.migrations = {key: res.get(key) for key in ("applied", "destructive", "failed") if res.get(key)}
+        facts = res.get("ansible_facts") or {}
+        if isinstance(facts.get(BACKUP_FACT), dict):
+            self.backup = dict(facts[BACKUP_FACT])
 
     def _ok(self, data: dict[str, Any]) -> None:
         host, task, res = str(data.get("host")), str(data.get("task", "")), data.get("res") or {}
+        self._remember(data, res)
         play = self._play
         if play is not None and play.batch and task in PHASES and data.get("task_action") == INCLUDE_ROLE:
             record = self.host(host)
@@ -140,6 +170,8 @@ class Progress:
 
     def _failed(self, data: dict[str, Any], how: str) -> None:
         host, task = str(data.get("host")), str(data.get("task", ""))
+        if isinstance(data.get("res"), dict):
+            self._remember(data, data["res"])
         if self._play is not None:
             self._play.failed += 1
             self.failed_plays.append(self._play.name)
@@ -153,10 +185,13 @@ class Progress:
 
 
 def _message(res: Any) -> str:
-    """The one line that says why a task failed (a module's msg, else the end of its stderr)."""
+    """The one line that says why a task failed (a module's msg; for a command, its last output line)."""
     if not isinstance(res, dict):
         return str(res)[:MESSAGE_LIMIT]
     text = res.get("msg") or res.get("stderr") or res.get("reason") or ""
+    if text == "non-zero return code" and (res.get("stderr") or res.get("stdout")):  # say what the command said
+        said = str(res.get("stderr") or res.get("stdout")).strip().splitlines()[-1]
+        text = f"exit {res.get('rc')}: {said}"
     if not text and isinstance(res.get("results"), list):
         text = "; ".join(_message(r) for r in res["results"] if isinstance(r, dict) and r.get("failed"))
     text = " ".join(str(text).split())

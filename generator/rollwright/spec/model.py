@@ -210,6 +210,7 @@ class Target(Strict):
     forks: Annotated[int, Field(ge=1, le=500)] = 20
     freeze: list[FreezeWindow] = []
     webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    gates: list[Annotated[str, Field(min_length=1)]] = []  # result files (review, tests, scan) that must say PASS
 
 
 HookCommands = list[Annotated[str, Field(min_length=1)]]

@@ -1,0 +1,120 @@
+"""The deploy lock: one deploy or rollback per target at a time, held on the target's first host.
+
+lock.yml runs the deploy_lock role there; the folder it makes with mkdir holds who took it (user,
+control host, pid), for which deploy and version, and why. Only the runner can tell that a holder on
+this same control node is gone (its pid no longer exists), so it is the runner that asks the module
+to break such a lock; a holder elsewhere is only broken by `rollwright lock release --force`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from rollwright.errors import BadInput
+from rollwright.run.engine import Event, run_playbook
+from rollwright.run.records import operator
+
+Write = Callable[[str], None]
+POLL_S = 3.0
+OLD_LOCK_S = 3600  # past this age the refusal suggests `lock release --force`
+
+
+class LockHeld(BadInput):
+    """Another deploy holds the target (nothing was changed)."""
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:  # no pid recorded: nothing to ask (and kill(-1) would ask every process)
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def gone(holder: dict[str, Any]) -> bool:
+    """A holder known to be gone: it ran on this control node and its process no longer exists."""
+    return holder.get("control_host") == socket.gethostname() and not _alive(int(holder.get("pid") or 0))
+
+
+def alive_here(holder: dict[str, Any]) -> bool:
+    """A holder still running on this control node."""
+    return holder.get("control_host") == socket.gethostname() and _alive(int(holder.get("pid") or 0))
+
+
+def describe(holder: dict[str, Any]) -> str:
+    age = int(time.time() - float(holder.get("since") or time.time()))
+    message = f", message: {holder['message']}" if holder.get("message") else ""
+    return (f"{holder.get('user', '?')} (deploy {holder.get('id', '?')}, version {holder.get('version') or '-'}, "
+            f"pid {holder.get('pid', '?')}, held for {age}s{message})")
+
+
+class DeployLock:
+    """The lock of one target's workspace project, taken and released by one deploy."""
+
+    def __init__(self, project: Path, runs: Path, deploy_id: str, version: str, message: str, write: Write) -> None:
+        self.project, self.runs, self.write = project, runs, write
+        self.holder = {"id": deploy_id, "user": operator(), "control_host": socket.gethostname(),
+                       "pid": os.getpid(), "version": version, "message": message}
+        self.held = False
+
+    def call(self, action: str, *, force: bool = False, stale: str = "") -> tuple[bool, dict[str, Any]]:
+        """One lock.yml run; returns (ok, the module's result or the failure)."""
+        found: dict[str, Any] = {}
+
+        def on_event(event: Event) -> None:
+            data = event.get("event_data") or {}
+            if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") and (
+                    data.get("task_action") == "deploy_lock" or event["event"] == "runner_on_unreachable"):
+                found.update(data.get("res") or {})
+
+        run = run_playbook(self.project, "lock.yml", self.runs, on_event, extravars={
+            "deploy_lock_action": action, "deploy_lock_holder": self.holder, "deploy_lock_force": force,
+            "deploy_lock_stale_holder": stale})
+        if not found and not run.ok:
+            found = {"msg": " ".join(run.error_tail()) or f"lock.yml {run.status}"}
+        return run.ok, found
+
+    def acquire(self, wait_s: float = 0.0) -> None:
+        """Take the lock, waiting up to `wait_s` for its holder; raises LockHeld naming the holder."""
+        deadline = time.monotonic() + wait_s
+        said = False
+        while True:
+            ok, result = self.call("acquire")
+            holder = result.get("holder") or {}
+            if not ok and holder and gone(holder):
+                self.write(f"warning: breaking the deploy lock of {describe(holder)}: that process is gone")
+                ok, result = self.call("acquire", stale=str(holder.get("id")))
+                holder = result.get("holder") or {}
+            if ok:
+                self.held = True
+                return
+            if not holder:  # not a held lock: the host did not answer, or the module failed
+                raise BadInput(f"could not take the deploy lock: {result.get('msg', 'failed')}")
+            if time.monotonic() >= deadline:
+                age = time.time() - float(holder.get("since") or time.time())
+                hint = ("if that deploy is gone, `rollwright lock release --force`" if age > OLD_LOCK_S
+                        else "wait for it, or retry with --lock-wait SECONDS")
+                raise LockHeld(f"the target is locked by {describe(holder)}; {hint}")
+            if not said:
+                self.write(f"waiting up to {wait_s:.0f}s for the deploy lock held by {describe(holder)}")
+                said = True
+            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def release(self) -> None:
+        """Give the lock back (after success, failure or Ctrl-C); says so when that fails."""
+        if not self.held:
+            return
+        ok, result = self.call("release")
+        self.held = not ok
+        if not ok:
+            self.write(f"✗ could not release the deploy lock: {result.get('msg', 'failed')}; "
+                       "release it with `rollwright lock release --force`")

@@ -1,0 +1,90 @@
+"""Deploy records and their SQLite history; the checklist and rollback plan written for each deploy."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rollwright.cli import main
+from rollwright.render.documents import checklist, rollback_plan
+from rollwright.render.plan import build_plan
+from rollwright.render.project import expand_groups
+from rollwright.run.records import History, Record, markdown, write_record
+from rollwright.spec.loader import load_spec
+
+HELLO = Path(__file__).resolve().parents[2] / "examples/hello/rollwright.yml"
+
+
+def _record(target: str, status: str, sha: str = "ab" * 32, verified: bool = True,
+            started: str = "2026-11-21T10:00:00Z") -> Record:
+    return Record("hello", target, "deploy", "1.0.0", sha, "rolling [1]", started, status=status, verified=verified,
+                  steps=[{"name": "Stage", "batch": 0, "status": "ok", "seconds": 1.5, "changed": 3}],
+                  migrations={"applied": [{"script": "V3__drop_b.sql", "execution_time_ms": 4}]},
+                  cannot_roll_back=["destructive migration V3__drop_b.sql (DROP COLUMN): only the backup restores"],
+                  hosts=[{"name": "app1", "current": "1.0.0", "previous": "0.9.0", "healthy": True,
+                          "health_status": 200}])
+
+
+def test_history_lists_newest_first_and_finds_by_prefix(tmp_path: Path) -> None:
+    history = History(tmp_path / "state")
+    older = _record("staging", "succeeded", started="2026-11-21T09:00:00Z")
+    newer = _record("staging", "failed", verified=False)
+    other = _record("production", "succeeded", started="2026-11-21T11:00:00Z")
+    for record in (older, newer, other):
+        write_record(tmp_path / "records", record, {"checklist.md": "- [ ] x\n"}, history)
+    assert [row["id"] for row in history.list("staging")] == [newer.id, older.id]
+    assert [row["target"] for row in history.list()] == ["production", "staging", "staging"]
+    assert history.get("20261121T10")["id"] == newer.id  # a unique prefix
+    assert history.get("20261121T") is None  # an ambiguous one
+    assert history.get(newer.id)["status"] == "failed"
+    assert history.get("nope") is None
+    assert (tmp_path / "records" / older.id / "checklist.md").read_text() == "- [ ] x\n"
+    assert json.loads((tmp_path / "records" / older.id / "record.json").read_text())["version"] == "1.0.0"
+
+
+def test_promotion_needs_a_verified_success_of_the_same_artifact(tmp_path: Path) -> None:
+    history = History(tmp_path)
+    history.add(_record("staging", "failed", sha="11" * 32, verified=False), tmp_path / "a.json")
+    history.add(_record("staging", "succeeded", sha="22" * 32, verified=False), tmp_path / "b.json")
+    history.add(_record("staging", "succeeded", sha="33" * 32), tmp_path / "c.json")
+    assert history.verified_deploy("staging", "11" * 32) is None
+    assert history.verified_deploy("staging", "22" * 32) is None
+    assert history.verified_deploy("staging", "33" * 32)["status"] == "succeeded"
+    assert history.verified_deploy("production", "33" * 32) is None
+
+
+def test_markdown_log_names_steps_migrations_and_what_cannot_be_undone() -> None:
+    text = markdown(_record("staging", "succeeded"))
+    assert text.startswith("# Deploy hello 1.0.0 to staging: succeeded\n")
+    assert "| Stage |  | ok | 1.5 | 3 |" in text
+    assert "- applied V3__drop_b.sql (4 ms)" in text
+    assert "## Cannot be rolled back\n\n- destructive migration V3__drop_b.sql" in text
+    assert "| app1 | 1.0.0 | 0.9.0 | healthy |" in text
+
+
+def test_checklist_and_rollback_plan_follow_the_spec() -> None:
+    loaded = load_spec(HELLO)
+    inventory = {"app": ["app1", "app2"], "db": ["db1"], "lb": ["lb1"], "all": ["app1", "app2", "db1", "lb1"]}
+    steps = build_plan(loaded.spec, expand_groups(loaded), inventory, {})
+    listed = checklist(loaded.spec, "staging", steps)
+    assert listed.startswith(f"# Deployment checklist: hello {loaded.spec.artifact.version} to staging\n")
+    assert listed.count("- [ ] ") == len(steps)
+    plan = rollback_plan(loaded.spec, "staging", {"V3__drop_b.sql": ["DROP COLUMN"]})
+    assert "`rollwright rollback -f SPEC -t staging`" in plan
+    assert "`rollwright restore FILE -f SPEC -t staging`" in plan
+    assert "- Destructive migration V3__drop_b.sql (DROP COLUMN)" in plan
+
+
+def test_history_and_show_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "rollwright.yml"
+    spec.write_text("app: hello\n")
+    record = _record("staging", "succeeded")
+    write_record(tmp_path / ".rollwright" / "staging" / "records", record, {}, History(tmp_path / ".rollwright"))
+    assert main(["history", "-f", str(spec)]) == 0
+    assert record.id in capsys.readouterr().out
+    assert main(["show", record.id, "-f", str(spec)]) == 0
+    assert capsys.readouterr().out == markdown(record)
+    assert main(["show", "20991231", "-f", str(spec)]) == 2
+    assert "no single deploy record" in capsys.readouterr().err
