@@ -127,7 +127,11 @@ def _say(line: str) -> None:
 
 def cmd_deploy(args: argparse.Namespace) -> int:
     from rollwright.run.deploy import DeployOptions, deploy
+    from rollwright.run.drift import check
     from rollwright.run.preflight import Overrides
+
+    if args.check:
+        return check(load_spec(args.spec), args.target, _say)
 
     options = DeployOptions(
         target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
@@ -155,6 +159,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print_states(_say, states)
     return 0 if states and all(s.healthy for s in states) else 1
+
+
+def cmd_drift(args: argparse.Namespace) -> int:
+    from rollwright.run.drift import drift
+
+    return drift(load_spec(args.spec), args.target, _say, as_json=args.json)
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
@@ -281,6 +291,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only this command group (repeatable); the release steps still run")
     p.add_argument("--skip-group", action="append", default=[], metavar="NAME", help="skip this command group")
     p.add_argument("--dry-run", action="store_true", help="print the plan; touch nothing")
+    p.add_argument("--check", action="store_true",
+                   help="run site.yml in check+diff mode: what would change on each host (exit 1 if anything)")
     p.add_argument("--no-health-check", action="store_true",
                    help="skip the health gates (refused on a target marked production)")
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the deploy to")
@@ -303,6 +315,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the rollback to")
     _lock_args(p)
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("drift", help="hosts whose files, unit, env file or current release differ from the spec "
+                                     "(check mode; exit 1 when some do)")
+    _spec_arg(p)
+    _target_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_drift)
 
     p = sub.add_parser("lock", help="the target's deploy lock: who holds it, or break a stale one")
     locks = p.add_subparsers(dest="action", metavar="ACTION", required=True)

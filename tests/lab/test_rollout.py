@@ -224,6 +224,9 @@ def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
     assert {h["name"]: h["current"] for h in newest["hosts"]} == fleet.versions(spec)
     folder = Path(rows[0]["record"]).parent
     assert {p.name for p in folder.iterdir()} == {"record.json", "record.md"}
+    for host in ("app1", "lb1", "db1"):  # every host the deploys concerned keeps an audit line per run
+        audit = fleet.lab.run(host, "cat /var/log/rollwright/audit.log").stdout
+        assert all(row["id"] in audit for row in rows), host
     first = Path(rows[-1]["record"]).parent
     assert {p.name for p in first.iterdir()} == {"record.json", "record.md", "checklist.md", "rollback-plan.md"}
 
@@ -303,3 +306,26 @@ def test_limit_deploys_only_the_named_hosts(fleet: Fleet) -> None:
     assert fleet.versions(spec) == {"app1": "6.1.0", "app2": "6.0.4", "app3": "6.0.4"}
     for host in ("app2", "app3"):
         assert "6.1.0" not in fleet.lab.run(host, "ls /srv/hello/releases").stdout, host  # not even staged
+
+
+def test_drift_names_a_hand_edited_unit_and_a_deploy_repairs_it(fleet: Fleet) -> None:
+    """`drift` and `deploy --check` change nothing and say which host and file differ from the spec."""
+    spec = fleet.spec("6.1.0", keep=3, batches=["50%"])
+    split = fleet.rollwright("drift", "-f", str(spec), "-t", "lab")
+    assert split.returncode == 1 and "current is 6.0.4, the spec says 6.1.0" in split.stdout  # after --limit app1
+    assert fleet.deploy(spec).returncode == 0
+    clean = fleet.rollwright("drift", "-f", str(spec), "-t", "lab")
+    assert clean.returncode == 0 and "no drift" in clean.stdout, clean.stdout
+    checked = fleet.deploy(spec, "--check")
+    assert checked.returncode == 0 and "nothing would change" in checked.stdout, checked.stdout
+    unit = "/etc/systemd/system/hello.service"
+    fleet.lab.run("app2", f"sed -i 's/^TimeoutStopSec=.*/TimeoutStopSec=5/' {unit}", check=True)
+    drifted = fleet.rollwright("drift", "-f", str(spec), "-t", "lab", "--json")
+    assert drifted.returncode == 1
+    found = json.loads(drifted.stdout)["changes"]
+    assert list(found) == ["app2"] and any(unit in item for item in found["app2"]), found
+    would = fleet.deploy(spec, "--check")  # the whole site.yml in check mode: app2 would be updated
+    assert would.returncode == 1 and f"Write the systemd unit: {unit}" in would.stdout and "Restart" in would.stdout
+    assert "app1:" not in would.stdout and "app3:" not in would.stdout
+    assert fleet.deploy(spec).returncode == 0  # the unit changed, so app2 is updated (and restarted)
+    assert fleet.rollwright("drift", "-f", str(spec), "-t", "lab").returncode == 0

@@ -98,7 +98,7 @@ def test_webhook_hears_start_and_end_and_the_record_is_written(tmp_path: Path) -
         (tmp_path / "hosts.yml").write_text(
             "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
             "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-            f"      rollwright_lock_path: {tmp_path}/lock\n")
+            f"      rollwright_lock_path: {tmp_path}/lock\n      rollwright_audit_log: {tmp_path}/audit.log\n")
         (tmp_path / "rollwright.yml").write_text(
             "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
             f"targets:\n  here: {{inventory: hosts.yml, webhook: 'http://127.0.0.1:{server.server_port}/hook'}}\n")
@@ -110,5 +110,7 @@ def test_webhook_hears_start_and_end_and_the_record_is_written(tmp_path: Path) -
                                  capture_output=True, text=True, check=True)
         assert json.loads(history.stdout)[0]["id"] == heard[0]["id"]
         assert not (tmp_path / "lock").exists()  # released
+        audit = (tmp_path / "audit.log").read_text().splitlines()
+        assert len(audit) == 1 and f"{heard[0]['id']} deploy hooked - succeeded by " in audit[0]
     finally:
         server.shutdown()

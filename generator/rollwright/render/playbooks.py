@@ -135,6 +135,16 @@ def lock_plays(spec: Spec) -> list[dict[str, Any]]:
     return [_play("The deploy lock", host, [task], tags=["lock"])]
 
 
+def audit_plays(spec: Spec) -> list[dict[str, Any]]:
+    """audit.yml: one line per deploy or rollback on every host it concerned (-e rollwright_audit_line=...).
+    Separate from site.yml, whose second run must change nothing."""
+    hosts = ":".join(dict.fromkeys(_deploy_groups(spec))) if spec.artifact else "all"
+    task = _task("Append to the audit log", "ansible.builtin.lineinfile", {
+        "path": f"{{{{ {V}audit_log }}}}", "line": "{{ rollwright_audit_line }}", "insertafter": "EOF",
+        "create": True, "owner": "root", "group": "root", "mode": "0640"})
+    return [_play("Audit log", hosts, [task], tags=["audit"])]
+
+
 def backups_plays(spec: Spec) -> list[dict[str, Any]]:
     """backups.yml: list the dumps, or restore one (-e rollwright_backups_action=restore rollwright_backup=FILE)."""
     if not (spec.database and spec.database.backup):

@@ -155,6 +155,7 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "migrations.yml": dump_yaml(playbooks.migrations_plays(spec), header),
         "backups.yml": dump_yaml(playbooks.backups_plays(spec), header),
         "lock.yml": dump_yaml(playbooks.lock_plays(spec), header),
+        "audit.yml": dump_yaml(playbooks.audit_plays(spec), header),
         "preflight.yml": dump_yaml(playbooks.preflight_plays(spec), header),
         "group_vars/all/rollwright.yml": dump_yaml(spec_values(inp), header),
         "execution-environment.yml": dump_yaml(_execution_environment(), header),
@@ -178,6 +179,8 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         # on the target's first host; the built-in local target keeps it in the workspace
         "rollwright_lock_path": f"/var/lib/rollwright/locks/{spec.app}" if inp.target.inventory
         else f"{{{{ rollwright_project_dir }}}}/.rollwright/{inp.target_name}/lock",
+        "rollwright_audit_log": "/var/log/rollwright/audit.log" if inp.target.inventory
+        else f"{{{{ rollwright_project_dir }}}}/.rollwright/{inp.target_name}/audit.log",
     }
     if spec.artifact and spec.release and spec.service and spec.health:
         artifact = spec.artifact

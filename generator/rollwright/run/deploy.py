@@ -208,6 +208,13 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     record.artifacts = [str(run.artifact_dir) for run in runs]
     folder = write_record(workspace.root / "records", record, documents, History(workspace.root.parent))
     tell.write(f"record {record.id}: {folder / 'record.md'}")
+    line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
+            f"{record.status} by {record.user}")
+    audit = run_playbook(workspace.project, "audit.yml", workspace.runs, lambda event: None,
+                         extravars={"rollwright_audit_line": line})
+    if audit.count("dark") or audit.count("failures"):
+        missed = sorted({*audit.count("dark"), *audit.count("failures")})
+        tell.write(f"warning: no audit log line on {', '.join(missed)}")
 
 
 def _restore(workspace: Workspace, progress: Progress, version: str, write: Write,

@@ -69,6 +69,7 @@ def run_playbook(
     limit: str | None = None,
     extravars: dict[str, Any] | None = None,
     skip_tags: list[str] | None = None,
+    tags: list[str] | None = None,
     cancel: Callable[[], bool] = lambda: False,
     check: bool = False,
 ) -> PlaybookRun:
@@ -102,6 +103,7 @@ def run_playbook(
         limit=limit or None,
         extravars=extravars or None,
         skip_tags=",".join(skip_tags) if skip_tags else None,
+        tags=",".join(tags) if tags else None,
         cmdline="--check --diff" if check else None,
         envvars=envvars,
         event_handler=handle,

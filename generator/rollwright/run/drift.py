@@ -1,0 +1,84 @@
+"""`rollwright drift`: hosts whose live state differs from what the spec would produce.
+
+First status.yml says where `current` points on every app host: a host not on the spec's version has
+drifted. The hosts that are on it get the stage play of site.yml in Ansible check+diff mode (it writes
+the release, unit and env file; check mode changes nothing), and every task that would change names
+its host and file. (Check mode cannot simulate unpacking a release that is not there, hence the order.)
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from rollwright.errors import EXIT_FAILED
+from rollwright.run.deploy import host_states, prepare_workspace
+from rollwright.run.engine import Event, PlaybookRun, run_playbook
+from rollwright.spec.loader import LoadedSpec
+
+Write = Callable[[str], None]
+
+
+def _paths(res: dict[str, Any]) -> list[str]:
+    """The files a would-be change touches, from its diff headers or its dest/path."""
+    diffs = res.get("diff") or []
+    diffs = diffs if isinstance(diffs, list) else [diffs]
+    found = [str(d.get("before_header") or d.get("after_header")) for d in diffs
+             if isinstance(d, dict) and (d.get("before_header") or d.get("after_header"))]
+    return found or [str(res[key]) for key in ("dest", "path") if res.get(key)][:1]
+
+
+class WouldChange:
+    """An event handler that keeps, per host, each task check mode says would change (and its files)."""
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[str]] = {}
+
+    def __call__(self, event: Event) -> None:
+        data = event.get("event_data") or {}
+        res = data.get("res") if isinstance(data.get("res"), dict) else {}
+        if event.get("event") in ("runner_on_ok", "runner_item_on_ok") and res.get("changed"):
+            where = ", ".join(_paths(res))
+            self.found.setdefault(str(data.get("host")), []).append(
+                f"{data.get('task')}{': ' + where if where else ''}")
+
+
+def drift(loaded: LoadedSpec, target: str | None, write: Write, *, as_json: bool = False) -> int:
+    """Exit 0 when every host matches the spec, 1 when some drifted (each named with what differs)."""
+    workspace = prepare_workspace(loaded, target)
+    changes = WouldChange()
+    version = loaded.spec.artifact.version if loaded.spec.artifact else ""
+    states = host_states(workspace) if version else []
+    for state in states:
+        if state.current != version:
+            changes.found.setdefault(state.name, []).append(
+                f"current is {state.current or 'nothing'}, the spec says {version}")
+    # hosts on the spec's version: would the stage play change their files? (the others drifted already)
+    on_version = [s.name for s in states if s.current == version]
+    run = run_playbook(workspace.project, "site.yml", workspace.runs, changes, tags=["stage"], check=True,
+                       limit=",".join(on_version) if version else None)
+    return _report(write, run, changes.found, as_json, "no drift: every host matches the spec")
+
+
+def check(loaded: LoadedSpec, target: str | None, write: Write, *, as_json: bool = False) -> int:
+    """`deploy --check`: the whole site.yml in check+diff mode; what would change on each host."""
+    workspace = prepare_workspace(loaded, target)
+    changes = WouldChange()
+    run = run_playbook(workspace.project, "site.yml", workspace.runs, changes, check=True)
+    return _report(write, run, changes.found, as_json, "nothing would change")
+
+
+def _report(write: Write, run: PlaybookRun, found: dict[str, list[str]], as_json: bool, clean: str) -> int:
+    if as_json:
+        write(json.dumps({"ok": run.ok, "changes": found}, indent=2))
+    elif not found:
+        write(clean)
+    for host, items in ([] if as_json else sorted(found.items())):
+        write(f"{host}:")
+        for item in items:
+            write(f"    {item}")
+    if not run.ok:
+        write(f"✗ the check did not finish; details: {run.artifact_dir / 'stdout'}")
+        return EXIT_FAILED
+    return EXIT_FAILED if found else 0
