@@ -83,6 +83,7 @@ def host_problems(project: Path, runs: Path) -> list[str]:
     for host in progress.failed:
         if host.unreachable:
             problems.append(f"{host.name} does not answer: {host.unreachable}")
+            continue
         for failure in host.failures:
             detail = failure.split(": ", 1)[-1].removeprefix("Preflight failed, nothing was changed: ")
             problems += [f"{host.name}: {item}" if host.name != "localhost" else item for item in detail.split("; ")]
