@@ -114,3 +114,14 @@ def test_webhook_hears_start_and_end_and_the_record_is_written(tmp_path: Path) -
         assert len(audit) == 1 and f"{heard[0]['id']} deploy hooked - succeeded by " in audit[0]
     finally:
         server.shutdown()
+
+
+def test_missing_env_vars_are_named_and_nothing_runs(project: Path) -> None:
+    spec = project / "rollwright.yml"
+    spec.write_text(SPEC + "required_env: [ROLLWRIGHT_TEST_UNSET_A, ROLLWRIGHT_TEST_UNSET_B]\n")
+    proc = deploy(project)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "refused before any change:\n" in proc.stderr
+    assert "  - required environment variable ROLLWRIGHT_TEST_UNSET_A is not set\n" in proc.stderr
+    assert "  - required environment variable ROLLWRIGHT_TEST_UNSET_B is not set" in proc.stderr
+    assert ran(project) == []

@@ -255,7 +255,17 @@ def _preflight_local(spec: Spec, hooks: bool = True) -> dict[str, Any]:
     tasks = [_include("Check env vars and the artifact", "preflight", vars=role_vars)]
     if hooks:
         tasks += [_shell(f"Run before_deploy hook {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
+    else:
+        tasks = _all_checks(tasks)
     return _play("Preflight on the control node (changes nothing)", "localhost", tasks, tags=["preflight"])
+
+
+def _all_checks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The checks in a block whose failure is rescued: it is still reported (the runner lists it), but the
+    play and the playbook go on to the other checks (a play whose hosts all failed ends the playbook)."""
+    return [{"name": "Run every check, reporting each failure", "block": tasks, "rescue": [
+        _task("Go on with the other checks", "ansible.builtin.debug",
+              {"msg": "failed: {{ ansible_failed_result.msg | default('see above') }}"})]}]
 
 
 def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
@@ -264,7 +274,8 @@ def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
              _include("Check there is room for the release", "preflight", "hosts",
                       vars={"preflight_release_root": f"{{{{ {V}release.root }}}}"},
                       when=f"inventory_hostname in groups[{spec.rollout.hosts!r}] | default([])")]
-    play = _play("Preflight on the hosts (changes nothing)", hosts, tasks, tags=["preflight"])
+    play = _play("Preflight on the hosts (changes nothing)", hosts, tasks if fatal else _all_checks(tasks),
+                 tags=["preflight"])
     if fatal:
         play["any_errors_fatal"] = True
     return play
