@@ -169,7 +169,7 @@ def cmd_drift(args: argparse.Namespace) -> int:
 
 def cmd_lock(args: argparse.Namespace) -> int:
     from rollwright.run.deploy import prepare_workspace
-    from rollwright.run.lock import DeployLock, alive_here, describe, gone
+    from rollwright.run.lock import DeployLock, describe, holder_alive
 
     workspace = prepare_workspace(load_spec(args.spec), args.target)
     lock = DeployLock(workspace.project, workspace.runs, "", "", "", _say)
@@ -186,10 +186,11 @@ def cmd_lock(args: argparse.Namespace) -> int:
     if not holder:
         _say("not locked; nothing to release")
         return 0
-    if alive_here(holder):
+    alive = holder_alive(holder)
+    if alive:
         raise BadInput(f"the lock belongs to a deploy still running on this machine: {describe(holder)}; "
                        "stop it with Ctrl-C instead (it releases the lock)")
-    if not args.force and not gone(holder):
+    if not args.force and alive is None:
         raise BadInput(f"the target is locked by {describe(holder)}; if that deploy is gone, add --force")
     _say(f"warning: breaking the deploy lock of {describe(holder)}")
     ok, result = lock.call("release", force=True)

@@ -134,12 +134,9 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
         ("promotion gate forced", options.overrides.force)) if used]
     tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
-    lock.acquire(options.lock_wait_s)
-    notify(target.webhook, "start", record, write)
-    try:
+    with lock.holding(options.lock_wait_s):
+        notify(target.webhook, "start", record, write)
         code = _run_site(loaded, options, workspace, record, documents, len(batches), tell)
-    finally:
-        lock.release()
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
@@ -179,12 +176,18 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             rolled_back = _restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
             states = host_states(workspace, options.limit) if spec.artifact else []
             code = _account(tell, site, progress, rolled_back, states, record.version)
-    record.status = ("interrupted" if site.status == "canceled" else
-                     {0: "succeeded", EXIT_FAILED: "failed"}.get(code, "unsafe"))
+    record.status = _status(site, code)
     record.verified = code == 0 and options.limit is None and (
         one_healthy_version(states) == record.version if spec.artifact else True)
     _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell)
     return code
+
+
+def _status(run: PlaybookRun, code: int) -> str:
+    """The record's status: interrupted (Ctrl-C), else from the exit code (3 is a fleet needing a human)."""
+    if run.status == "canceled":
+        return "interrupted"
+    return {0: "succeeded", EXIT_FAILED: "failed"}.get(code, "unsafe")
 
 
 def _finish(workspace: Workspace, record: Record, documents: dict[str, str], progress: Progress,
@@ -259,11 +262,8 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
     record = Record(spec.app, name, "rollback", to_version or "", "", f"rollback {where}", now())
     tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
-    lock.acquire(lock_wait_s)
-    try:
+    with lock.holding(lock_wait_s):
         code = _run_rollback(workspace, record, to_version, limit, where, tell)
-    finally:
-        lock.release()
     notify(target.webhook, "rollback", record, write)
     return code
 
@@ -287,8 +287,7 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
         tell(f"✗ rollback did not finish cleanly; details: {run.artifact_dir / 'stdout'}")
         code = EXIT_FAILED if serving is not None else EXIT_UNSAFE
     record.version = serving or to_version or ""
-    record.status = "interrupted" if run.status == "canceled" else {0: "succeeded", EXIT_FAILED: "failed"}.get(
-        code, "unsafe")
+    record.status = _status(run, code)
     record.verified = code == 0 and not limit
     _finish(workspace, record, {}, progress, [run], states, [], code, tell)
     return code

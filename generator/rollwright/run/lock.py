@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +23,6 @@ from rollwright.run.records import operator
 Write = Callable[[str], None]
 POLL_S = 3.0
 OLD_LOCK_S = 3600  # past this age the refusal suggests `lock release --force`
-
-
-class LockHeld(BadInput):
-    """Another deploy holds the target (nothing was changed)."""
 
 
 def _alive(pid: int) -> bool:
@@ -40,14 +37,11 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def gone(holder: dict[str, Any]) -> bool:
-    """A holder known to be gone: it ran on this control node and its process no longer exists."""
-    return holder.get("control_host") == socket.gethostname() and not _alive(int(holder.get("pid") or 0))
-
-
-def alive_here(holder: dict[str, Any]) -> bool:
-    """A holder still running on this control node."""
-    return holder.get("control_host") == socket.gethostname() and _alive(int(holder.get("pid") or 0))
+def holder_alive(holder: dict[str, Any]) -> bool | None:
+    """Whether the holder's process still runs; None when it ran on another control node (unknowable)."""
+    if holder.get("control_host") != socket.gethostname():
+        return None
+    return _alive(int(holder.get("pid") or 0))
 
 
 def describe(holder: dict[str, Any]) -> str:
@@ -84,13 +78,13 @@ class DeployLock:
         return run.ok, found
 
     def acquire(self, wait_s: float = 0.0) -> None:
-        """Take the lock, waiting up to `wait_s` for its holder; raises LockHeld naming the holder."""
+        """Take the lock, waiting up to `wait_s` for its holder; raises BadInput naming the holder."""
         deadline = time.monotonic() + wait_s
         said = False
         while True:
             ok, result = self.call("acquire")
             holder = result.get("holder") or {}
-            if not ok and holder and gone(holder):
+            if not ok and holder and holder_alive(holder) is False:
                 self.write(f"warning: breaking the deploy lock of {describe(holder)}: that process is gone")
                 ok, result = self.call("acquire", stale=str(holder.get("id")))
                 holder = result.get("holder") or {}
@@ -103,11 +97,20 @@ class DeployLock:
                 age = time.time() - float(holder.get("since") or time.time())
                 hint = ("if that deploy is gone, `rollwright lock release --force`" if age > OLD_LOCK_S
                         else "wait for it, or retry with --lock-wait SECONDS")
-                raise LockHeld(f"the target is locked by {describe(holder)}; {hint}")
+                raise BadInput(f"the target is locked by {describe(holder)}; {hint}")
             if not said:
                 self.write(f"waiting up to {wait_s:.0f}s for the deploy lock held by {describe(holder)}")
                 said = True
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+
+    @contextmanager
+    def holding(self, wait_s: float = 0.0) -> Iterator[None]:
+        """The lock for the duration of a with-block; given back however the block ends."""
+        self.acquire(wait_s)
+        try:
+            yield
+        finally:
+            self.release()
 
     def release(self) -> None:
         """Give the lock back (after success, failure or Ctrl-C); says so when that fails."""
