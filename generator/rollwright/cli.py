@@ -10,10 +10,15 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rollwright.errors import EXIT_BAD_INPUT, BadInput, RollwrightError
-from rollwright.spec.loader import SpecError, load_spec
+from rollwright.spec.loader import LoadedSpec, SpecError, load_spec
+
+if TYPE_CHECKING:
+    from rollwright.run.output import Output
 
 DEFAULT_SPEC = "rollwright.yml"
 
@@ -25,6 +30,12 @@ def _spec_arg(parser: argparse.ArgumentParser) -> None:
 
 def _target_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+
+
+def _output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="progress as JSON events, one per line (for machines)")
+    parser.add_argument("--no-color", action="store_true",
+                        help="plain lines, no live view (also NO_COLOR=1, or when stdout is not a terminal)")
 
 
 def _lock_args(parser: argparse.ArgumentParser) -> None:
@@ -125,6 +136,23 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
+def _with_output(args: argparse.Namespace, run: Callable[[Output], int]) -> int:
+    """Run a deploy or rollback with the progress view the terminal, --no-color/NO_COLOR or --json asks for;
+    in JSON the stream ends with a `result` event (or an `error` event for a refusal)."""
+    from rollwright.run.output import choose_output
+
+    with choose_output(as_json=args.json, no_color=args.no_color) as out:
+        try:
+            code = run(out)
+        except RollwrightError as exc:
+            if args.json:
+                out.event("error", str(exc), exit_code=exc.exit_code)
+            raise
+        if args.json:
+            out.event("result", f"exit {code}", exit_code=code)
+    return code
+
+
 def cmd_deploy(args: argparse.Namespace) -> int:
     from rollwright.run.deploy import DeployOptions, deploy
     from rollwright.run.drift import check
@@ -138,14 +166,14 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure,
         acknowledge_destructive=tuple(args.acknowledge_destructive), lock_wait_s=args.lock_wait,
         message=args.message, overrides=Overrides(args.override_freeze, args.force, args.reason))
-    return deploy(load_spec(args.spec), options, _say)
+    return _with_output(args, lambda out: deploy(load_spec(args.spec), options, out))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
     from rollwright.run.deploy import rollback
 
-    return rollback(load_spec(args.spec), args.target, args.to, args.limit, _say, lock_wait_s=args.lock_wait,
-                    message=args.message)
+    return _with_output(args, lambda out: rollback(load_spec(args.spec), args.target, args.to, args.limit, out,
+                                                   lock_wait_s=args.lock_wait, message=args.message))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -159,6 +187,28 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print_states(_say, states)
     return 0 if states and all(s.healthy for s in states) else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import prepare_workspace
+    from rollwright.run.verify import print_verification, run_verify
+
+    loaded = load_spec(args.spec)
+    workspace = prepare_workspace(loaded, args.target)
+    result = run_verify(workspace.project, workspace.runs, hosts=_host_count(loaded, args.target))
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_verification(_say, result)
+    return 0 if result.ok else 1
+
+
+def _host_count(loaded: LoadedSpec, target: str | None) -> int:
+    from rollwright.inventory import inventory_groups
+    from rollwright.render.project import inventory_path, resolve_target
+
+    path = inventory_path(loaded, *resolve_target(loaded, target))
+    return len(inventory_groups(path).get("all", [])) if path else 1
 
 
 def cmd_drift(args: argparse.Namespace) -> int:
@@ -249,6 +299,74 @@ def cmd_restore(args: argparse.Namespace) -> int:
     return restore(load_spec(args.spec), args.target, args.backup, _say, yes=args.yes)
 
 
+def cmd_env(args: argparse.Namespace) -> int:
+    from rollwright.render.project import inventory_path, resolve_target
+    from rollwright.targetenv import TargetEnv
+
+    loaded = load_spec(args.spec)
+    name, target = resolve_target(loaded, args.target)
+    path = inventory_path(loaded, name, target)
+    if path is None:
+        raise BadInput(f"{loaded.path}: the built-in local target has no inventory to keep an environment in")
+    store = TargetEnv(path, name)
+    if args.action == "set":
+        store.set(args.name, _env_value(args), secret=args.secret)
+        _say(f"{name}: {args.name} set ({'secret, in the vault' if args.secret else 'plain'}); "
+             "it reaches the hosts with the next deploy")
+    elif args.action == "get":
+        value = store.get(args.name)
+        if value.secret and not args.reveal:
+            raise BadInput(f"{args.name} is a secret of target '{name}'; add --reveal to print it")
+        print(value.value)
+    elif args.action == "delete":
+        if not store.delete(args.name):
+            raise BadInput(f"target '{name}' has no env value {args.name}")
+        _say(f"{name}: {args.name} deleted; the hosts drop it with the next deploy")
+    else:
+        values = store.list()
+        if args.json:
+            print(json.dumps([{"name": v.name, "secret": v.secret, "value": None if v.secret else v.value}
+                              for v in values], indent=2))
+        for value in values if not args.json else []:
+            _say(f"{value.name}=<secret>" if value.secret else f"{value.name}={value.value}")
+    return 0
+
+
+def _env_value(args: argparse.Namespace) -> str:
+    """The value to set: the argument for a plain value; for a secret, stdin or a prompt (never argv,
+    which shell history and `ps` show)."""
+    if args.value is not None:
+        if args.secret:
+            raise BadInput("a secret is never taken from the command line (shell history and `ps` show it): "
+                           "pipe it on stdin or type it at the prompt")
+        return str(args.value)
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"{args.name}: ") if args.secret else input(f"{args.name}: ")
+    value = sys.stdin.read()
+    return value[:-1] if value.endswith("\n") else value
+
+
+def cmd_target(args: argparse.Namespace) -> int:
+    from rollwright import targets
+
+    if args.action == "list":
+        return targets.list_targets(args.spec, _say, as_json=args.json)
+    if args.action == "test":
+        return targets.check_target(args.spec, args.name, _say, as_json=args.json)
+    if args.action == "add":
+        return targets.add_target(args.spec, args.name, hosts=args.host, variables=args.var, inventory=args.inventory,
+                                  after=args.after, production=args.production, read_only=args.read_only,
+                                  become=args.become, write=_say)
+    if args.action == "remove":
+        return targets.remove_target(args.spec, args.name, delete_inventory=args.delete_inventory, write=_say)
+    changes = targets.Changes(add_hosts=args.add_host, remove_hosts=args.remove_host, set_vars=args.var,
+                              unset_vars=args.unset_var, after=args.after, no_after=args.no_after,
+                              production=args.production, read_only=args.read_only, become=args.become)
+    return targets.update_target(args.spec, args.name, changes, _say)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rollwright",
@@ -307,6 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="deploy an artifact the target's `after` target never verified (needs --reason)")
     p.add_argument("--reason", default="", help="why an override is needed; kept in the deploy record")
     _lock_args(p)
+    _output_args(p)
     p.set_defaults(func=cmd_deploy)
 
     p = sub.add_parser("rollback", help="every app host back to its previous release (or --to VERSION)")
@@ -315,7 +434,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", metavar="VERSION", help="a release staged on the hosts (default: each host's previous)")
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern to limit the rollback to")
     _lock_args(p)
+    _output_args(p)
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("verify", help="prove the hosts are as the spec says: the generated testinfra suite "
+                                      "(unit, release, env file, port, health, load balancer, migrations); exit 1 "
+                                      "naming each host and check that fails")
+    _spec_arg(p)
+    _target_arg(p)
+    _json_arg(p)
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("drift", help="hosts whose files, unit, env file or current release differ from the spec "
                                      "(check mode; exit 1 when some do)")
@@ -392,6 +520,78 @@ def build_parser() -> argparse.ArgumentParser:
     _target_arg(p)
     p.add_argument("--yes", action="store_true", help="do not ask; required on a target marked production")
     p.set_defaults(func=cmd_restore)
+
+    p = sub.add_parser("env", help="the target's environment for the app: plain values and vault secrets")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    for name, text in (("set", "set NAME (a secret is read from stdin or a prompt; vault password from "
+                               "ROLLWRIGHT_VAULT_PASSWORD_FILE or ROLLWRIGHT_VAULT_PASSWORD)"),
+                       ("get", "print NAME's value (a secret only with --reveal)"),
+                       ("list", "every NAME, secrets masked"),
+                       ("delete", "remove NAME")):
+        a = actions.add_parser(name, help=text)
+        if name != "list":
+            a.add_argument("name", metavar="NAME", help="environment variable name, e.g. API_TOKEN")
+        if name == "set":
+            a.add_argument("value", metavar="VALUE", nargs="?", help="a plain value (default: read stdin)")
+            a.add_argument("--secret", action="store_true", help="keep it in the target's ansible-vault file")
+        if name == "get":
+            a.add_argument("--reveal", action="store_true", help="print it although it is a secret")
+        if name == "list":
+            _json_arg(a)
+        _spec_arg(a)
+        _target_arg(a)
+        a.set_defaults(func=cmd_env)
+
+    p = sub.add_parser("target", help="the spec's targets: add, list, update or remove one (spec and inventory), "
+                                      "test its hosts' SSH and sudo")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    host_help = "a host as GROUP:HOST=ADDRESS[:PORT], e.g. app:app1=192.0.2.11 (repeatable)"
+    a = actions.add_parser("add", help="a new target: writes its inventory (hosts.yml) and adds it to the spec")
+    a.add_argument("name", metavar="NAME", help="target name, e.g. staging")
+    _spec_arg(a)
+    a.add_argument("--inventory", metavar="PATH",
+                   help="inventory folder (or .yml file), relative to the spec's folder (default: inventories/NAME)")
+    a.add_argument("--host", action="append", default=[], metavar="GROUP:HOST=ADDRESS", help=host_help)
+    a.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
+                   help="an inventory variable for every host (all: vars), e.g. ansible_user=deploy (repeatable)")
+    a.add_argument("--after", metavar="TARGET", help="deploys here need the artifact verified on TARGET first")
+    a.add_argument("--production", action="store_true",
+                   help="mark it production (no --no-health-check; restore needs --yes)")
+    a.add_argument("--read-only", action="store_true",
+                   help="mark it read-only (plan, --check, drift, status and history only)")
+    a.add_argument("--become", action="store_true", help="deploy with privilege escalation (sudo)")
+    a.set_defaults(func=cmd_target)
+    a = actions.add_parser("list", help="every target: inventory, hosts per group, flags")
+    _spec_arg(a)
+    _json_arg(a)
+    a.set_defaults(func=cmd_target)
+    a = actions.add_parser("update", help="change a target's hosts, inventory variables or settings")
+    a.add_argument("name", metavar="NAME", help="target name")
+    _spec_arg(a)
+    a.add_argument("--add-host", action="append", default=[], metavar="GROUP:HOST=ADDRESS", help=host_help)
+    a.add_argument("--remove-host", action="append", default=[], metavar="HOST",
+                   help="take HOST out of the inventory, from every group (repeatable)")
+    a.add_argument("--var", action="append", default=[], metavar="KEY=VALUE", help="set an all: vars variable")
+    a.add_argument("--unset-var", action="append", default=[], metavar="KEY", help="remove an all: vars variable")
+    after = a.add_mutually_exclusive_group()
+    after.add_argument("--after", metavar="TARGET", help="deploys here need the artifact verified on TARGET first")
+    after.add_argument("--no-after", action="store_true", help="drop the target's `after`")
+    for flag, text in (("production", "mark it production (or not)"), ("read-only", "mark it read-only (or not)"),
+                       ("become", "deploy with privilege escalation")):
+        a.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=text)
+    a.set_defaults(func=cmd_target)
+    a = actions.add_parser("remove", help="take a target out of the spec (refused while another comes after it)")
+    a.add_argument("name", metavar="NAME", help="target name")
+    _spec_arg(a)
+    a.add_argument("--delete-inventory", action="store_true",
+                   help="delete its inventory too (only inside the spec's folder; kept by default)")
+    a.set_defaults(func=cmd_target)
+    a = actions.add_parser("test", help="can Ansible reach every host (SSH) and become root there (sudo)? "
+                                        "exit 1 when not")
+    a.add_argument("name", metavar="NAME", help="target name")
+    _spec_arg(a)
+    _json_arg(a)
+    a.set_defaults(func=cmd_target)
 
     from rollwright.lab.cli import add_lab_parser
 

@@ -114,6 +114,8 @@ def test_versions_apply_once_in_order_and_a_new_one_next_time(project: Project) 
     assert project.deploy().returncode == 0
     assert [row["script"] for row in project.history()][-1] == "V11__more.sql"
     assert project.query("SELECT count(*) AS n FROM greeting") == [{"n": 2}]
+    verified = project.cli("verify")  # the generated testinfra check of the history table
+    assert verified.returncode == 0 and "verified: 1 checks passed" in verified.stdout, verified.stdout
 
 
 def test_a_failing_migration_is_rolled_back_and_recorded(project: Project) -> None:
@@ -126,6 +128,10 @@ def test_a_failing_migration_is_rolled_back_and_recorded(project: Project) -> No
     assert [(row["script"], row["success"]) for row in history] == [("V1__ok.sql", True), ("V2__broken.sql", False)]
     assert "nowhere" in str(history[1]["error"])
     assert project.query("SELECT to_regclass('b')::text AS b") == [{"b": None}]  # its transaction was rolled back
+    verified = project.cli("verify")
+    assert verified.returncode == 1, verified.stdout + verified.stderr
+    assert "db1          no failed or pending migration: failed migrations in rollwright_schema_history: " \
+           "V2__broken.sql" in verified.stdout, verified.stdout
 
 
 def test_an_edited_applied_migration_is_refused_before_anything_runs(project: Project) -> None:

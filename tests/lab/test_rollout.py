@@ -8,6 +8,9 @@ through the lab's HAProxy; a single failed request fails the test.
 from __future__ import annotations
 
 import json
+import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -26,6 +29,8 @@ from rollwright.lab.load import Load, LoadResult
 VENV_BIN = Path(sys.executable).parent
 APP_HOSTS = ["app1", "app2", "app3"]
 MIN_REQUESTS = 2000
+API_TOKEN = "tok-" + secrets.token_hex(12)
+VAULT_ENV = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-" + secrets.token_hex(8)}
 LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
 
 
@@ -35,17 +40,20 @@ class Fleet:
 
     lab: Lab
     folder: Path
+    inventory: Path  # a folder: the lab's hosts.yml, and the values `rollwright env set` keeps in group_vars
+    said: list[str]  # everything rollwright printed in this module (searched for secrets)
 
     def spec(self, version: str, **options: object) -> Path:
         path, sha = sample.build(version, self.folder / "dist", broken=bool(options.pop("broken", False)),
                                  broken_on=options.pop("broken_on", None))  # type: ignore[arg-type]
         sha = str(options.pop("sha256", sha))
-        return sample.write_spec(self.folder, self.lab.inventory_path, path, sha, version, **options)  # type: ignore[arg-type]
+        return sample.write_spec(self.folder, self.inventory, path, sha, version, **options)  # type: ignore[arg-type]
 
-    def rollwright(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def rollwright(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run([str(VENV_BIN / "rollwright"), *args], cwd=self.folder, capture_output=True,
-                              text=True, timeout=900, check=False)
+                              text=True, timeout=900, check=False, input=stdin, env=VAULT_ENV)
         print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
+        self.said += [proc.stdout, proc.stderr]
         return proc
 
     def deploy(self, spec: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -67,7 +75,16 @@ class Fleet:
 
 @pytest.fixture(scope="module")
 def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
-    return Fleet(lab, tmp_path_factory.mktemp("rollout"))
+    """The fleet, with a vault secret for the app set before its first deploy."""
+    folder = tmp_path_factory.mktemp("rollout")
+    (folder / "inventory").mkdir()
+    shutil.copy(lab.inventory_path, folder / "inventory" / "hosts.yml")
+    fleet = Fleet(lab, folder, folder / "inventory", [])
+    spec = fleet.spec("1.0.0")
+    assert fleet.rollwright("env", "set", "API_TOKEN", "--secret", "-f", str(spec), "-t", "lab",
+                            stdin=API_TOKEN).returncode == 0
+    assert fleet.rollwright("env", "set", "GREETING", "hi", "-f", str(spec), "-t", "lab").returncode == 0
+    return fleet
 
 
 def test_first_deploy_then_zero_downtime_rollout_under_load(fleet: Fleet) -> None:
@@ -85,14 +102,19 @@ def test_first_deploy_then_zero_downtime_rollout_under_load(fleet: Fleet) -> Non
         assert batch in proc.stdout
 
 
-def test_database_password_never_reaches_output_or_artifacts(fleet: Fleet) -> None:
+def test_secrets_never_reach_output_artifacts_records_or_history(fleet: Fleet) -> None:
+    """The database password (a 0600 file the inventory reads) and a vault secret (`env set --secret`)."""
     password = fleet.lab.db_password_file.read_text().strip()
     assert len(password) >= 16
-    env_file = fleet.lab.run("app1", "cat /etc/rollwright/hello.env").stdout
-    assert password in env_file  # the app does get it...
+    for host in APP_HOSTS:
+        env_file = fleet.lab.run(host, "cat /etc/rollwright/hello.env").stdout
+        assert password in env_file and f'API_TOKEN="{API_TOKEN}"' in env_file  # the app does get them...
+        assert 'GREETING="hi"' in env_file
     files = [p for p in (fleet.folder / ".rollwright").rglob("*") if p.is_file()]
-    hits = [p for p in files if password in p.read_text("utf-8", "replace")]
-    assert hits == []  # ...but no generated file, event or log of ours holds it
+    assert {"history.sqlite", "record.json", "record.md", "job_events"} <= {n for p in files for n in p.parts}
+    for secret in (password, API_TOKEN, VAULT_ENV["ROLLWRIGHT_VAULT_PASSWORD"]):
+        assert [p for p in files if secret.encode() in p.read_bytes()] == []  # ...but no file of ours holds them
+        assert not any(secret in text for text in fleet.said)  # nor anything rollwright printed
 
 
 def test_redeploying_the_same_version_changes_nothing(fleet: Fleet) -> None:
@@ -130,7 +152,7 @@ def test_interrupted_deploy_restores_the_fleet(fleet: Fleet) -> None:
     command = [str(VENV_BIN / "rollwright"), "deploy", "-f", str(spec), "-t", "lab"]
     lines: list[str] = []
     with Load(fleet.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as load:
-        proc = subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, text=True, env=VAULT_ENV)
         try:
             assert proc.stdout is not None
             interrupted = False
@@ -236,7 +258,8 @@ def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
 
 def _start(fleet: Fleet, spec: Path, *extra: str) -> subprocess.Popen[str]:
     command = [str(VENV_BIN / "rollwright"), "deploy", "-f", str(spec), "-t", "lab", *extra]
-    return subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=VAULT_ENV)
 
 
 def _read_until(proc: subprocess.Popen[str], marker: str, lines: list[str]) -> None:
@@ -331,3 +354,63 @@ def test_drift_names_a_hand_edited_unit_and_a_deploy_repairs_it(fleet: Fleet) ->
     assert "app1:" not in would.stdout and "app3:" not in would.stdout
     assert fleet.deploy(spec).returncode == 0  # the unit changed, so app2 is updated (and restarted)
     assert fleet.rollwright("drift", "-f", str(spec), "-t", "lab").returncode == 0
+
+
+def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> None:
+    """Issue 7: the generated testinfra suite, through `rollwright verify` and through plain pytest."""
+    spec = fleet.spec("6.1.0", keep=3, batches=["50%"])
+    passed = fleet.rollwright("verify", "-f", str(spec), "-t", "lab", "--json")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert json.loads(passed.stdout)["passed"] >= 6 * len(APP_HOSTS) + 1  # six checks per app host, and the LB
+    record = json.loads(fleet.rollwright("show", _newest_deploy(fleet, spec), "-f", str(spec), "--json").stdout)
+    assert record["verification"]["ok"] is True and record["verified"] is True  # the deploy ran it too
+
+    fleet.lab.run("app2", "systemctl stop hello", check=True)
+    fleet.lab.run("app3", "ln -sfn /srv/hello/releases/6.0.4 /srv/hello/current", check=True)
+    time.sleep(3)  # HAProxy marks app2 down after two failed checks a second apart
+    try:
+        broken = fleet.rollwright("verify", "-f", str(spec), "-t", "lab")
+        assert broken.returncode == 1, broken.stdout + broken.stderr
+        failed = [line.split() for line in broken.stdout.splitlines() if line.startswith("    ")]
+        assert ["app2", "unit", "is", "enabled", "and", "running:", "hello.service", "is", "not", "running"] in failed
+        assert any(line[:5] == ["app3", "current", "is", "the", "deployed"] for line in failed), broken.stdout
+        assert any(line[0] == "lb1" and "app2" in line for line in failed), broken.stdout  # not ready in the LB
+        assert not any(line[0] == "app1" for line in failed), broken.stdout
+    finally:
+        fleet.lab.run("app3", "ln -sfn /srv/hello/releases/6.1.0 /srv/hello/current", check=True)
+        fleet.lab.run("app2", "systemctl start hello", check=True)
+
+    project = max((fleet.folder / ".rollwright" / "lab" / "projects").iterdir(), key=lambda p: p.stat().st_mtime)
+    plain = subprocess.run([sys.executable, "-m", "pytest", "verify/test_app.py", "--hosts=ansible://app",
+                            "--ansible-inventory=inventory", "-q"], cwd=project, capture_output=True, text=True,
+                           timeout=300, check=False, env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
+                                                          "ANSIBLE_VAULT_PASSWORD_FILE": str(_vault_password(fleet))})
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert f"{6 * len(APP_HOSTS)} passed" in plain.stdout, plain.stdout
+
+
+def _newest_deploy(fleet: Fleet, spec: Path) -> str:
+    rows = json.loads(fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout)
+    return str(next(row["id"] for row in rows if row["action"] == "deploy" and row["status"] == "succeeded"))
+
+
+def _vault_password(fleet: Fleet) -> Path:
+    """A vault password file, as a plain pytest run takes it (ansible-inventory opens the target's vault)."""
+    path = fleet.folder / "vault-password"
+    path.write_text(VAULT_ENV["ROLLWRIGHT_VAULT_PASSWORD"] + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_a_failed_smoke_check_rolls_the_whole_fleet_back(fleet: Fleet) -> None:
+    """Issue 7's prove step: through the load balancer after the rollout; failing, like a failed health gate."""
+    lb = fleet.lab.hosts["lb1"].address
+    smoke = [{"url": f"http://{lb}/", "contains": "version 6.2.0"},
+             {"name": "the page names a version that is not there", "url": f"http://{lb}/",
+              "contains": "no-such-version", "attempts": 2, "delay_s": 1}]
+    proc, load = fleet.deploy_under_load(fleet.spec("6.2.0", keep=3, smoke=smoke))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Smoke check 2 passed" in proc.stdout and "smoke check failed after 2 attempt(s)" in proc.stdout
+    assert "rolling back the hosts this deploy switched: app1, app2, app3" in proc.stdout
+    assert load.failed == 0, load.summary()
+    assert fleet.versions(fleet.spec("6.1.0", keep=3)) == dict.fromkeys(APP_HOSTS, "6.1.0")

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,6 +71,21 @@ def test_continue_on_failure_reports_and_goes_on(project: Path) -> None:
         in proc.stdout
 
 
+def test_json_progress_is_an_event_stream_ending_with_the_result(project: Path) -> None:
+    proc = deploy(project, "--json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[-1] == "result" and events[-1]["exit_code"] == 0
+    assert "Group 2: second (order 2)" in [e.get("play") for e in events if e["event"] == "play"]
+    record = next(e for e in events if e["event"] == "record")
+    assert record["status"] == "succeeded" and Path(record["path"]).is_file()
+    refused = deploy(project, "--json", "--group", "nope")
+    assert refused.returncode == 2
+    assert [json.loads(line)["event"] for line in refused.stdout.splitlines()] == ["error"]
+    assert json.loads(refused.stdout)["exit_code"] == 2
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--group", "second"], ["second src/a b.txt"]),
     (["--skip-group", "second"], ["first"]),
@@ -79,8 +96,9 @@ def test_group_selection(project: Path, args: list[str], expected: list[str]) ->
     assert ran(project) == expected
 
 
-def test_webhook_hears_start_and_end_and_the_record_is_written(tmp_path: Path) -> None:
-    """A real deploy on the control node, its webhook a receiver on loopback: start and success arrive."""
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, list[dict[str, object]]]]:
+    """A webhook receiver on loopback: its URL, and the messages it heard."""
     heard: list[dict[str, object]] = []
 
     class Receiver(http.server.BaseHTTPRequestHandler):
@@ -95,25 +113,81 @@ def test_webhook_hears_start_and_end_and_the_record_is_written(tmp_path: Path) -
     server = http.server.HTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        (tmp_path / "hosts.yml").write_text(
-            "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
-            "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
-            f"      rollwright_lock_path: {tmp_path}/lock\n      rollwright_audit_log: {tmp_path}/audit.log\n")
-        (tmp_path / "rollwright.yml").write_text(
-            "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
-            f"targets:\n  here: {{inventory: hosts.yml, webhook: 'http://127.0.0.1:{server.server_port}/hook'}}\n")
-        proc = deploy(tmp_path, "-t", "here")
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        assert [(m["event"], m["status"]) for m in heard] == [("start", "running"), ("success", "succeeded")]
-        assert heard[0]["id"] == heard[1]["id"] and heard[1]["verified"] is True
-        history = subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
-                                 capture_output=True, text=True, check=True)
-        assert json.loads(history.stdout)[0]["id"] == heard[0]["id"]
-        assert not (tmp_path / "lock").exists()  # released
-        audit = (tmp_path / "audit.log").read_text().splitlines()
-        assert len(audit) == 1 and f"{heard[0]['id']} deploy hooked - succeeded by " in audit[0]
+        yield f"http://127.0.0.1:{server.server_port}/hook", heard
     finally:
         server.shutdown()
+
+
+def _here(folder: Path, spec: str, inventory: str = "hosts.yml") -> None:
+    """A spec with target `here`: the control node through an inventory (lock and audit log in `folder`)."""
+    path = folder / inventory if inventory.endswith(".yml") else folder / inventory / "hosts.yml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        "all:\n  hosts:\n    localhost:\n      ansible_connection: local\n"
+        "      ansible_python_interpreter: '{{ ansible_playbook_python }}'\n"
+        f"      rollwright_lock_path: {folder}/lock\n      rollwright_audit_log: {folder}/audit.log\n")
+    (folder / "rollwright.yml").write_text(spec)
+
+
+def test_webhook_hears_start_and_end_and_the_record_is_written(
+        tmp_path: Path, receiver: tuple[str, list[dict[str, object]]]) -> None:
+    """A real deploy on the control node, its webhook a receiver on loopback: start and success arrive."""
+    url, heard = receiver
+    _here(tmp_path, "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
+          f"targets:\n  here: {{inventory: hosts.yml, webhook: '{url}'}}\n")
+    proc = deploy(tmp_path, "-t", "here")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [(m["event"], m["status"]) for m in heard] == [("start", "running"), ("success", "succeeded")]
+    assert heard[0]["id"] == heard[1]["id"] and heard[1]["verified"] is True
+    history = subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
+                             capture_output=True, text=True, check=True)
+    assert json.loads(history.stdout)[0]["id"] == heard[0]["id"]
+    assert not (tmp_path / "lock").exists()  # released
+    audit = (tmp_path / "audit.log").read_text().splitlines()
+    assert len(audit) == 1 and f"{heard[0]['id']} deploy hooked - succeeded by " in audit[0]
+
+
+def test_a_failed_deploy_runs_the_on_failure_hooks_and_tells_the_webhook(
+        tmp_path: Path, receiver: tuple[str, list[dict[str, object]]]) -> None:
+    url, heard = receiver
+    _here(tmp_path, "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'exit 9'}\n"
+          "hooks:\n  on_failure: ['echo \"$ROLLWRIGHT_STATUS $ROLLWRIGHT_TARGET $ROLLWRIGHT_ID\" > paged.txt']\n"
+          f"targets:\n  here: {{inventory: hosts.yml, webhook: '{url}'}}\n")
+    proc = deploy(tmp_path, "-t", "here")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert [(m["event"], m["status"]) for m in heard] == [("start", "running"), ("failure", "failed")]
+    assert (tmp_path / "paged.txt").read_text().split() == ["failed", "here", str(heard[0]["id"])]
+    assert "ran the on_failure hooks" in proc.stdout
+    assert not (tmp_path / "lock").exists()
+
+
+def test_target_env_and_secrets_reach_commands_and_never_the_output(tmp_path: Path) -> None:
+    """`env set` values are the commands' environment and satisfy required env vars; the secret is in no
+    output, artifact, record or history; without the vault password a deploy is refused before any run."""
+    secret = "s3cret-{{ not templated }}-" + tmp_path.name
+    _here(tmp_path, "app: hooked\nrequired_env: [API_TOKEN, GREETING]\ngroups:\n"
+          "  - {name: one, order: 1, build_command: 'printf %s \"$GREETING $API_TOKEN\" > seen.txt'}\n"
+          "targets:\n  here: {inventory: inv}\n", inventory="inv")
+    env = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-pw-" + tmp_path.name}
+    rollwright = [str(VENV_BIN / "rollwright"), "env", "set"]
+    subprocess.run([*rollwright, "GREETING", "hello"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    subprocess.run([*rollwright, "API_TOKEN", "--secret"], cwd=tmp_path, env=env, check=True, capture_output=True,
+                   input=secret + "\n", text=True)
+
+    refused = deploy(tmp_path)
+    assert refused.returncode == 2 and "no vault password" in refused.stderr, refused.stdout + refused.stderr
+    assert not (tmp_path / "seen.txt").exists()
+
+    proc = subprocess.run([str(VENV_BIN / "rollwright"), "deploy"], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "seen.txt").read_text() == f"hello {secret}"
+    assert secret not in proc.stdout + proc.stderr
+    state = [p for p in (tmp_path / ".rollwright").rglob("*") if p.is_file()]
+    names = {p.name for p in state} | {part for p in state for part in p.parts}
+    assert {"history.sqlite", "record.json", "record.md", "job_events", "stdout"} <= names  # what is searched
+    assert [p for p in state if secret.encode() in p.read_bytes()] == []
+    assert [p for p in (tmp_path / "inv").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
 
 
 def test_missing_env_vars_are_named_and_nothing_runs(project: Path) -> None:

@@ -61,3 +61,34 @@ def test_a_verified_deploy_on_the_earlier_target_promotes_the_artifact(tmp_path:
                     status="succeeded", verified=True)
     History(tmp_path / "state").add(record, tmp_path / "record.json")
     assert _gates(tmp_path, spec) == []
+
+
+READ_ONLY_SPEC = """\
+app: hello
+artifact: {path: dist/hello.tar.gz, version: 1.0.0, sha256: "SHA"}
+release: {root: /srv/hello}
+service: {exec: /usr/bin/true, user: hello}
+health: {path: /health, port: 8080}
+database: {name: app, backup: {dir: /var/backups/hello}, migrations: {tool: sql, path: migrations}}
+targets:
+  production: {inventory: hosts.yml, read_only: true, production: true}
+""".replace("SHA", SHA)
+
+
+@pytest.mark.parametrize("command", [
+    ["deploy"], ["rollback"], ["restore", "app-1.dump", "--yes"], ["migrations", "apply"],
+    ["migrations", "mark-applied", "V1__a.sql"], ["migrations", "baseline", "1"],
+])
+def test_a_read_only_target_refuses_every_change(tmp_path: Path, command: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from rollwright.cli import main
+
+    (tmp_path / "rollwright.yml").write_text(READ_ONLY_SPEC)
+    (tmp_path / "hosts.yml").write_text("all:\n  children:\n    app: {hosts: {app1: {ansible_host: 192.0.2.1}}}\n"
+                                        "    db: {hosts: {db1: {ansible_host: 192.0.2.2}}}\n")
+    (tmp_path / "migrations").mkdir()
+    (tmp_path / "migrations" / "V1__a.sql").write_text("select 1;\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    assert main([*command, "-f", str(tmp_path / "rollwright.yml"), "-t", "production"]) == 2
+    assert "target production is read-only" in capsys.readouterr().err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before  # nothing ran, nothing written

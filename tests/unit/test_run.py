@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import http.server
 import importlib.util
+import io
 import json
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
 
 from rollwright.cli import main
 from rollwright.lab import sample
 from rollwright.lab.load import Load
 from rollwright.render.playbooks import PHASE_TASK, RESCUE_FAIL_TASK, ROLLBACK_PLAY, ROLLOUT_PLAY, SWITCH_TASK
+from rollwright.run.output import JsonOutput, LiveOutput, Output, choose_output
 from rollwright.run.progress import INCLUDE_ROLE, Progress
 
 REPO = Path(__file__).resolve().parents[2]
@@ -219,3 +222,56 @@ def test_restore_on_production_needs_yes_and_a_bad_name_is_refused(tmp_path: Pat
     assert main(["restore", "../../etc/passwd", "-f", spec, "-t", "production", "--yes"]) == 2
     assert "is not a backup file name" in capsys.readouterr().err
     assert not (tmp_path / ".rollwright").exists()
+
+
+def _rollout_events() -> list[dict[str, Any]]:
+    return [_event("playbook_on_play_start", play=ROLLOUT), _phase("app1", "drain"), _phase("app1", "switch"),
+            _event("runner_on_failed", host="app1", task="Fail with the last answer when unhealthy",
+                   res={"msg": "not healthy after 10s"}),
+            _event("playbook_on_stats")]
+
+
+def test_json_output_is_one_event_per_line_with_hosts_batches_and_phases() -> None:
+    stream = io.StringIO()
+    progress = Progress(JsonOutput(stream), batches=2)
+    for event in _rollout_events():
+        progress(event)
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [e["event"] for e in events] == ["play", "phase", "phase", "failure", "play_end"]
+    assert events[0]["batch"] == 1 and events[0]["batches"] == 2
+    assert [(e["host"], e["phase"]) for e in events[1:3]] == [("app1", "drain"), ("app1", "switch")]
+    assert events[3]["message"] == "not healthy after 10s" and events[4]["status"] == "failed"
+
+
+def test_plain_output_when_not_a_terminal_or_no_color(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert type(choose_output(as_json=False, no_color=False, stream=io.StringIO())) is Output
+    assert type(choose_output(as_json=False, no_color=True, stream=Terminal())) is Output
+    assert type(choose_output(as_json=False, no_color=False, stream=Terminal())) is LiveOutput
+    assert type(choose_output(as_json=True, no_color=False, stream=Terminal())) is JsonOutput
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert type(choose_output(as_json=False, no_color=False, stream=Terminal())) is Output
+    stream = io.StringIO()
+    progress = Progress(Output(stream), batches=2)
+    for event in _rollout_events():
+        progress(event)
+    assert "\x1b[" not in stream.getvalue()
+    assert stream.getvalue().splitlines()[:2] == [f"▸ {ROLLOUT_PLAY}, batch 1/2", "    app1         drain"]
+
+
+def test_live_view_shows_each_host_with_its_batch_phase_and_state() -> None:
+    stream = io.StringIO()
+    with LiveOutput(stream, force_terminal=True) as out:
+        progress = Progress(out, batches=2)
+        for event in _rollout_events()[:-1]:
+            progress(event)
+        view = io.StringIO()
+        Console(file=view, width=100).print(out._view())  # type: ignore[attr-defined]
+    assert "\x1b[" in stream.getvalue() and "✗ failed at switch" in stream.getvalue()
+    row = next(line for line in view.getvalue().splitlines() if line.startswith("app1"))
+    assert row.split() == ["app1", "1", "switch", "failed"]

@@ -46,6 +46,7 @@ def write_spec(
     health_timeout_s: int = 10,
     name: str | None = None,
     production: bool = False,
+    smoke: list[dict[str, Any]] | None = None,
 ) -> Path:
     """A deploy spec for the sample app on a lab inventory (target `lab`), next to the artifact's dist/."""
     spec: dict[str, Any] = {
@@ -60,6 +61,8 @@ def write_spec(
                     "load_balancer": {"hosts": "lb", "backend": "app"}},
         "targets": {"lab": {"inventory": str(inventory), "production": production}},
     }
+    if smoke:
+        spec["smoke"] = smoke
     path = folder / (name or f"hello-{version}.yml")
     path.write_bytes(dump_yaml(spec, f"Sample app {version} on the lab (written by rollwright.lab.sample)."))
     return path

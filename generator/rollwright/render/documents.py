@@ -33,6 +33,8 @@ def rollback_plan(spec: Spec, target: str, destructive: dict[str, list[str]]) ->
             " rollout; the runner rolls back every host this deploy had switched and puts drained hosts back.",
             "- Ctrl-C or SIGTERM: the running playbook stops and the same restore runs (a second signal stops it).",
         ]
+        lines += [f"- Smoke check failing after the rollout (whole fleet rolled back): {check.label}"
+                  for check in spec.smoke]
     if spec.database and spec.database.migrations:
         lines.append("- A failing migration is rolled back in its own transaction and stops the deploy before any"
                      " host is switched.")
@@ -44,6 +46,9 @@ def rollback_plan(spec: Spec, target: str, destructive: dict[str, list[str]]) ->
     if spec.database and spec.database.backup and spec.database.backup.enabled:
         lines += [f"- Database to the dump taken before the migrations: `rollwright backups list {spec_file} -t "
                   f"{target}`, then `rollwright restore FILE {spec_file} -t {target}` (writes made since are lost)"]
+    if spec.hooks.on_failure:
+        lines.append("- After a failed or interrupted deploy, once the fleet is restored, rollwright runs the "
+                     "on_failure hooks: " + "; ".join(f"`{c}`" for c in spec.hooks.on_failure))
     lines += ["", "## What a rollback cannot undo", ""]
     undo = []
     if spec.database and spec.database.migrations:

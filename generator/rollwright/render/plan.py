@@ -89,6 +89,8 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
             steps.append(Step("rollout", f"Batch {number}: {around}switch current, restart, health gate{back}", batch))
     if spec.health and spec.health.url:
         steps.append(Step("health", f"Site health: {spec.health.url} answers {spec.health.status}", ["localhost"]))
+    steps += [Step("smoke", f"Smoke check: {check.label} (up to {check.attempts}x); a failure rolls every host "
+                            "back", ["localhost"]) for check in spec.smoke]
     if problems:
         steps.append(Step("problem", "; ".join(problems), []))
     return steps

@@ -55,6 +55,7 @@ PHASE_TASK = {phase: task for task, phase in PHASES.items()}
 RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
+SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
 AFTER_ROLLOUT_PLAYS = (CLEANUP_PLAY, AFTER_DEPLOY_PLAY)  # their failure is reported, the new release stays
 SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/release/tasks/switch.yml
 
@@ -80,6 +81,8 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
             tags=["cleanup"]))
     if spec.health and spec.health.url:
         plays.append(_site_health_play(spec))
+    if spec.smoke:
+        plays.append(_smoke_play(spec))
     if spec.hooks.after_deploy:
         plays.append(_hook_play(AFTER_DEPLOY_PLAY, spec.hooks.after_deploy, "hooks"))
     return plays
@@ -143,6 +146,18 @@ def audit_plays(spec: Spec) -> list[dict[str, Any]]:
         "path": f"{{{{ {V}audit_log }}}}", "line": "{{ rollwright_audit_line }}", "insertafter": "EOF",
         "create": True, "owner": "root", "group": "root", "mode": "0640"})
     return [_play("Audit log", hosts, [task], tags=["audit"])]
+
+
+def on_failure_plays(spec: Spec) -> list[dict[str, Any]]:
+    """on_failure.yml: the spec's on_failure hooks, which the runner starts after a failed or interrupted
+    deploy, once the fleet is restored (-e rollwright_failure={id, status, version, target})."""
+    if not spec.hooks.on_failure:
+        return [_play("No on_failure hooks in this spec", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "the spec has no hooks.on_failure"})])]
+    play = _hook_play("Run on_failure hooks", spec.hooks.on_failure, "hooks")
+    play["environment"] = {f"ROLLWRIGHT_{key.upper()}": f"{{{{ rollwright_failure.{key} | default('') }}}}"
+                           for key in ("id", "status", "version", "target")}
+    return [play]
 
 
 def backups_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -248,7 +263,8 @@ def _hook_play(name: str, commands: list[str], tag: str) -> dict[str, Any]:
 
 
 def _preflight_local(spec: Spec, hooks: bool = True) -> dict[str, Any]:
-    role_vars = {"preflight_required_env": f"{{{{ {V}required_env }}}}"}
+    role_vars = {"preflight_required_env": f"{{{{ {V}required_env }}}}",
+                 "preflight_target_env": f"{{{{ {V}target_env.keys() | list }}}}"}
     if spec.artifact and spec.artifact.path:
         role_vars["preflight_artifact_path"] = f"{{{{ {V}artifact.path }}}}"
         role_vars["preflight_artifact_sha256"] = f"{{{{ {V}artifact.sha256 }}}}"
@@ -318,8 +334,10 @@ def _group_play(index: int, group: CommandGroup, commands: list[GroupCommand]) -
         task["register"] = "rollwright_command"
         task["failed_when"] = ("rollwright_command.rc != 0 and "
                                "not (rollwright_continue_on_failure | default(false) | bool)")
-    return _play(f"Group {index}: {group.name} (order {group.order})", group.hosts, tasks,
+    play = _play(f"Group {index}: {group.name} (order {group.order})", group.hosts, tasks,
                  tags=["groups", f"group_{group.name}"])
+    play["environment"] = f"{{{{ {V}target_env }}}}"  # `rollwright env set` values of the target
+    return play
 
 
 def _stage_play(spec: Spec) -> dict[str, Any]:
@@ -335,6 +353,7 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
         **_refs("service_", "service",
                ["name", "exec", "user", "group", "env", "working_dir", "restart", "stop_timeout_s"]),
         "service_root": f"{{{{ {V}release.root }}}}",
+        "service_env": f"{{{{ {V}service_env }}}}",
     }
     tasks = [
         _include("Create the service user", "service", "account",
@@ -407,7 +426,7 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
     role_vars.update({
         "migrate_chdir": f"{{{{ {V}release.root }}}}/{release}",
         "migrate_user": f"{{{{ {V}service.user }}}}",
-        "migrate_environment": f"{{{{ {V}service.env }}}}",
+        "migrate_environment": f"{{{{ {V}service_env }}}}",
     })
     return f"{spec.rollout.hosts}[0]", role_vars
 
@@ -469,6 +488,34 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     play["serial"] = list(spec.rollout.batches)
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage
     return play
+
+
+def _smoke_play(spec: Spec) -> dict[str, Any]:
+    """The spec's smoke checks from the control node, each retried; skipped in check mode (nothing changed)."""
+    tasks = []
+    for index, check in enumerate(spec.smoke, 1):
+        name = f"Smoke check {index}: {check.label}"
+        result = f"rollwright_smoke_{index}"
+        retry = {"register": result, "retries": check.attempts - 1, "delay": check.delay_s,
+                 "when": "not ansible_check_mode"}
+        if check.url:
+            expect = check.contains or ""
+            answered = (f"{result}.status | default(-1) == {check.status} and "
+                        f"rollwright_smoke_expect in ({result}.content | default(''))")
+            tasks.append(_task(name, "ansible.builtin.uri", {
+                "url": Unsafe(check.url), "status_code": check.status, "return_content": bool(expect)},
+                **retry, until=answered, failed_when=False, vars={"rollwright_smoke_expect": Unsafe(expect)}))
+            tasks.append(_task(f"Smoke check {index} passed", "ansible.builtin.assert", {
+                "that": [answered], "quiet": True,
+                "fail_msg": f"smoke check failed after {check.attempts} attempt(s): answered "
+                            f"{{{{ {result}.status | default('nothing') }}}} {{{{ {result}.msg | default('') }}}}"
+                            + (" without the expected text" if expect else "")},
+                when="not ansible_check_mode", vars={"rollwright_smoke_expect": Unsafe(expect)}))
+        else:
+            task = _shell(name, check.command or "")
+            task.update(retry, until=f"{result}.rc == 0", changed_when=False)
+            tasks.append(task)
+    return _play(SMOKE_PLAY, "localhost", tasks, tags=["smoke"])
 
 
 def _site_health_play(spec: Spec) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 from rollwright.errors import BadInput
 from rollwright.render import playbooks
 from rollwright.render.commands import GroupCommand, group_commands, matching_files
+from rollwright.render.verify import verify_files
 from rollwright.render.yamlout import dump_yaml
 from rollwright.spec.loader import LoadedSpec, SpecError
 from rollwright.spec.model import CommandGroup, Spec, Target
@@ -156,6 +157,7 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "backups.yml": dump_yaml(playbooks.backups_plays(spec), header),
         "lock.yml": dump_yaml(playbooks.lock_plays(spec), header),
         "audit.yml": dump_yaml(playbooks.audit_plays(spec), header),
+        "on_failure.yml": dump_yaml(playbooks.on_failure_plays(spec), header),
         "preflight.yml": dump_yaml(playbooks.preflight_plays(spec), header),
         "group_vars/all/rollwright.yml": dump_yaml(spec_values(inp), header),
         "execution-environment.yml": dump_yaml(_execution_environment(), header),
@@ -165,6 +167,8 @@ def render(inp: RenderInput) -> dict[str, bytes]:
     files.update({f"inventory/{path}": data for path, data in inp.inventory.items()})
     files.update({f"roles/{path}": data for path, data in inp.roles.items()})
     files.update({f"migrations/{name}": data for name, data in inp.migrations.items()})
+    verify = verify_files(spec, inp.spec_name, list(inp.migrations))
+    files.update({path: text.encode() for path, text in verify.items()})
     return dict(sorted(files.items()))
 
 
@@ -176,6 +180,8 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         "rollwright_target": inp.target_name,
         "rollwright_project_dir": "{{ playbook_dir }}/" + inp.project_dir,
         "rollwright_required_env": spec.all_required_env,
+        # `rollwright env set` values from the target's group_vars: plain, then the vault's secrets
+        "rollwright_target_env": "{{ (rollwright_env | default({})) | combine(rollwright_secrets | default({})) }}",
         # on the target's first host; the built-in local target keeps it in the workspace
         "rollwright_lock_path": f"/var/lib/rollwright/locks/{spec.app}" if inp.target.inventory
         else f"{{{{ rollwright_project_dir }}}}/.rollwright/{inp.target_name}/lock",
@@ -199,6 +205,7 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
             "working_dir": service.working_dir or "",
             "env": {key: str(value) for key, value in service.env.items()},
         }
+        values["rollwright_service_env"] = "{{ rollwright_service.env | combine(rollwright_target_env) }}"
         health = spec.health
         values["rollwright_health"] = {
             "url": f"http://127.0.0.1:{health.port}{health.path}",
@@ -277,18 +284,27 @@ ansible-playbook rollback.yml -e rollwright_rollback_version=1.2.3
 ansible-playbook status.yml               # what every app host runs and whether it is healthy
 ansible-playbook undrain.yml --limit app2 # put a host left drained back in the load balancer
 ansible-playbook migrations.yml -e rollwright_migrations_action=status   # or apply, mark_applied, baseline
+ansible-playbook on_failure.yml -e '{{"rollwright_failure": {{"status": "failed"}}}}'  # the spec's on_failure hooks
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
+pytest verify --ansible-inventory=inventory -n 4   # prove the hosts are as the spec says (testinfra, xdist)
+pytest verify/test_app.py --hosts=ansible://app --ansible-inventory=inventory   # one group
 ```
+
+Secrets set with `rollwright env set --secret` are in `inventory/group_vars/all/rollwright_secrets.yml`
+(ansible-vault): add `--vault-password-file FILE` (or set ANSIBLE_VAULT_PASSWORD_FILE).
 
 A failed health gate rolls that host back and stops the rollout; hosts of earlier batches keep the
 new version (rollwright's runner is where whole-fleet rollback, the deploy lock and records live).
 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
 health gate, site health), `rollback.yml`, `status.yml` (read-only report), `undrain.yml`,
-`migrations.yml`, `backups.yml`, `group_vars/all/rollwright.yml` (the spec's values), `inventory/`
-(the target's inventory), `roles/` (release, service, healthcheck, lb_haproxy, rollback, preflight,
-backup_postgresql, migrate), `execution-environment.yml` (ansible-builder v3; set the base image to
-your registry's minimal EE image).
+`migrations.yml`, `backups.yml`, `lock.yml`, `audit.yml`, `preflight.yml`, `on_failure.yml`,
+`verify/` (the testinfra suite: unit, release, env file, port, health, load balancer, migrations;
+it needs pytest-testinfra, and pytest-xdist for `-n`), `group_vars/all/rollwright.yml` (the spec's
+values), `inventory/` (the target's inventory, with
+the `rollwright env` values in its group_vars), `roles/` (release, service, healthcheck, lb_haproxy,
+rollback, preflight, backup_postgresql, migrate, deploy_lock), `execution-environment.yml`
+(ansible-builder v3; set the base image to your registry's minimal EE image).
 """
 
 

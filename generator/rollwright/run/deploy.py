@@ -35,9 +35,11 @@ from rollwright.render.project import (
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.lock import DeployLock
 from rollwright.run.notify import notify
+from rollwright.run.output import Output
 from rollwright.run.preflight import Overrides, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
+from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Target
 
@@ -65,12 +67,16 @@ class DeployOptions:
 class Told:
     """Writes the lines that tell how a run ended, and keeps them for the record's summary."""
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Output) -> None:
         self.write, self.lines = write, list[str]()
 
     def __call__(self, line: str) -> None:
         self.lines.append(line)
         self.write(line)
+
+    def event(self, kind: str, text: str, **fields: Any) -> None:
+        self.lines.append(text)
+        self.write.event(kind, text, **fields)
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,7 @@ class Workspace:
         return self.root / "runs"
 
 
-def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
+def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     """Run site.yml for a target; on failure restore the whole fleet and account for every host."""
     spec = loaded.spec
     name, target = resolve_target(loaded, options.target)
@@ -111,6 +117,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Write) -> int:
         write(f"dry run: plan for {spec.app} on target {name}; nothing is touched")
         write(plan_as_text(steps))
         return 0
+    refuse_read_only(name, target, "deploy")  # before the host checks: nothing on a read-only target is contacted
     documents = {"checklist.md": checklist(spec, name, steps),
                  "rollback-plan.md": rollback_plan(spec, name, destructive_files(migrations))}
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
@@ -167,6 +174,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 print_states(tell, states)
                 tell(f"ATTENTION: the playbook passed, but not every app host serves {record.version} healthy now")
                 code = EXIT_UNSAFE
+            elif spec.artifact and not options.limit:
+                code = _verify(workspace, record, len(states), tell)
         else:
             if site.status == "canceled":
                 tell(f"✗ deploy of {what} to {name} interrupted; restoring the fleet "
@@ -179,8 +188,33 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
     record.status = _status(site, code)
     record.verified = code == 0 and options.limit is None and (
         one_healthy_version(states) == record.version if spec.artifact else True)
+    if code != 0 and spec.hooks.on_failure:
+        runs.append(_on_failure_hooks(workspace, record, tell))
     _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell)
     return code
+
+
+def _verify(workspace: Workspace, record: Record, hosts: int, tell: Told) -> int:
+    """The independent proof: the generated testinfra suite; a failure is a fleet a human must look at."""
+    result = run_verify(workspace.project, workspace.runs, hosts)
+    record.verification = result.as_dict()
+    print_verification(tell, result)
+    if result.ok:
+        return 0
+    tell(f"ATTENTION: {record.version} is deployed, but the hosts are not as the spec says (see above)")
+    return EXIT_UNSAFE
+
+
+def _on_failure_hooks(workspace: Workspace, record: Record, tell: Told) -> PlaybookRun:
+    """The spec's on_failure hooks (page someone, open a ticket), after the fleet was restored."""
+    failure = {"id": record.id, "status": record.status, "version": record.version, "target": record.target}
+    hooks = run_playbook(workspace.project, "on_failure.yml", workspace.runs, lambda event: None,
+                         extravars={"rollwright_failure": failure})
+    if hooks.ok:
+        tell("ran the on_failure hooks")
+    else:
+        tell(f"✗ an on_failure hook failed: {'; '.join(hooks.error_tail(3)) or hooks.status}")
+    return hooks
 
 
 def _status(run: PlaybookRun, code: int) -> str:
@@ -210,7 +244,8 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     record.summary = "\n".join(tell.lines)
     record.artifacts = [str(run.artifact_dir) for run in runs]
     folder = write_record(workspace.root / "records", record, documents, History(workspace.root.parent))
-    tell.write(f"record {record.id}: {folder / 'record.md'}")
+    tell.write.event("record", f"record {record.id}: {folder / 'record.md'}", id=record.id, status=record.status,
+                     path=str(folder / "record.md"))
     line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
             f"{record.status} by {record.user}")
     audit = run_playbook(workspace.project, "audit.yml", workspace.runs, lambda event: None,
@@ -250,7 +285,7 @@ def _restore(workspace: Workspace, progress: Progress, version: str, write: Writ
 
 
 def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None, limit: str | None,
-             write: Write, *, lock_wait_s: float = 0.0, message: str = "") -> int:
+             write: Output, *, lock_wait_s: float = 0.0, message: str = "") -> int:
     """Every app host (or --limit) back to its previous release, or to `to_version`; batch by batch."""
     spec = loaded.spec
     if not spec.artifact:

@@ -19,6 +19,8 @@ from typing import Any
 
 import ansible_runner
 
+from rollwright.targetenv import check_vault_password, runner_env
+
 Event = dict[str, Any]
 ARTIFACTS_KEPT = 50
 SETTINGS = {"pexpect_timeout": 0.5}  # how often ansible-runner asks `cancel` while a task runs silently
@@ -74,11 +76,41 @@ def run_playbook(
     check: bool = False,
 ) -> PlaybookRun:
     """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it."""
+    return _run(project, run_root, on_event, Path(playbook).stem, playbook, cancel=cancel,
+                playbook=playbook, project_dir=str(project), limit=limit or None, extravars=extravars or None,
+                skip_tags=",".join(skip_tags) if skip_tags else None, tags=",".join(tags) if tags else None,
+                cmdline="--check --diff" if check else None)
+
+
+def run_module(
+    project: Path,
+    module: str,
+    module_args: str,
+    run_root: Path,
+    on_event: Callable[[Event], None],
+    *,
+    become: bool = False,
+    become_user: str = "root",
+    limit: str | None = None,
+) -> PlaybookRun:
+    """One ad-hoc module run (`ansible all -m MODULE -a ARGS`) against a generated project's inventory, with
+    its ansible.cfg and host key checking on; `become` decides privilege escalation whatever the cfg says."""
+    become_env = {"ANSIBLE_BECOME": str(become), "ANSIBLE_BECOME_USER": become_user}
+    return _run(project, run_root, on_event, module.rsplit(".", 1)[-1], f"{module} {module_args}".strip(),
+                env=become_env, host_pattern="all", module=module, module_args=module_args or None,
+                limit=limit or None, cmdline="--become" if become else None)
+
+
+def _run(project: Path, run_root: Path, on_event: Callable[[Event], None], label: str, what: str, *,
+         cancel: Callable[[], bool] = lambda: False, env: dict[str, str] | None = None,
+         **how: Any) -> PlaybookRun:
+    """ansible-runner with the project's ansible.cfg and inventory, the vault password if any, quiet, its
+    artifacts rotated and its saved environment reduced to names."""
     run_root.mkdir(parents=True, exist_ok=True)
     # ansible-runner ignores `settings=` unless env/settings exists, so the file is the way to set it.
     (run_root / "env").mkdir(exist_ok=True)
     (run_root / "env" / "settings").write_text(json.dumps(SETTINGS), encoding="utf-8")
-    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{Path(playbook).stem}"
+    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{label}"
     stats: dict[str, Any] = {}
 
     def handle(event: Event) -> bool:
@@ -92,30 +124,27 @@ def run_playbook(
         "ANSIBLE_HOST_KEY_CHECKING": "True",
         "ANSIBLE_NOCOLOR": "1",
         "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+        **runner_env(run_root),
+        **(env or {}),
     }
+    check_vault_password(project / "inventory")
     start = time.perf_counter()
     runner = ansible_runner.run(
         private_data_dir=str(run_root),
-        project_dir=str(project),
-        playbook=playbook,
         inventory=str(project / "inventory"),
         ident=ident,
-        limit=limit or None,
-        extravars=extravars or None,
-        skip_tags=",".join(skip_tags) if skip_tags else None,
-        tags=",".join(tags) if tags else None,
-        cmdline="--check --diff" if check else None,
         envvars=envvars,
         event_handler=handle,
         quiet=True,
         cancel_callback=cancel,  # also keeps ansible-runner from installing its own signal handlers
         suppress_env_files=True,  # env/extravars would otherwise persist and leak into the next run
         rotate_artifacts=ARTIFACTS_KEPT,
+        **how,
     )
     artifact_dir = Path(runner.config.artifact_dir)
     _redact_environment(artifact_dir / "command")
     return PlaybookRun(
-        playbook=playbook,
+        playbook=what,
         status=str(runner.status),
         rc=int(runner.rc if runner.rc is not None else 1),
         seconds=time.perf_counter() - start,
@@ -165,3 +194,5 @@ class Interrupts:
     def after(self, count: int) -> Callable[[], bool]:
         """A cancel callback that fires once `count` signals arrived."""
         return lambda: self.count >= count
+
+

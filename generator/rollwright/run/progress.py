@@ -60,6 +60,7 @@ class Progress:
 
     def __init__(self, write: Write, batches: int = 0) -> None:
         self.write = write
+        self._event = getattr(write, "event", None)  # an Output shows events its way (live view, JSON)
         self.batches = batches
         self.hosts: dict[str, HostRecord] = {}
         self._play: _Play | None = None
@@ -70,6 +71,12 @@ class Progress:
         self.steps: list[StepRecord] = []
         self.migrations: dict[str, Any] = {}  # the deploy's sql_migrations result: applied, destructive, failed
         self.backup: dict[str, Any] = {}  # what the backup role reported: file, size, seconds, verify
+
+    def _say(self, kind: str, text: str, **fields: Any) -> None:
+        if self._event is not None:
+            self._event(kind, text, **fields)
+        else:
+            self.write(text)
 
     def host(self, name: str) -> HostRecord:
         return self.hosts.setdefault(name, HostRecord(name))
@@ -98,7 +105,8 @@ class Progress:
         if kind in ("runner_on_ok", "runner_item_on_ok") and res.get("rc") not in (None, 0):
             failure = f"{data.get('host')}: {data.get('task')}: exit {res.get('rc')}"
             self.continued.append(failure)
-            self.write(f"    ! {failure}: {_message(res)} (continuing)")
+            self._say("failure", f"    ! {failure}: {_message(res)} (continuing)", host=data.get("host"),
+                      task=data.get("task"), continued=True)
         if kind == "playbook_on_play_start":
             self._start_play(str(data.get("play", "")))
         elif kind == "runner_on_ok":
@@ -120,9 +128,10 @@ class Progress:
         self._play = _Play(name, self._batch, time.perf_counter())
         if batched:
             total = f"/{self.batches}" if self.batches and name.startswith(ROLLOUT_PLAY) else ""
-            self.write(f"▸ {name.split(' [')[0]}, batch {self._batch}{total}")
+            self._say("play", f"▸ {name.split(' [')[0]}, batch {self._batch}{total}", play=name.split(" [")[0],
+                      batch=self._batch, batches=self.batches or None)
         else:
-            self.write(f"▸ {name}")
+            self._say("play", f"▸ {name}", play=name)
 
     def close(self) -> None:
         """End the play a canceled run left open (it gets no stats event)."""
@@ -135,7 +144,8 @@ class Progress:
         took = time.perf_counter() - play.started
         status = status or ("failed" if play.failed else "ok")
         changed = f", {play.changed} changed" if play.changed else ""
-        self.write(f"  {status} in {took:.1f}s{changed}")
+        self._say("play_end", f"  {status} in {took:.1f}s{changed}", play=play.name.split(" [")[0], batch=play.batch,
+                  status=status, seconds=round(took, 1), changed=play.changed)
         self.steps.append(StepRecord(play.name.split(" [")[0], play.batch, status, round(took, 1), play.changed))
 
     def _remember(self, data: dict[str, Any], res: dict[str, Any]) -> None:
@@ -154,7 +164,7 @@ class Progress:
         if play is not None and play.batch and task in PHASES and data.get("task_action") == INCLUDE_ROLE:
             record = self.host(host)
             record.batch, record.phase = play.batch, PHASES[task]
-            self.write(f"    {host:<12} {record.phase}")
+            self._say("phase", f"    {host:<12} {record.phase}", host=host, batch=play.batch, phase=record.phase)
             return
         if res.get("changed"):
             self.changed += 1
@@ -181,7 +191,8 @@ class Progress:
         message = _message(data.get("res"))
         where = f"{record.phase}: " if self._play is not None and self._play.batch and record.phase else ""
         record.failures.append(f"{where}{task}: {message}")
-        self.write(f"    {host:<12} ✗ {how} at {where}{task}: {message}")
+        self._say("failure", f"    {host:<12} ✗ {how} at {where}{task}: {message}", host=host, how=how,
+                  phase=record.phase, task=task, message=message)
 
 
 def _message(res: Any) -> str:

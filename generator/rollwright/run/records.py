@@ -59,7 +59,7 @@ class Record:
     seconds: float = 0.0
     status: str = "running"  # succeeded, failed, unsafe (split or unhealthy fleet), interrupted
     exit_code: int = 0
-    verified: bool = False  # afterwards every app host served this version and was healthy
+    verified: bool = False  # afterwards every app host served this version healthy, and `verify` passed
     steps: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     rolled_back_by_gate: list[str] = field(default_factory=list)
@@ -69,6 +69,7 @@ class Record:
     cannot_roll_back: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # gates the operator overrode, with the reason
     hosts: list[dict[str, Any]] = field(default_factory=list)
+    verification: dict[str, Any] = field(default_factory=dict)  # the testinfra suite's result (run/verify.py)
     summary: str = ""
     artifacts: list[str] = field(default_factory=list)  # ansible-runner artifact folders of its runs
 
@@ -97,7 +98,7 @@ def markdown(record: Record) -> str:
              f"| strategy | {record.strategy} |", f"| by | {record.user} |",
              f"| started | {record.started_at} |", f"| finished | {record.finished_at} ({record.seconds:.1f} s) |",
              f"| status | **{record.status}** (exit {record.exit_code}) |",
-             f"| verified | {'yes: every app host serves it and is healthy' if record.verified else 'no'} |",
+             f"| verified | {'yes: every app host serves it healthy; verify passed' if record.verified else 'no'} |",
              "", "## Steps", "", "| step | batch | status | seconds | changed |", "|---|---|---|---|---|"]
     lines += [f"| {s['name']} | {s['batch'] or ''} | {s['status']} | {s['seconds']} | {s['changed']} |"
               for s in record.steps]
@@ -126,6 +127,13 @@ def markdown(record: Record) -> str:
         lines += ["", "## Hosts afterwards", "", "| host | serves | previous | health |", "|---|---|---|---|"]
         lines += [f"| {h['name']} | {h['current'] or '-'} | {h['previous'] or '-'} | "
                   f"{'healthy' if h['healthy'] else 'NOT healthy'} |" for h in record.hosts]
+    if record.verification:
+        found = record.verification
+        lines += ["", "## Verification", "", f"{found.get('passed', 0)} checks passed, "
+                  f"{len(found.get('failures') or [])} failed ({found.get('seconds', 0)} s)"]
+        lines += [f"- {f['host']}: {f['check']}: {f['message']}" for f in found.get("failures") or []]
+        if found.get("error"):
+            lines.append(f"- could not run: {found['error']}")
     lines += ["", "## Result", "", record.summary or record.status]
     return "\n".join(lines) + "\n"
 

@@ -213,6 +213,32 @@ class Target(Strict):
     gates: list[Annotated[str, Field(min_length=1)]] = []  # result files (review, tests, scan) that must say PASS
 
 
+class SmokeCheck(Strict):
+    """A check of the released site after the rollout, from the control node (through the load balancer,
+    as users reach it): a URL that must answer `status` (and contain `contains`), or a command that must
+    exit 0. A failure rolls the whole fleet back, like a failed health gate."""
+
+    name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
+    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    status: Annotated[int, Field(ge=100, le=599)] = 200
+    contains: Annotated[str, Field(min_length=1)] | None = None
+    command: Annotated[str, Field(min_length=1)] | None = None
+    attempts: Annotated[int, Field(ge=1, le=30)] = 3
+    delay_s: Annotated[int, Field(ge=1, le=60)] = 2
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> SmokeCheck:
+        if (self.url is None) == (self.command is None):
+            raise ValueError("set exactly one of 'url' (an HTTP check) or 'command' (exit 0 passes)")
+        if self.contains is not None and self.url is None:
+            raise ValueError("'contains' is for a 'url' check (a command checks its own output)")
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or (f"{self.url} answers {self.status}" if self.url else f"`{self.command}` exits 0")
+
+
 HookCommands = list[Annotated[str, Field(min_length=1)]]
 
 
@@ -239,6 +265,7 @@ class Spec(Strict):
     targets: dict[Name, Target] = {}
     required_env: list[EnvName] = []
     hooks: Hooks = Hooks()
+    smoke: list[SmokeCheck] = []
 
     @model_validator(mode="after")
     def _sections_fit_together(self) -> Spec:
@@ -247,6 +274,8 @@ class Spec(Strict):
             problems.append("'artifact' needs 'release' (where to unpack) and 'service' (what to restart)")
         if self.service and not self.artifact:
             problems.append("'service' needs 'artifact' (what to run)")
+        if self.smoke and not self.artifact:
+            problems.append("'smoke' checks a released site: it needs 'artifact'")
         if self.service and not (self.health and self.health.path):
             problems.append("'service' needs 'health' with 'path' and 'port' (the gate of every batch)")
         names = [g.name for g in self.groups]

@@ -1,0 +1,94 @@
+"""The generated testinfra suite (what it checks, from the spec) and how `rollwright verify` reads its report."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from rollwright.render.project import prepare, render
+from rollwright.run.verify import _read_report, print_verification
+from rollwright.spec.loader import SpecError, load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+HELLO = REPO / "examples/hello/rollwright.yml"
+
+
+def _verify_files(tmp_path: Path) -> dict[str, str]:
+    files = render(prepare(load_spec(HELLO), "staging", tmp_path / "out"))
+    return {path: data.decode() for path, data in files.items() if path.startswith("verify/")}
+
+
+def _constants(source: str) -> dict[str, object]:
+    tree = ast.parse(source)
+    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body  # type: ignore[attr-defined]
+            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant | ast.List)}
+
+
+def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> None:
+    files = _verify_files(tmp_path)
+    assert sorted(files) == ["verify/pytest.ini", "verify/test_app.py", "verify/test_db.py", "verify/test_lb.py"]
+    app = _constants(files["verify/test_app.py"])
+    assert app["testinfra_hosts"] == ["ansible://app"]
+    assert (app["SERVICE"], app["USER"], app["ROOT"], app["VERSION"], app["PORT"]) == (
+        "hello", "hello", "/srv/hello", "1.0.0", 8080)
+    assert app["HEALTH_URL"] == "http://127.0.0.1:8080/health" and app["HEALTH_STATUS"] == 200
+    tests = [n.name for n in ast.parse(files["verify/test_app.py"]).body if isinstance(n, ast.FunctionDef)]
+    assert tests == ["test_unit_is_enabled_and_running", "test_current_is_the_deployed_release",
+                     "test_release_folder_owner_and_mode", "test_env_file_is_private_to_the_service_user",
+                     "test_service_listens_on_its_port", "test_health_endpoint_answers_from_the_host"]
+    lb = _constants(files["verify/test_lb.py"])
+    assert (lb["testinfra_hosts"], lb["BACKEND"]) == (["ansible://lb"], "app")
+    db = _constants(files["verify/test_db.py"])
+    assert db["DATABASE"] == "app" and db["TABLE"] == "rollwright_schema_history"
+    assert db["MIGRATIONS"] == sorted(p.name for p in (REPO / "examples/hello/migrations").glob("V*.sql"))
+    for source in files.values():
+        if source.startswith('"""'):
+            compile(source, "generated", "exec")
+
+
+def test_the_report_names_each_failing_host_and_check(tmp_path: Path) -> None:
+    report = tmp_path / "report.xml"
+    report.write_text("""<?xml version="1.0" encoding="utf-8"?>
+<testsuites><testsuite name="pytest" tests="4">
+<testcase classname="test_app" name="test_unit_is_enabled_and_running[ansible://app1]" time="0.3"/>
+<testcase classname="test_app" name="test_unit_is_enabled_and_running[ansible://app2]" time="0.3">
+  <failure message="AssertionError: hello.service is not running&#10;assert False">trace</failure></testcase>
+<testcase classname="test_lb" name="test_every_app_server_is_ready_in_the_backend[ansible://lb1]" time="0.2">
+  <failure message="AssertionError: not ready in backend app: app2 (op state 0, admin state 0)">x</failure>
+</testcase>
+<testcase classname="test_db" name="test_no_failed_or_pending_migration[ansible://db1]" time="0.1">
+  <skipped message="no db"/></testcase>
+</testsuite></testsuites>""")
+    result = _read_report(report)
+    assert result.passed == 1 and not result.ok
+    assert [(f.host, f.check, f.message) for f in result.failures] == [
+        ("app2", "unit is enabled and running", "hello.service is not running"),
+        ("lb1", "every app server is ready in the backend",
+         "not ready in backend app: app2 (op state 0, admin state 0)"),
+    ]
+    lines: list[str] = []
+    print_verification(lines.append, result)
+    assert lines[0].startswith("✗ verify: 2 failed, 1 passed")
+    assert lines[1].split() == ["app2", "unit", "is", "enabled", "and", "running:", "hello.service", "is", "not",
+                                "running"]
+
+
+def test_smoke_checks_run_after_the_rollout_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    text = HELLO.read_text().replace("required_env: []", "required_env: []\nsmoke:\n"
+                                     "  - {url: 'http://lb1/', contains: 'version {{ x }}'}\n"
+                                     "  - {command: 'curl -fsS http://lb1/health', attempts: 1}\n")
+    spec = tmp_path / "rollwright.yml"
+    spec.write_text(text.replace("path: dist/", f"path: {HELLO.parent}/dist/")
+                    .replace("migrations: {tool: sql, path: migrations}",
+                             f"migrations: {{tool: sql, path: {HELLO.parent}/migrations}}")
+                    .replace("../../inventories", str(REPO / "inventories")))
+    files = render(prepare(load_spec(spec), "staging", tmp_path / "out"))
+    site = files["site.yml"].decode()
+    assert site.index("Roll out in batches") < site.index("Prove the release: smoke checks") < len(site)
+    assert "rollwright_smoke_expect: !unsafe 'version {{ x }}'" in site  # never templated
+    spec.write_text(text.replace("attempts: 1}", "attempts: 1, url: 'http://x/'}"))
+    with pytest.raises(SpecError) as error:
+        load_spec(spec)
+    assert "rollwright.yml:58:5: smoke[1]: set exactly one of 'url'" in str(error.value)  # file, line, field
