@@ -69,14 +69,23 @@ def server_row(path, backend, server):
     return None
 
 
-def admin_state(row):
-    """ready, drain or maint, as the runtime API names them, from a `show stat` row."""
-    status = row.get("status", "")
-    if status.startswith("MAINT"):
-        return "maint"
-    if status.startswith("DRAIN") or row.get("weight") == "0":
-        return "drain"
-    return "ready"
+# srv_admin_state bits of `show servers state` (HAProxy's SRV_ADMF_*): forced, inherited, configured and
+# resolver/hostname maintenance, and forced, inherited and configured drain.
+MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x40 | 0x80
+DRAIN_BITS = 0x08 | 0x10 | 0x20
+
+
+def admin_state(path, backend, server):
+    """ready, drain or maint, as the runtime API names them. Read from the admin state bits of
+    `show servers state`: `show stat` shows a drained server that fails its health check as plain DOWN."""
+    lines = [line for line in runtime_command(path, f"show servers state {backend}").splitlines() if line.strip()]
+    header = next((line.lstrip("# ").split() for line in lines if line.startswith("#")), [])
+    for line in lines:
+        row = dict(zip(header, line.split()))
+        if not line.startswith("#") and row.get("srv_name") == server and "srv_admin_state" in row:
+            bits = int(row["srv_admin_state"])
+            return "maint" if bits & MAINT_BITS else "drain" if bits & DRAIN_BITS else "ready"
+    return None
 
 
 def main():
@@ -93,11 +102,11 @@ def main():
     path, backend, server, wanted = (module.params[k] for k in ("socket", "backend", "server", "state"))
     try:
         row = server_row(path, backend, server)
+        previous = admin_state(path, backend, server)
     except OSError as exc:
         module.fail_json(msg=f"cannot talk to HAProxy on {path}: {exc}")
-    if row is None:
+    if row is None or previous is None:
         module.fail_json(msg=f"HAProxy has no server {backend}/{server}")
-    previous = admin_state(row)
     result = {"changed": previous != wanted, "previous": previous, "sessions": int(row.get("scur") or 0),
               "waited": 0.0, "status": row.get("status", "")}
     if module.check_mode:
