@@ -199,3 +199,32 @@ def test_missing_env_vars_are_named_and_nothing_runs(project: Path) -> None:
     assert "  - required environment variable ROLLWRIGHT_TEST_UNSET_A is not set\n" in proc.stderr
     assert "  - required environment variable ROLLWRIGHT_TEST_UNSET_B is not set" in proc.stderr
     assert ran(project) == []
+
+
+def test_a_lock_held_elsewhere_refuses_waits_and_is_released_only_with_force(tmp_path: Path) -> None:
+    """`lock status|release` and `--lock-wait` against a lock taken from another control node."""
+    _here(tmp_path, "app: locked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
+          "targets:\n  here: {inventory: hosts.yml}\n")
+    (tmp_path / "lock").mkdir()
+    holder = {"id": "20261121T000000Z-beef", "user": "ana@bastion2", "control_host": "bastion2", "pid": 4242,
+              "version": "9.9.9", "message": "hotfix for INC-7", "since": 1_700_000_000}
+    (tmp_path / "lock" / "holder.json").write_text(json.dumps(holder))
+
+    def rollwright(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(VENV_BIN / "rollwright"), *args, "-t", "here"], cwd=tmp_path,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    status = rollwright("lock", "status")
+    assert status.returncode == 1 and "ana@bastion2 (deploy 20261121T000000Z-beef" in status.stdout, status.stdout
+    assert "message: hotfix for INC-7" in status.stdout
+    waited = rollwright("deploy", "--lock-wait", "3")
+    assert waited.returncode == 2, waited.stdout + waited.stderr
+    assert "waiting up to 3s for the deploy lock held by ana@bastion2" in waited.stdout
+    assert "the target is locked by ana@bastion2" in waited.stderr and ran(tmp_path) == []
+    refused = rollwright("lock", "release")
+    assert refused.returncode == 2 and "add --force" in refused.stderr, refused.stderr
+    assert (tmp_path / "lock").is_dir()
+    released = rollwright("lock", "release", "--force")
+    assert released.returncode == 0 and "warning: breaking the deploy lock of ana@bastion2" in released.stdout
+    assert not (tmp_path / "lock").exists()
+    assert rollwright("deploy").returncode == 0 and ran(tmp_path) == ["built"]
