@@ -414,3 +414,15 @@ def test_a_failed_smoke_check_rolls_the_whole_fleet_back(fleet: Fleet) -> None:
     assert "rolling back the hosts this deploy switched: app1, app2, app3" in proc.stdout
     assert load.failed == 0, load.summary()
     assert fleet.versions(fleet.spec("6.1.0", keep=3)) == dict.fromkeys(APP_HOSTS, "6.1.0")
+
+
+def test_a_stopped_service_is_restarted_by_the_next_deploy_through_the_health_gate(fleet: Fleet) -> None:
+    spec = fleet.spec("6.1.0", keep=3, batches=["50%"])
+    assert fleet.deploy(spec).returncode == 0  # the whole fleet on 6.1.0 (nothing to do after the tests above)
+    fleet.lab.run("app2", "systemctl stop hello", check=True)
+    proc = fleet.deploy(spec)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "    app2         restart" in proc.stdout and "    app2         health" in proc.stdout
+    assert "app1         restart" not in proc.stdout and "app3         restart" not in proc.stdout
+    assert fleet.lab.run("app2", "systemctl is-active hello").stdout.strip() == "active"
+    assert "verified:" in proc.stdout

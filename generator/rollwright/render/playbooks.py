@@ -476,10 +476,15 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     tasks = [
         _task("Read where current points", "ansible.builtin.stat", {"path": f"{{{{ {V}release.root }}}}/current"},
               register="rollwright_current"),
+        _task("Read whether the service runs", "ansible.builtin.systemd_service",
+              {"name": f"{{{{ {V}service.name }}}}"}, register="rollwright_service_unit"),
+        # a host is updated when current is another release, its unit or env file changed, or the service
+        # is not running (stopped by hand, crashed): it then goes through drain, restart and health gate
         _task("Decide whether this host needs the new release", "ansible.builtin.set_fact", {
             "rollwright_host_stale": (
                 f"{{{{ (rollwright_current.stat.lnk_target | default('')) != {V}release.root ~ '/releases/' ~ "
-                f"{V}version or (service_restart_needed | default(false)) }}}}")}),
+                f"{V}version or (service_restart_needed | default(false)) or "
+                "(rollwright_service_unit.status.ActiveState | default('')) != 'active' }}")}),
         {"name": "Update this host (drain, switch, restart, health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
