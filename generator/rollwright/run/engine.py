@@ -101,6 +101,25 @@ def run_module(
                 limit=limit or None, cmdline="--become" if become else None)
 
 
+def run_ident(label: str) -> str:
+    """A sortable, unique name for one run's artifacts: start time, a tie-breaker, what ran."""
+    return f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{label}"
+
+
+def ansible_env(project: Path, run_root: Path) -> dict[str, str]:
+    """The environment every Ansible process of a generated project runs with: its ansible.cfg, host key
+    checking on, no colour, this Python's tools first on PATH, and the vault password when the inventory
+    holds secrets (refused at once when it holds secrets and there is none)."""
+    check_vault_password(project / "inventory")
+    return {
+        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
+        "ANSIBLE_HOST_KEY_CHECKING": "True",
+        "ANSIBLE_NOCOLOR": "1",
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]),
+        **runner_env(run_root),
+    }
+
+
 def _run(project: Path, run_root: Path, on_event: Callable[[Event], None], label: str, what: str, *,
          cancel: Callable[[], bool] = lambda: False, env: dict[str, str] | None = None,
          **how: Any) -> PlaybookRun:
@@ -110,7 +129,7 @@ def _run(project: Path, run_root: Path, on_event: Callable[[Event], None], label
     # ansible-runner ignores `settings=` unless env/settings exists, so the file is the way to set it.
     (run_root / "env").mkdir(exist_ok=True)
     (run_root / "env" / "settings").write_text(json.dumps(SETTINGS), encoding="utf-8")
-    ident = f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}-{label}"
+    ident = run_ident(label)
     stats: dict[str, Any] = {}
 
     def handle(event: Event) -> bool:
@@ -119,15 +138,7 @@ def _run(project: Path, run_root: Path, on_event: Callable[[Event], None], label
         on_event(event)
         return True
 
-    envvars = {
-        "ANSIBLE_CONFIG": str(project / "ansible.cfg"),
-        "ANSIBLE_HOST_KEY_CHECKING": "True",
-        "ANSIBLE_NOCOLOR": "1",
-        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")]),
-        **runner_env(run_root),
-        **(env or {}),
-    }
-    check_vault_password(project / "inventory")
+    envvars = {**ansible_env(project, run_root), **(env or {})}
     start = time.perf_counter()
     runner = ansible_runner.run(
         private_data_dir=str(run_root),
@@ -194,5 +205,3 @@ class Interrupts:
     def after(self, count: int) -> Callable[[], bool]:
         """A cancel callback that fires once `count` signals arrived."""
         return lambda: self.count >= count
-
-

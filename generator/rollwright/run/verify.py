@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rollwright.errors import BadInput
-from rollwright.targetenv import check_vault_password, runner_env
+from rollwright.run.engine import ansible_env, run_ident
 
 Write = Callable[[str], None]
 WORKERS_MAX = 8
@@ -57,15 +57,12 @@ def run_verify(project: Path, runs: Path, hosts: int) -> Verification:
     """Run the project's verify/ suite; `hosts` sizes the worker pool (one worker per host, at most 8)."""
     if not (project / "verify").is_dir() or not any((project / "verify").glob("test_*.py")):
         raise BadInput(f"{project}: the spec gives nothing to verify (no release, load balancer or sql migrations)")
-    check_vault_password(project / "inventory")
-    runs.mkdir(parents=True, exist_ok=True)
-    report = runs / "verify" / f"{time.strftime('%Y%m%dT%H%M%S')}-{time.monotonic_ns() % 10**6:06d}.xml"
-    report.parent.mkdir(exist_ok=True)
+    report = runs / "verify" / f"{run_ident('verify')}.xml"
+    report.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, **ansible_env(project, runs)}
     workers = max(1, min(hosts, WORKERS_MAX))
     command = [sys.executable, "-m", "pytest", "verify", "--ansible-inventory=inventory", f"--junitxml={report}",
                "-q", "--color=no", "-n", str(workers)]
-    env = {**os.environ, "ANSIBLE_CONFIG": str(project / "ansible.cfg"), **runner_env(runs),
-           "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "/usr/bin:/bin")])}
     start = time.perf_counter()
     try:
         proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,
