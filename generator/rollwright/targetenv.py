@@ -13,9 +13,7 @@ import io
 import os
 import re
 import stat
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, TaggedScalar
 
 from rollwright.errors import BadInput
+from rollwright.files import replace_file
 from rollwright.spec.model import ENV_NAME_RE
 
 PLAIN_FILE = Path("group_vars/all/rollwright_env.yml")
@@ -80,7 +79,12 @@ def runner_env(run_root: Path) -> dict[str, str]:
 
 def has_secrets(inventory_dir: Path) -> bool:
     """Whether any inventory file is vault-encrypted (then a playbook run needs the password)."""
-    return any(p.is_file() and p.read_bytes()[:len(VAULT_HEADER)] == VAULT_HEADER for p in inventory_dir.rglob("*"))
+    return any(p.is_file() and _starts_with(p, VAULT_HEADER) for p in inventory_dir.rglob("*"))
+
+
+def _starts_with(path: Path, header: bytes) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(len(header)) == header
 
 
 def check_vault_password(inventory_dir: Path) -> None:
@@ -101,21 +105,19 @@ class TargetEnv:
         self.plain_path = inventory / PLAIN_FILE
         self.secrets_path = inventory / SECRETS_FILE
 
-    def list(self, with_secrets: bool = True) -> list[EnvValue]:
-        """Every value, by name; secrets only when `with_secrets` (it needs the vault password)."""
+    def list(self) -> list[EnvValue]:
+        """Every value, by name (secrets need the vault password when there are any)."""
         found = [EnvValue(n, v, False) for n, v in self._plain().items()]
-        if with_secrets:
-            found += [EnvValue(n, v, True) for n, v in self._secrets().items()]
+        found += [EnvValue(n, v, True) for n, v in self._secrets().items()]
         return sorted(found, key=lambda value: value.name)
 
     def get(self, name: str) -> EnvValue:
         plain = self._plain()
         if name in plain:
             return EnvValue(name, plain[name], False)
-        if self.secrets_path.is_file():
-            secrets = self._secrets()
-            if name in secrets:
-                return EnvValue(name, secrets[name], True)
+        secrets = self._secrets()
+        if name in secrets:
+            return EnvValue(name, secrets[name], True)
         raise BadInput(f"target '{self.target}' has no env value {name} ({self.plain_path.parent})")
 
     def set(self, name: str, value: str, secret: bool) -> None:
@@ -128,10 +130,7 @@ class TargetEnv:
             self._write_secrets(secrets)
             self._edit_plain(lambda values: values.pop(name, None))
         else:
-            if self.secrets_path.is_file() and name in self._secrets():
-                secrets = self._secrets()
-                del secrets[name]
-                self._write_secrets(secrets)
+            self._drop_secret(name)
             self._edit_plain(lambda values: values.__setitem__(name, _unsafe(value)))
 
     def delete(self, name: str) -> bool:
@@ -140,12 +139,15 @@ class TargetEnv:
         if name in self._plain():
             self._edit_plain(lambda values: values.pop(name, None))
             removed = True
-        if self.secrets_path.is_file():
-            secrets = self._secrets()
-            if secrets.pop(name, None) is not None:
-                self._write_secrets(secrets)
-                removed = True
-        return removed
+        return self._drop_secret(name) or removed
+
+    def _drop_secret(self, name: str) -> bool:
+        """Remove NAME from the vault file, if it is there (no file: nothing to open or write)."""
+        secrets = self._secrets()
+        if secrets.pop(name, None) is None:
+            return False
+        self._write_secrets(secrets)
+        return True
 
     def _plain(self) -> dict[str, str]:
         data = _load(self.plain_path.read_text(encoding="utf-8")) if self.plain_path.is_file() else {}
@@ -164,7 +166,7 @@ class TargetEnv:
         if not values and self.plain_path.is_file() and len(data) == 1:
             self.plain_path.unlink()
             return
-        _write(self.plain_path, _dump(data).encode(), mode=0o644)
+        replace_file(self.plain_path, _dump(data).encode(), mode=0o644)
 
     def _secrets(self) -> dict[str, str]:
         if not self.secrets_path.is_file():
@@ -177,7 +179,7 @@ class TargetEnv:
             self.secrets_path.unlink(missing_ok=True)
             return
         data = CommentedMap({SECRETS_VAR: CommentedMap((n, _unsafe(v)) for n, v in sorted(secrets.items()))})
-        _write(self.secrets_path, _Vault(self.target).encrypt(_dump(data)), mode=0o600)
+        replace_file(self.secrets_path, _Vault(self.target).encrypt(_dump(data)), mode=0o600)
 
 
 class _Vault:
@@ -231,22 +233,3 @@ def _values(data: object, var: str, path: Path) -> dict[str, str]:
     if not isinstance(values, dict):
         raise BadInput(f"{path}: '{var}' must be a mapping of NAME: value")
     return {str(name): str(value.value if isinstance(value, TaggedScalar) else value) for name, value in values.items()}
-
-
-def _write(path: Path, data: bytes, mode: int) -> None:
-    """Replace `path` whole (a crash leaves the old file, never half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with _temporary(path.parent) as tmp:
-        tmp.write_bytes(data)
-        tmp.chmod(mode)
-        tmp.replace(path)
-
-
-@contextmanager
-def _temporary(folder: Path) -> Iterator[Path]:
-    fd, name = tempfile.mkstemp(dir=folder, prefix=".tmp-")
-    os.close(fd)
-    try:
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)

@@ -11,10 +11,8 @@ from __future__ import annotations
 import difflib
 import io
 import json
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -26,6 +24,7 @@ from ruamel.yaml.error import CommentMark, YAMLError
 from ruamel.yaml.tokens import CommentToken
 
 from rollwright.errors import BadInput
+from rollwright.files import replace_file
 from rollwright.spec import deployconfig
 from rollwright.spec.loader import LoadedSpec, load_spec
 from rollwright.spec.model import NAME_RE, Target
@@ -494,17 +493,7 @@ def _commit(spec_path: Path, writes: dict[Path, str]) -> None:
 
 
 def _write(path: Path, text: str) -> None:
-    """Replace the file at once (a reader never sees half of it), keeping its mode."""
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        if path.exists():
-            shutil.copymode(path, temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    replace_file(path, text.encode("utf-8"))
 
 
 # ---------------------------------------------------------------------------------------------- commands
