@@ -14,8 +14,6 @@ import sys
 import time
 from typing import Any, TextIO
 
-KINDS = ("play", "phase", "failure", "play_end", "message", "result", "error")
-
 
 class Output:
     """Plain lines: the event's text, one per line, nothing else (no colour, no cursor movement)."""
