@@ -62,10 +62,12 @@ def _tar_bytes(files: dict[str, bytes], mtime: int) -> bytes:
     return raw.getvalue()
 
 
-def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broken: bool = False) -> tuple[Path, str]:
+def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broken: bool = False,
+          error_rate: float = 0.0, delay_ms: int = 0) -> tuple[Path, str]:
     """Write hello-VERSION.tar.gz and its .sha256 into out_dir; return (tarball path, sha256 hex).
 
     broken: /health fails on every host. broken_on: it fails only on these hostnames.
+    error_rate: this share of GET / answers 500; delay_ms: GET / answers that much later (health stays fine).
     Raises ValueError for an invalid version or conflicting/empty broken options.
     """
     if not VERSION_RE.fullmatch(version):
@@ -75,12 +77,16 @@ def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broke
         raise ValueError("use either broken or broken_on, not both")
     if broken_on is not None and not hosts:
         raise ValueError("broken_on needs at least one hostname")
+    if not 0 <= error_rate <= 1 or not 0 <= delay_ms <= 10000:
+        raise ValueError("error_rate must be within 0..1 and delay_ms within 0..10000")
 
     files = {"app.py": APP_SOURCE.read_bytes(), "VERSION": f"{version}\n".encode()}
     if broken:
         files["BROKEN"] = b""  # empty: broken everywhere
     elif hosts:
         files["BROKEN"] = "".join(f"{h}\n" for h in hosts).encode()
+    if error_rate or delay_ms:
+        files["FAULTS"] = json.dumps({"error_rate": error_rate, "delay_ms": delay_ms}, sort_keys=True).encode()
     data = _tar_bytes(files, _mtime())
     digest = hashlib.sha256(data).hexdigest()
 
@@ -111,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--broken", action="store_true", help="the release's /health always answers 500")
     mode.add_argument("--broken-on", metavar="HOST[,HOST...]", help="/health answers 500 only on these hostnames")
+    parser.add_argument("--error-rate", type=float, default=0.0, metavar="F",
+                        help="this share of GET / answers 500 (health stays fine), e.g. 0.3")
+    parser.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="GET / answers MS later")
     parser.add_argument("-o", "--out-dir", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of one line")
     args = parser.parse_args(argv)
@@ -121,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     if broken_on is not None and not broken_on:
         parser.error("--broken-on needs at least one hostname")
     try:
-        path, digest = build(args.version, args.out_dir, broken_on=broken_on, broken=args.broken)
+        path, digest = build(args.version, args.out_dir, broken_on=broken_on, broken=args.broken,
+                             error_rate=args.error_rate, delay_ms=args.delay_ms)
     except ValueError as exc:
         parser.error(str(exc))
 

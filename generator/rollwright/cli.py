@@ -44,6 +44,11 @@ def _lock_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--message", default="", help="why: kept in the lock and shown to whoever waits")
 
 
+def _direct_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--direct", action="store_true",
+                        help="every app host at once (a hotfix); required for strategy direct on production")
+
+
 def _json_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
@@ -94,8 +99,8 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_plan(args: argparse.Namespace) -> int:
     from rollwright.inventory import inventory_groups
     from rollwright.render.plan import build_plan, plan_as_json, plan_as_text
+    from rollwright.render.policy import allowed
     from rollwright.render.project import (
-        check_supported,
         expand_groups,
         inventory_path,
         read_migrations,
@@ -103,8 +108,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     )
 
     loaded = load_spec(args.spec)
-    check_supported(loaded)
     name, target = resolve_target(loaded, args.target)
+    loaded = allowed(loaded, name, target, args.direct)
     path = inventory_path(loaded, name, target)
     inventory = inventory_groups(path) if path else {"all": ["localhost"]}
     steps = build_plan(loaded.spec, expand_groups(loaded), inventory, read_migrations(loaded))
@@ -164,7 +169,8 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     options = DeployOptions(
         target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
         no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure,
-        acknowledge_destructive=tuple(args.acknowledge_destructive), lock_wait_s=args.lock_wait,
+        acknowledge_destructive=tuple(args.acknowledge_destructive), direct=args.direct, no_switch=args.no_switch,
+        lock_wait_s=args.lock_wait,
         message=args.message, overrides=Overrides(args.override_freeze, args.force, args.reason))
     return _with_output(args, lambda out: deploy(load_spec(args.spec), options, out))
 
@@ -174,6 +180,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
     return _with_output(args, lambda out: rollback(load_spec(args.spec), args.target, args.to, args.limit, out,
                                                    lock_wait_s=args.lock_wait, message=args.message))
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import rollback
+
+    return _with_output(args, lambda out: rollback(load_spec(args.spec), args.target, None, None, out,
+                                                   lock_wait_s=args.lock_wait, message=args.message, action="promote"))
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -393,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plan", help="the ordered steps a deploy would run, per group and batch; touches nothing")
     _spec_arg(p)
     _target_arg(p)
+    _direct_arg(p)
     _json_arg(p)
     p.set_defaults(func=cmd_plan)
 
@@ -419,6 +433,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a failing command group does not stop the deploy")
     p.add_argument("--acknowledge-destructive", action="append", default=[], metavar="FILE",
                    help="apply this migration although it drops, truncates, renames or retypes (repeatable)")
+    _direct_arg(p)
+    p.add_argument("--no-switch", action="store_true",
+                   help="blue/green: deploy and check the idle colour, leave the traffic (`rollwright promote` later)")
     p.add_argument("--override-freeze", action="store_true",
                    help="deploy inside a change-freeze window (needs --reason)")
     p.add_argument("--force", action="store_true",
@@ -436,6 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
     _lock_args(p)
     _output_args(p)
     p.set_defaults(func=cmd_rollback)
+
+    p = sub.add_parser("promote", help="blue/green: the idle colour takes the traffic in one step")
+    _spec_arg(p)
+    _target_arg(p)
+    _lock_args(p)
+    _output_args(p)
+    p.set_defaults(func=cmd_promote)
 
     p = sub.add_parser("verify", help="prove the hosts are as the spec says: the generated testinfra suite "
                                       "(unit, release, env file, port, health, load balancer, migrations); exit 1 "

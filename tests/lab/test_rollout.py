@@ -10,76 +10,28 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
+from fleets import APP_HOSTS, LOAD_RATE, VAULT_ENV, VENV_BIN, Fleet
 
-from rollwright.lab import sample
 from rollwright.lab.fleet import Lab
-from rollwright.lab.load import Load, LoadResult
+from rollwright.lab.load import Load
 
-VENV_BIN = Path(sys.executable).parent
-APP_HOSTS = ["app1", "app2", "app3"]
 MIN_REQUESTS = 2000
 API_TOKEN = "tok-" + secrets.token_hex(12)
-VAULT_ENV = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-" + secrets.token_hex(8)}
-LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
-
-
-@dataclass
-class Fleet:
-    """The session lab plus a folder of sample builds and specs, and the commands to drive it."""
-
-    lab: Lab
-    folder: Path
-    inventory: Path  # a folder: the lab's hosts.yml, and the values `rollwright env set` keeps in group_vars
-    said: list[str]  # everything rollwright printed in this module (searched for secrets)
-
-    def spec(self, version: str, **options: object) -> Path:
-        path, sha = sample.build(version, self.folder / "dist", broken=bool(options.pop("broken", False)),
-                                 broken_on=options.pop("broken_on", None))  # type: ignore[arg-type]
-        sha = str(options.pop("sha256", sha))
-        return sample.write_spec(self.folder, self.inventory, path, sha, version, **options)  # type: ignore[arg-type]
-
-    def rollwright(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([str(VENV_BIN / "rollwright"), *args], cwd=self.folder, capture_output=True,
-                              text=True, timeout=900, check=False, input=stdin, env=VAULT_ENV)
-        print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
-        self.said += [proc.stdout, proc.stderr]
-        return proc
-
-    def deploy(self, spec: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-        return self.rollwright("deploy", "-f", str(spec), "-t", "lab", *extra)
-
-    def deploy_under_load(self, spec: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
-        with Load(self.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as load:
-            proc = self.deploy(spec, *extra)
-        print(load.result.summary(), file=sys.stderr)
-        return proc, load.result
-
-    def versions(self, spec: Path) -> dict[str, str]:
-        proc = self.rollwright("status", "-f", str(spec), "-t", "lab", "--json")
-        return sample.fleet_versions(proc.stdout)
-
-    def main_pids(self) -> dict[str, str]:
-        return {h: self.lab.run(h, "systemctl show -p MainPID --value hello").stdout.strip() for h in APP_HOSTS}
 
 
 @pytest.fixture(scope="module")
 def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     """The fleet, with a vault secret for the app set before its first deploy."""
-    folder = tmp_path_factory.mktemp("rollout")
-    (folder / "inventory").mkdir()
-    shutil.copy(lab.inventory_path, folder / "inventory" / "hosts.yml")
-    fleet = Fleet(lab, folder, folder / "inventory", [])
+    fleet = Fleet.beside(lab, tmp_path_factory.mktemp("rollout"))
     spec = fleet.spec("1.0.0")
     assert fleet.rollwright("env", "set", "API_TOKEN", "--secret", "-f", str(spec), "-t", "lab",
                             stdin=API_TOKEN).returncode == 0

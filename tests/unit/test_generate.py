@@ -155,17 +155,92 @@ def _hello_copy(tmp_path: Path, old: str, new: str) -> Path:
     return spec
 
 
-@pytest.mark.parametrize("generate", [False, True], ids=["plan", "generate"])
-def test_a_strategy_this_version_lacks_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                  generate: bool) -> None:
-    spec = _hello_copy(tmp_path, "strategy: rolling", "strategy: canary")
-    out = tmp_path / "out"
-    args = ["generate", "-o", str(out)] if generate else ["plan"]
-    assert main([*args, "-f", str(spec), "-t", "production"]) == 2
-    err = capsys.readouterr().err
-    line = spec.read_text().splitlines().index("  strategy: canary") + 1
-    assert f"{spec}:{line}:13: rollout.strategy: strategy 'canary' is not available" in err
-    assert not out.exists()
+CANARY = """rollout:
+  strategy: canary
+  canary: {steps: [1, "50%", "100%"], window_s: 20, max_error_rate: 0.05, max_latency_ms: 500}
+  max_fail_percentage: 0
+"""
+
+
+def test_a_canary_judges_every_step_and_lints(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    spec = _hello_copy(tmp_path, 'rollout:\n  strategy: rolling\n  batches: [1, "50%", "100%"]\n'
+                       '  max_fail_percentage: 0\n', CANARY)
+    out = _generate(spec, "staging", tmp_path / "out")
+    site = yaml.load((out / "site.yml").read_text(), Loader=_UnsafeLoader)
+    rollout = next(play for play in site if play["name"].startswith("Roll out in batches"))
+    assert rollout["serial"] == [1, "50%", "100%"]
+    guard, verdict = rollout["tasks"][-2:]
+    assert guard["ansible.builtin.include_role"]["name"] == "canary_guard"
+    assert guard["when"] == "inventory_hostname == ansible_play_batch[0]"
+    assert "passed" in verdict["when"] and verdict["ansible.builtin.fail"]
+    values = yaml.safe_load((out / "group_vars/all/rollwright.yml").read_text())
+    assert values["rollwright_canary"] == {"window_s": 20, "min_requests": 20, "max_error_rate": 0.05,
+                                           "max_error_ratio": 2.0, "max_latency_ratio": 2.0, "max_latency_ms": 500}
+    syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml"], cwd=out,
+                            env=tool_env, capture_output=True, text=True, timeout=300)
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    lint = subprocess.run(["ansible-lint", "--offline", "--nocolor", "--profile", "production", "site.yml"],
+                          cwd=out, env=tool_env, capture_output=True, text=True, timeout=600)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+ROLLING = 'rollout:\n  strategy: rolling\n  batches: [1, "50%", "100%"]\n  max_fail_percentage: 0\n'
+BLUE_GREEN = "rollout:\n  strategy: blue_green\n  blue_green: {blue: blue, green: green}\n"
+
+
+def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    spec = _hello_copy(tmp_path, ROLLING, BLUE_GREEN)
+    out = _generate(spec, "staging", tmp_path / "out")
+    site = yaml.load((out / "site.yml").read_text(), Loader=_UnsafeLoader)
+    names = [play["name"] for play in site]
+    colours = names.index("Blue/green: find the live and the idle colour")
+    assert colours < names.index("Stage the release on the idle colour's hosts (no traffic impact)")
+    rollout = next(play for play in site if play["name"].startswith("Roll out in batches"))
+    assert rollout["hosts"] == "rollwright_idle" and rollout["serial"] == ["100%"]
+    update = rollout["tasks"][-1]["block"]
+    assert update[0]["name"] == "Drain this host in the load balancer"
+    assert "Put this host back in the load balancer" not in [t["name"] for t in update]  # only the switch does
+    switch = site[names.index("Blue/green: switch the traffic to the idle colour in one step")]
+    assert switch["hosts"] == "lb" and "rollwright_no_switch" in switch["tasks"][0]["when"]
+    back = yaml.load((out / "rollback.yml").read_text(), Loader=_UnsafeLoader)
+    assert [play["name"] for play in back][-1] == switch["name"]  # rollback switches back
+    syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml", "status.yml"], cwd=out,
+                            env=tool_env, capture_output=True, text=True, timeout=300)
+    assert syntax.returncode == 0, syntax.stdout + syntax.stderr
+    lint = subprocess.run(["ansible-lint", "--offline", "--nocolor", "--profile", "production", "site.yml",
+                           "rollback.yml", "status.yml"], cwd=out, env=tool_env, capture_output=True, text=True,
+                          timeout=600)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+
+@pytest.mark.parametrize(("rollout", "flags", "reason"), [
+    (ROLLING.replace("rolling", "direct"), [], "on production target 'production' that needs --direct"),
+    (BLUE_GREEN, ["--direct"], "--direct with strategy blue_green"),
+    ("rollout:\n  strategy: canary\n", [], "strategy 'canary' needs 'load_balancer'"),
+])
+def test_the_strategy_policy_refuses_in_plan_and_deploy(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                       rollout: str, flags: list[str], reason: str) -> None:
+    text = HELLO.read_text()
+    if "canary" in rollout:  # no load balancer at all
+        text = text[:text.index("rollout:")] + rollout + text[text.index("database:"):]
+        spec = tmp_path / "rollwright.yml"
+        spec.write_text(text.replace("../../inventories", str(REPO / "inventories")).replace(
+            "path: migrations}", f"path: {HELLO.parent / 'migrations'}}}"))
+    else:
+        spec = _hello_copy(tmp_path, ROLLING, rollout)
+    for command in ("plan", "deploy"):
+        assert main([command, "-f", str(spec), "-t", "production", *flags]) == 2
+        assert reason in capsys.readouterr().err
+    assert not (tmp_path / ".rollwright").exists()  # nothing generated, no host contacted
+
+
+def test_a_direct_hotfix_plans_every_host_at_once_and_the_pending_migration_rule(
+        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    spec = _hello_copy(tmp_path, ROLLING, ROLLING.replace("rolling", "direct"))
+    assert main(["plan", "-f", str(spec), "-t", "production", "--direct"]) == 0
+    out = capsys.readouterr().out
+    assert "[policy] Strategy direct: refused if any migration is pending" in out
+    assert "[rollout] Every host at once (direct)" in out and "Batch 2" not in out
 
 
 def test_service_working_dir_reaches_the_unit(tmp_path: Path) -> None:

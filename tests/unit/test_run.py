@@ -20,6 +20,7 @@ from rollwright.lab.load import Load
 from rollwright.render.playbooks import PHASE_TASK, RESCUE_FAIL_TASK, ROLLBACK_PLAY, ROLLOUT_PLAY, SWITCH_TASK
 from rollwright.run.output import JsonOutput, LiveOutput, Output, choose_output
 from rollwright.run.progress import INCLUDE_ROLE, Progress
+from rollwright.run.records import Record, markdown
 
 REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = f"{ROLLOUT_PLAY} [1, 2]"
@@ -81,6 +82,23 @@ def test_progress_counts_a_rollback_run_and_ignores_unmoved_switches() -> None:
     assert progress.hosts["app1"].rolled_back and not progress.hosts["app2"].rolled_back
     assert lines[0] == "▸ Roll back the app hosts, batch 1"
     assert lines[-1].startswith("  ok in")
+
+
+def test_a_canary_verdict_is_said_and_kept_for_the_record() -> None:
+    res = {"changed": False, "passed": False, "window_s": 30, "canary_servers": ["app1"],
+           "baseline_servers": ["app2"], "reasons": ["canary error rate 25.00% (5/20) is above the limit 1.00%"],
+           "canary": {"requests": 20, "errors": 5, "error_rate": 0.25, "avg_ms": 3.0},
+           "baseline": {"requests": 40, "errors": 0, "error_rate": 0.0, "avg_ms": 2.0}}
+    guard = _event("runner_on_ok", host="app1", task="Judge the canary", task_action="canary_guard", res=res)
+    progress, lines = _run([_event("playbook_on_play_start", play=ROLLOUT), _phase("app1", "undrain"), guard])
+    assert progress.canary == [{"step": 1, "passed": False, "window_s": 30, "reasons": res["reasons"],
+                                "canary": {"servers": ["app1"], **res["canary"]},
+                                "baseline": {"servers": ["app2"], **res["baseline"]}}]
+    assert lines[-1] == ("    canary step 1 (app1): errors 25.00% (5/20) vs baseline 0.00% (0/40); 3.0 ms vs 2.0 ms "
+                         "in 30 s: FAILED: canary error rate 25.00% (5/20) is above the limit 1.00%")
+    record = Record("hello", "lab", "deploy", "2.0.0", "", "canary [1]", "2026-11-22T00:00:00Z")
+    record.canary = progress.canary
+    assert f"## Canary analysis\n\n- {lines[-1].strip()}\n" in markdown(record)
 
 
 def test_hosts_an_interrupted_batch_left_drained_are_known() -> None:

@@ -408,3 +408,27 @@ def test_sigterm_drains_in_flight_requests(tmp_path: Path) -> None:
             socket.create_connection(("127.0.0.1", app.port), timeout=2).close()
         out = app.output()
         assert out.splitlines()[-1].startswith(f"hello: version {VERSION} stopped")
+
+
+def test_faulty_build_fails_its_share_of_pages_with_healthy_health(tmp_path: Path) -> None:
+    app_dir = build_and_extract(tmp_path, error_rate=0.25)
+    with run_app(app_dir) as app:
+        statuses = [get(app.port, "/")[0] for _ in range(40)]
+        assert statuses.count(500) == 10 and statuses.count(200) == 30
+        assert health(app.port)[0] == 200
+
+
+def test_slow_build_answers_pages_later(tmp_path: Path) -> None:
+    slow, plain = build_and_extract(tmp_path / "slow", delay_ms=300), build_and_extract(tmp_path / "plain")
+    timings = []
+    for app_dir in (slow, plain):
+        with run_app(app_dir) as app:
+            started = time.perf_counter()
+            assert get(app.port, "/")[0] == 200
+            timings.append(time.perf_counter() - started)
+    assert timings[0] > timings[1] + 0.2
+
+
+def test_fault_options_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="error_rate"):
+        build_mod.build(VERSION, tmp_path, error_rate=1.5)

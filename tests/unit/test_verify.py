@@ -21,9 +21,17 @@ def _verify_files(tmp_path: Path) -> dict[str, str]:
 
 
 def _constants(source: str) -> dict[str, object]:
+    """The module's literal constants; an app file's `testinfra_hosts` reads the environment, so it is
+    evaluated with ROLLWRIGHT_VERIFY_HOSTS unset, as a plain `pytest verify` would."""
     tree = ast.parse(source)
-    return {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body  # type: ignore[attr-defined]
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant | ast.List)}
+    found = {node.targets[0].id: ast.literal_eval(node.value) for node in tree.body  # type: ignore[attr-defined]
+             if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant | ast.List)
+             and node.targets[0].id != "testinfra_hosts"}  # type: ignore[attr-defined]
+    hosts = next(node for node in tree.body if isinstance(node, ast.Assign)
+                 and node.targets[0].id == "testinfra_hosts")  # type: ignore[attr-defined]
+    found["testinfra_hosts"] = eval(compile(ast.Expression(hosts.value), "verify", "eval"),
+                                    {"os": type("os", (), {"environ": {}})})
+    return found
 
 
 def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> None:

@@ -68,6 +68,16 @@ def is_broken(hostname: str) -> bool:
     return hostname in hosts or hostname.split(".", 1)[0] in hosts
 
 
+def read_faults() -> tuple[float, float]:
+    """(error fraction, added seconds) for GET /, from the FAULTS file a faulty build writes: a build whose
+    health check passes while its users see 5xx or slow pages, which only a canary's SLO guard catches."""
+    try:
+        faults = json.loads((HERE / "FAULTS").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return 0.0, 0.0
+    return float(faults.get("error_rate", 0)), float(faults.get("delay_ms", 0)) / 1000
+
+
 def parse_db_target(url: str) -> tuple[str, int] | None:
     """host and port of a postgresql:// URL (port 5432 if absent), or None if it cannot be read."""
     try:
@@ -129,6 +139,8 @@ class AppServer(ThreadingHTTPServer):
         self.version = version
         self.hostname = socket.gethostname()
         self.broken = is_broken(self.hostname)
+        self.error_rate, self.delay_s = read_faults()
+        self._served = 0
         self.db = db
         self.started_at = time.monotonic()
         self.startup_delay_s = startup_delay_s
@@ -168,6 +180,14 @@ class AppServer(ThreadingHTTPServer):
             self._idle.wait_for(lambda: self._in_flight == 0, timeout=timeout)
             return self._in_flight
 
+    def page_fails(self) -> bool:
+        """Whether this request to / fails: every request whose count crosses the next multiple of
+        1/error_rate, so the share of 5xx is exact over any long enough run."""
+        with self._idle:
+            self._served += 1
+            served = self._served
+        return int(served * self.error_rate) > int((served - 1) * self.error_rate)
+
     def health(self) -> tuple[int, dict[str, str]]:
         """The health status code and body; the order is: broken build, still starting, database."""
         body = {"status": "ok", "version": self.version}
@@ -193,6 +213,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         url = urlsplit(self.path)
         if url.path == "/":
+            time.sleep(self.server.delay_s)
+            if self.server.error_rate and self.server.page_fails():
+                self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "faulty build: this request fails\n")
+                return
             self._send(HTTPStatus.OK, f"hello from {self.server.hostname} version {self.server.version}\n")
         elif url.path == "/health":
             status, body = self.server.health()

@@ -28,9 +28,11 @@ def _build_module() -> ModuleType:
     return module
 
 
-def build(version: str, out_dir: Path, *, broken: bool = False, broken_on: list[str] | None = None) -> tuple[Path, str]:
+def build(version: str, out_dir: Path, *, broken: bool = False, broken_on: list[str] | None = None,
+          error_rate: float = 0.0, delay_ms: int = 0) -> tuple[Path, str]:
     """Build hello-<version>.tar.gz (byte-reproducible) into out_dir; returns (path, sha256)."""
-    path, digest = _build_module().build(version, out_dir, broken_on=broken_on, broken=broken)
+    path, digest = _build_module().build(version, out_dir, broken_on=broken_on, broken=broken,
+                                         error_rate=error_rate, delay_ms=delay_ms)
     return Path(path), str(digest)
 
 
@@ -47,6 +49,8 @@ def write_spec(
     name: str | None = None,
     production: bool = False,
     smoke: list[dict[str, Any]] | None = None,
+    rollout: dict[str, Any] | None = None,
+    database: dict[str, Any] | None = None,
 ) -> Path:
     """A deploy spec for the sample app on a lab inventory (target `lab`), next to the artifact's dist/."""
     spec: dict[str, Any] = {
@@ -61,6 +65,9 @@ def write_spec(
                     "load_balancer": {"hosts": "lb", "backend": "app"}},
         "targets": {"lab": {"inventory": str(inventory), "production": production}},
     }
+    spec["rollout"].update(rollout or {})  # e.g. a strategy and its settings
+    if database:
+        spec["database"] = database
     if smoke:
         spec["smoke"] = smoke
     path = folder / (name or f"hello-{version}.yml")

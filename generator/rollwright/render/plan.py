@@ -8,8 +8,9 @@ from typing import Any
 
 from rollwright.render.batches import split_batches
 from rollwright.render.commands import GroupCommand
+from rollwright.render.policy import pending_rule
 from rollwright.render.project import ROLES_DIR
-from rollwright.spec.model import CommandGroup, Spec
+from rollwright.spec.model import Canary, CommandGroup, Spec
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,10 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         hosts = hosts_of(group.hosts, inventory)
         steps.append(Step("group", f"Group {group.name} (order {group.order})", hosts,
                           [f"{c.step}: {c.command}" for c in commands]))
+    rule = pending_rule(spec)
+    if rule:
+        steps.append(Step("policy", f"Strategy {spec.rollout.strategy}: {rule.summary}; checked before any change",
+                          db_hosts))
     if spec.database and spec.database.backup and spec.database.backup.enabled:
         backup = spec.database.backup
         tracked = spec.database.migrations is not None and spec.database.migrations.tool == "sql"
@@ -81,12 +86,15 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
                    for name, statements in destructive_files(migrations or {}).items()]
         steps.append(Step("migrate", f"Apply migrations once ({spec.database.migrations.tool})",
                           db_hosts if spec.database.migrations.tool == "sql" else app_hosts[:1], flagged))
-    if spec.artifact:
-        lb = spec.rollout.load_balancer
-        around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
-        back = ", undrain" if lb else ""
-        for number, batch in enumerate(split_batches(app_hosts, spec.rollout.batches), 1):
-            steps.append(Step("rollout", f"Batch {number}: {around}switch current, restart, health gate{back}", batch))
+    if spec.artifact and spec.rollout.strategy == "blue_green":
+        steps += _colour_steps(spec, inventory)
+        colours = (spec.rollout.colours.blue, spec.rollout.colours.green)
+        problems += [f"inventory has no hosts in group '{colour}' (a blue/green colour)" for colour in colours
+                     if not hosts_of(colour, inventory)]
+        problems += [f"group '{colour}' has hosts outside '{spec.rollout.hosts}'" for colour in colours
+                     if set(hosts_of(colour, inventory)) - set(app_hosts)]
+    elif spec.artifact:
+        steps += _rollout_steps(spec, app_hosts)
     if spec.health and spec.health.url:
         steps.append(Step("health", f"Site health: {spec.health.url} answers {spec.health.status}", ["localhost"]))
     steps += [Step("smoke", f"Smoke check: {check.label} (up to {check.attempts}x); a failure rolls every host "
@@ -94,6 +102,50 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
     if problems:
         steps.append(Step("problem", "; ".join(problems), []))
     return steps
+
+
+def _colour_steps(spec: Spec, inventory: dict[str, list[str]]) -> list[Step]:
+    """Blue/green: the idle colour (which one, the load balancer's state file says at deploy time)."""
+    colours, lb = spec.rollout.colours, spec.rollout.load_balancer
+    assert lb is not None
+    blue, green = hosts_of(colours.blue, inventory), hosts_of(colours.green, inventory)
+    both = f"{colours.blue} ({', '.join(blue) or 'no hosts'}) or {colours.green} ({', '.join(green) or 'no hosts'})"
+    return [
+        Step("rollout", f"The idle colour, {both}, whichever takes no traffic: switch current, restart, health "
+             "gate, all at once", blue + green),
+        Step("switch", f"Move the traffic to it in one step on {lb.hosts} (backend {lb.backend}); the other colour "
+             "keeps running in maintenance, for `rollwright rollback` (skipped with --no-switch: `rollwright "
+             "promote` later)", hosts_of(lb.hosts, inventory)),
+    ]
+
+
+def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
+    rollout, lb = spec.rollout, spec.rollout.load_balancer
+    around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
+    back = ", undrain" if lb else ""
+    steps, reached = [], 0
+    for number, batch in enumerate(split_batches(app_hosts, rollout.steps), 1):
+        reached += len(batch)
+        if rollout.strategy == "canary":
+            share = f"{reached}/{len(app_hosts)} hosts ({reached * 100 // max(len(app_hosts), 1)}% of the servers)"
+            criteria = canary_criteria(rollout.guard, baseline=reached < len(app_hosts))
+            steps.append(Step("canary", f"Canary step {number}, {share}: {around}switch current, restart, health "
+                              f"gate{back}; then {criteria}", batch))
+        else:
+            what = "Every host at once (direct)" if rollout.strategy == "direct" else f"Batch {number}"
+            steps.append(Step("rollout", f"{what}: {around}switch current, restart, health gate{back}", batch))
+    return steps
+
+
+def canary_criteria(guard: Canary, baseline: bool = True) -> str:
+    """The analysis window and its abort criteria; the last step has no baseline, only absolute limits."""
+    errors = f"above {guard.max_error_rate:.2%}" + (f" or above {guard.max_error_ratio}x the baseline's"
+                                                     if baseline else "")
+    latency = [f"above {guard.max_latency_ratio}x the baseline's"] if baseline else []
+    latency += [f"above {guard.max_latency_ms} ms"] if guard.max_latency_ms else []
+    slow = f", their average response time is {' or '.join(latency)}" if latency else ""
+    return (f"a {guard.window_s} s analysis of the load balancer's counters; abort and roll every canary host back "
+            f"if their 5xx share is {errors}{slow}, or they answered fewer than {guard.min_requests} requests")
 
 
 def plan_as_json(steps: list[Step]) -> list[dict[str, Any]]:

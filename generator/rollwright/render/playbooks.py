@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from rollwright.render.commands import GroupCommand
+from rollwright.render.policy import pending_rule
 from rollwright.render.yamlout import Unsafe
 from rollwright.spec.model import CommandGroup, Migrations, Spec
 
@@ -57,6 +58,14 @@ CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
 SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
 AFTER_ROLLOUT_PLAYS = (CLEANUP_PLAY, AFTER_DEPLOY_PLAY)  # their failure is reported, the new release stays
+POLICY_TASK = "Refuse what the strategy policy forbids"
+COLOURS_PLAY = "Blue/green: find the live and the idle colour"
+SWITCH_PLAY = "Blue/green: switch the traffic to the idle colour in one step"
+IDLE_GROUP = "rollwright_idle"  # the hosts of the idle colour, which a blue/green deploy updates
+CANARY_TASK = "Canary analysis: judge this step against the baseline"
+CANARY_FAIL_TASK = "Stop the rollout on a failed canary verdict"
+CANARY_LIMITS = ["window_s", "min_requests", "max_error_rate", "max_error_ratio", "max_latency_ratio", "max_latency_ms"]
+SWITCH_COLOUR_TASK = "Move the traffic to the idle colour"
 SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/release/tasks/switch.yml
 
 
@@ -69,13 +78,17 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
     backup = bool(spec.database and spec.database.backup and spec.database.backup.enabled)
     if backup or _sql_migrations(spec):  # before anything changes: a refused history or a failed dump stops here
         plays.append(_backup_play(spec, backup))
+    if _blue_green(spec):
+        plays.append(_colours_play(spec))
     if spec.artifact:
         plays.append(_stage_play(spec))
     if spec.database and spec.database.migrations:
         plays.append(_migrate_play(spec))
     if spec.artifact:
         plays.append(_rollout_play(spec))
-        plays.append(_play(CLEANUP_PLAY, spec.rollout.hosts, [
+        if _blue_green(spec):
+            plays.append(_switch_play(spec, optional=True))
+        plays.append(_play(CLEANUP_PLAY, _updated_hosts(spec), [
             _include("Remove old releases", "release", "cleanup", vars={
                 "release_root": f"{{{{ {V}release.root }}}}", "release_keep": f"{{{{ {V}release.keep }}}}"})],
             tags=["cleanup"]))
@@ -93,6 +106,8 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
     if not spec.artifact:
         return [_play("Nothing to roll back (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
+    if _blue_green(spec):
+        return switch_plays(spec)
     tasks = [
         *_lb_tasks(spec, "maint"),
         _include("Roll back to the previous or named release", "rollback", vars={
@@ -104,9 +119,94 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         *_lb_tasks(spec, "ready"),
     ]
     play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
-    play["serial"] = list(spec.rollout.batches)
+    play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [play]
+
+
+def switch_plays(spec: Spec) -> list[dict[str, Any]]:
+    """Blue/green's rollback and promote: the idle colour (the old release after a deploy, the new one after
+    `deploy --no-switch`) must run a release and be healthy, then takes the traffic in one step."""
+    checks = [
+        _task("Read where current points", "ansible.builtin.stat", {"path": f"{{{{ {V}release.root }}}}/current"},
+              register="rollwright_current"),
+        _task("Refuse a host without a release", "ansible.builtin.assert", {
+            "that": ["rollwright_current.stat.exists"], "quiet": True,
+            "fail_msg": "{{ inventory_hostname }} has no release to serve; the traffic stays where it is"}),
+        _include("Health gate: the colour to switch to is healthy", "healthcheck", vars=_health_args("healthcheck_")),
+    ]
+    check = _play("Blue/green: check the idle colour before it takes the traffic", IDLE_GROUP, checks,
+                  tags=["switch"])
+    check["any_errors_fatal"] = True
+    return [_colours_play(spec), check, _switch_play(spec, optional=False)]
+
+
+def _blue_green(spec: Spec) -> bool:
+    return spec.rollout.strategy == "blue_green"
+
+
+def _updated_hosts(spec: Spec) -> str:
+    """The hosts a deploy stages and restarts: the idle colour for blue/green, else every app host."""
+    return IDLE_GROUP if _blue_green(spec) else spec.rollout.hosts
+
+
+def _colours_state(spec: Spec) -> str:
+    return f"/var/lib/rollwright/colours/{spec.app}"
+
+
+def _lb_first(spec: Spec) -> str:
+    lb = spec.rollout.load_balancer
+    assert lb is not None
+    return f"hostvars[groups[{lb.hosts!r}][0]]"
+
+
+def _colours_play(spec: Spec) -> dict[str, Any]:
+    """The live colour is what the load balancer host's state file says (written by the switch); the other
+    is idle. With no file yet (the first blue/green deploy), blue is idle and gets the release."""
+    assert spec.rollout.load_balancer is not None
+    blue, green = spec.rollout.colours.blue, spec.rollout.colours.green
+    tasks = [
+        _task("Read the live colour", "ansible.builtin.slurp", {"src": _colours_state(spec)},
+              register="rollwright_colour_file", failed_when=False),
+        _task("Name the live colour", "ansible.builtin.set_fact", {
+            "rollwright_live_colour": "{{ (rollwright_colour_file.content | default('') | b64decode) | trim }}"}),
+        _task("Name the idle colour", "ansible.builtin.set_fact", {
+            "rollwright_idle_colour": f"{{{{ {green!r} if rollwright_live_colour == {blue!r} else {blue!r} }}}}"}),
+        _task("Refuse an idle colour without hosts", "ansible.builtin.assert", {
+            "that": ["groups[rollwright_idle_colour] | default([]) | length > 0"], "quiet": True,
+            "fail_msg": "blue/green: inventory group {{ rollwright_idle_colour }} has no hosts"}),
+        _task("Target the idle colour's hosts", "ansible.builtin.add_host",
+              {"name": "{{ item }}", "groups": IDLE_GROUP}, loop="{{ groups[rollwright_idle_colour] }}",
+              changed_when=False),
+    ]
+    return _play(COLOURS_PLAY, f"{spec.rollout.load_balancer.hosts}[0]", tasks, tags=["always"])
+
+
+def _switch_play(spec: Spec, optional: bool) -> dict[str, Any]:
+    """On every load balancer host: the idle colour takes the traffic, the live one is kept running in
+    maintenance; then the state file names the new live colour. `optional`: `deploy --no-switch` skips it."""
+    lb = spec.rollout.load_balancer
+    assert lb is not None
+    blue, green = spec.rollout.colours.blue, spec.rollout.colours.green
+    idle = f"{_lb_first(spec)}.rollwright_idle_colour"
+    tasks = [
+        _include(SWITCH_COLOUR_TASK, "lb_haproxy", "switch", vars={
+            "lb_haproxy_serve": f"{{{{ groups[{idle}] }}}}",
+            "lb_haproxy_retire": f"{{{{ groups[{blue!r} if {idle} == {green!r} else {green!r}] | default([]) }}}}",
+            **_refs("lb_haproxy_", "lb", ["backend", "socket", "drain_timeout_s"])}),
+        _task("Keep the state folder", "ansible.builtin.file", {
+            "path": "/var/lib/rollwright/colours", "state": "directory", "owner": "root", "group": "root",
+            "mode": "0755"}),
+        _task("Name the new live colour", "ansible.builtin.copy", {
+            "content": f"{{{{ {idle} }}}}\n", "dest": _colours_state(spec), "owner": "root", "group": "root",
+            "mode": "0644"}),
+    ]
+    if optional:
+        tasks = [{"name": "Switch unless the deploy says --no-switch",
+                  "when": "not (rollwright_no_switch | default(false) | bool)", "block": tasks}]
+    play = _play(SWITCH_PLAY, lb.hosts, tasks, tags=["switch"])
+    play["any_errors_fatal"] = True
+    return play
 
 
 def migrations_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -206,9 +306,16 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
             "'previous': rollwright_status_links.results[1].stat.lnk_target | default('') | basename, "
             "'health_status': rollwright_status_health.status | default(-1), "
             f"'healthy': (rollwright_status_health.status | default(-1)) == {V}health.status"
-            "}} }}")}}),
+            + (", 'live': rollwright_status_live" if _blue_green(spec) else "")
+            + "}} }}")}}),
     ]
-    return [_play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])]
+    if _blue_green(spec):  # with no live colour yet, every app host counts as live
+        live = (f"{{{{ inventory_hostname in (groups[{_lb_first(spec)}.rollwright_live_colour] "
+                f"| default(groups[{spec.rollout.hosts!r}])) }}}}")
+        tasks.insert(-1, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
+                               {"rollwright_status_live": live}))
+    report = _play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])
+    return [_colours_play(spec), report] if _blue_green(spec) else [report]
 
 
 def _play(name: str, hosts: str, tasks: list[dict[str, Any]], tags: list[str] | None = None,
@@ -300,7 +407,8 @@ def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
 def preflight_plays(spec: Spec) -> list[dict[str, Any]]:
     """preflight.yml: site.yml's checks without its hooks, every host to the end, so the runner can list
     every problem at once before it takes the lock."""
-    return [_preflight_local(spec, hooks=False), *([_preflight_hosts(spec, fatal=False)] if spec.artifact else [])]
+    plays = [_preflight_local(spec, hooks=False), *([_preflight_hosts(spec, fatal=False)] if spec.artifact else [])]
+    return plays + ([_policy_play(spec)] if pending_rule(spec) else [])
 
 
 def _deploy_groups(spec: Spec) -> list[str]:
@@ -364,8 +472,8 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
         _include("Install the unit and env file (no restart yet)", "service", "install", vars=service_vars),
     ]
     tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
-    play = _play("Stage the release on every app host at once (no traffic impact)", spec.rollout.hosts, tasks,
-                 tags=["stage"])
+    title = "on the idle colour's hosts" if _blue_green(spec) else "on every app host at once"
+    play = _play(f"Stage the release {title} (no traffic impact)", _updated_hosts(spec), tasks, tags=["stage"])
     play["any_errors_fatal"] = True
     return play
 
@@ -382,6 +490,7 @@ def _backup_play(spec: Spec, backup: bool) -> dict[str, Any]:
     if _sql_migrations(spec):
         tasks.append(_include("Validate the migration history and find pending migrations", "migrate", "status",
                               vars=_sql_migrate_vars()))
+        tasks += _policy_check(spec)
     if backup:
         dump = _include("Dump and verify the database", "backup_postgresql", vars=role_vars)
         if _sql_migrations(spec):
@@ -389,6 +498,23 @@ def _backup_play(spec: Spec, backup: bool) -> dict[str, Any]:
         tasks.append(dump)
     title = "Back up the database (before any change)" if backup else "Check the migrations (before any change)"
     return _play(title, f"{_db_hosts(spec)}[0]", tasks, tags=["backup"])
+
+
+def _policy_check(spec: Spec) -> list[dict[str, Any]]:
+    """The strategy's rule on the pending migrations (registered in migrate_sql), as a refusal."""
+    rule = pending_rule(spec)
+    if rule is None:
+        return []
+    return [_task(POLICY_TASK, "ansible.builtin.fail", {"msg": f"policy: {rule.reason}; nothing was changed"},
+                  when=rule.when)]
+
+
+def _policy_play(spec: Spec) -> dict[str, Any]:
+    """preflight.yml's copy of the rule, so the runner refuses before it takes the lock."""
+    status = _include("Find pending migrations", "migrate", "sql", vars={**_sql_migrate_vars(),
+                                                                       "migrate_action": "status"})
+    return _play("Preflight: the strategy policy on pending migrations (changes nothing)", f"{_db_hosts(spec)}[0]",
+                 _all_checks([status, *_policy_check(spec)]), tags=["preflight"])
 
 
 def _sql_migrations(spec: Spec) -> bool:
@@ -428,7 +554,7 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
         "migrate_user": f"{{{{ {V}service.user }}}}",
         "migrate_environment": f"{{{{ {V}service_env }}}}",
     })
-    return f"{spec.rollout.hosts}[0]", role_vars
+    return f"{_updated_hosts(spec)}[0]", role_vars
 
 
 def _migrate_play(spec: Spec) -> dict[str, Any]:
@@ -453,6 +579,8 @@ def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
 
 
 def _rollout_play(spec: Spec) -> dict[str, Any]:
+    # blue/green: the idle colour is taken out (a no-op but on the first deploy) and stays out until the switch
+    back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready")
     update = [
         *_lb_tasks(spec, "maint"),
         _include(PHASE_TASK["switch"], "release", "switch", vars={
@@ -460,7 +588,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
         _include(PHASE_TASK["restart"], "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
         _include(PHASE_TASK["health"], "healthcheck", vars={
             **_health_args("healthcheck_"), "healthcheck_expect_text": f"{{{{ {V}version }}}}"}, tags=["health"]),
-        *_lb_tasks(spec, "ready"),
+        *back_in,
     ]
     rescue = [
         _include(PHASE_TASK["rollback"], "rollback", vars={
@@ -468,7 +596,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
             "rollback_service_name": f"{{{{ {V}service.name }}}}",
             **_health_args("rollback_health_"),
         }, when="release_switch_needed | default(false) | bool"),  # only a host this run switched goes back
-        *_lb_tasks(spec, "ready"),
+        *back_in,
         _task(RESCUE_FAIL_TASK, "ansible.builtin.fail", {
             "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}}: "
                    "{{ ansible_failed_result.msg | default('unknown error') }}"}),
@@ -488,11 +616,34 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
         {"name": "Update this host (drain, switch, restart, health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
-    play = _play(f"{ROLLOUT_PLAY} {list(spec.rollout.batches)}", spec.rollout.hosts,
-                 tasks, tags=["rollout"])
-    play["serial"] = list(spec.rollout.batches)
+    if spec.rollout.strategy == "canary":
+        tasks += _canary_tasks()
+    play = _play(f"{ROLLOUT_PLAY} {spec.rollout.steps}", _updated_hosts(spec), tasks, tags=["rollout"])
+    play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage
     return play
+
+
+def _canary_tasks() -> list[dict[str, Any]]:
+    """After each step: the SLO guard on the step's first host (one analysis per step, not per host), then
+    every host of the step stops on a failed verdict, so the runner rolls every canary host back.
+
+    The canary is every host the play has reached (serial batches follow the play's host order), the
+    baseline the rest; not `run_once`, whose failure ansible-core spreads to every host of the play."""
+    first, judged = "ansible_play_batch[0]", "hostvars[ansible_play_batch[0]].canary_guard_result"
+    reached = "ansible_play_hosts_all[:ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
+    guard = _include(CANARY_TASK, "canary_guard", vars={
+        "canary_guard_lb_host": f"{{{{ groups[{V}lb.hosts][0] }}}}",
+        **_refs("canary_guard_", "lb", ["backend", "socket"]),
+        "canary_guard_canary": f"{{{{ {reached} }}}}",
+        "canary_guard_baseline": f"{{{{ ansible_play_hosts_all | reject('in', {reached}) | list }}}}",
+        **_refs("canary_guard_", "canary", CANARY_LIMITS),
+    }, when=f"inventory_hostname == {first}", tags=["canary"])
+    verdict = _task(CANARY_FAIL_TASK, "ansible.builtin.fail", {
+        "msg": f"the canary failed its SLO guard: {{{{ ({judged}.reasons | default([])) | join('; ') or "
+               "'the guard could not judge it (see its error)' }}"},
+        when=f"not ({judged}.passed | default(false))", tags=["canary"])
+    return [guard, verdict]
 
 
 def _smoke_play(spec: Spec) -> dict[str, Any]:

@@ -70,18 +70,6 @@ def inventory_path(loaded: LoadedSpec, target_name: str, target: Target) -> Path
     return path
 
 
-SUPPORTED_STRATEGIES = ("rolling",)
-
-
-def check_supported(loaded: LoadedSpec) -> None:
-    """Refuse a valid spec this version cannot carry out as written, rather than doing something else."""
-    strategy = loaded.spec.rollout.strategy
-    if strategy not in SUPPORTED_STRATEGIES:
-        raise SpecError([loaded.issue(("rollout", "strategy"), f"strategy '{strategy}' is not available in this "
-                                      f"version of rollwright (only {', '.join(SUPPORTED_STRATEGIES)}); nothing "
-                                      "was generated")])
-
-
 def expand_groups(loaded: LoadedSpec) -> list[tuple[CommandGroup, list[GroupCommand]]]:
     """Each command group in run order, with its exact commands (files matched under the spec's folder)."""
     spec = loaded.spec
@@ -91,7 +79,6 @@ def expand_groups(loaded: LoadedSpec) -> list[tuple[CommandGroup, list[GroupComm
 
 def prepare(loaded: LoadedSpec, target_name: str | None, out_dir: Path) -> RenderInput:
     """Read the inventory, the roles and the group files that the project is made from."""
-    check_supported(loaded)
     name, target = resolve_target(loaded, target_name)
     spec = loaded.spec
     groups = expand_groups(loaded)
@@ -218,6 +205,8 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         }
     if spec.rollout.load_balancer:
         values["rollwright_lb"] = spec.rollout.load_balancer.model_dump()
+    if spec.rollout.strategy == "canary":
+        values["rollwright_canary"] = spec.rollout.guard.model_dump(exclude={"steps"})
     if spec.database:
         values["rollwright_database"] = spec.database.model_dump(exclude={"migrations"})
         if spec.database.migrations:

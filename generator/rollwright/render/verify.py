@@ -4,6 +4,8 @@ It is the independent proof of a deploy (the playbook's own word is not enough):
 over SSH with testinfra, knowing only the spec's values, which are written into the files as
 constants. Each file names its inventory group in `testinfra_hosts`, so a plain
 `pytest verify --ansible-inventory=inventory` checks every group; `--hosts=ansible://app` only one.
+Blue/green checks the live colour only: ROLLWRIGHT_VERIFY_HOSTS names its group, and
+ROLLWRIGHT_VERIFY_SERVERS the backend servers that must be ready (the idle ones are in maintenance).
 """
 
 from __future__ import annotations
@@ -88,8 +90,9 @@ def test_every_app_server_is_ready_in_the_backend(host):
         out = host.check_output("python3 -c %s %s %s", SHOW_STATE, SOCKET, BACKEND)
     servers = [line.split() for line in out.splitlines() if line[:1].isdigit() and len(line.split()) > 7]
     assert servers, f"backend {BACKEND} has no servers: {out.strip()[-200:]}"
+    serving = [name for name in os.environ.get("ROLLWRIGHT_VERIFY_SERVERS", "").split(",") if name]
     not_ready = [f"{row[3]} (op state {row[5]}, admin state {row[6]})" for row in servers
-                 if row[5] != "2" or row[6] != "0"]
+                 if (row[5] != "2" or row[6] != "0") and (not serving or row[3] in serving)]
     assert not not_ready, f"not ready in backend {BACKEND}: {', '.join(not_ready)}"
 '''
 
@@ -119,22 +122,23 @@ def verify_files(spec: Spec, spec_name: str, migrations: list[str]) -> dict[str,
     if spec.artifact and spec.release and spec.service and spec.health:
         health = spec.health
         constants = {
-            "testinfra_hosts": [f"ansible://{spec.rollout.hosts}"],
             "SERVICE": spec.service_name, "USER": spec.service.user, "ROOT": spec.release.root,
             "VERSION": spec.artifact.version, "RELEASE_OWNER": "root", "RELEASE_GROUP": "root",
             "ENV_FILE": f"/etc/rollwright/{spec.service_name}.env", "PORT": health.port,
             "HEALTH_URL": f"http://127.0.0.1:{health.port}{health.path}", "HEALTH_STATUS": health.status,
         }
         what = f"every {spec.rollout.hosts} host runs {spec.app} {spec.artifact.version} as the spec says."
+        hosts = f'testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", {spec.rollout.hosts!r})]'
         files[f"verify/test_{spec.rollout.hosts}.py"] = (
-            HEADER.format(spec=spec_name, what=what) + "\n" + _constants(constants) + APP_TESTS)
+            HEADER.format(spec=spec_name, what=what) + "\nimport os\n\n" + hosts + "\n"
+            + _constants(constants) + APP_TESTS)
     balancer = spec.rollout.load_balancer
     if balancer and spec.artifact:
         constants = {"testinfra_hosts": [f"ansible://{balancer.hosts}"], "SOCKET": balancer.socket,
                      "BACKEND": balancer.backend}
         what = f"every server of backend {balancer.backend} is ready (up, not drained)."
         files[f"verify/test_{balancer.hosts}.py"] = (
-            HEADER.format(spec=spec_name, what=what) + "\n" + _constants(constants) + LB_TESTS)
+            HEADER.format(spec=spec_name, what=what) + "\nimport os\n\n" + _constants(constants) + LB_TESTS)
     database = spec.database
     if database and database.migrations and database.migrations.tool == "sql":
         constants = {"testinfra_hosts": [f"ansible://{database.hosts}"], "DATABASE": database.name,

@@ -23,6 +23,7 @@ from rollwright.render.batches import split_batches
 from rollwright.render.documents import checklist, rollback_plan
 from rollwright.render.plan import build_plan, destructive_files, hosts_of, plan_as_text
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
+from rollwright.render.policy import allowed
 from rollwright.render.project import (
     expand_groups,
     inventory_path,
@@ -41,7 +42,7 @@ from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
 from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
-from rollwright.spec.model import Target
+from rollwright.spec.model import Spec, Target
 
 Write = Callable[[str], None]
 EXIT_UNSAFE = 3  # failed, and the fleet is not on one healthy version: a human must look
@@ -59,6 +60,8 @@ class DeployOptions:
     limit: str | None = None
     continue_on_failure: bool = False
     acknowledge_destructive: tuple[str, ...] = ()
+    direct: bool = False  # every app host at once (a hotfix); required for strategy direct on production
+    no_switch: bool = False  # blue/green: deploy the idle colour, leave the traffic where it is (`promote` later)
     lock_wait_s: float = 0.0
     message: str = ""
     overrides: Overrides = field(default_factory=Overrides)
@@ -88,6 +91,7 @@ class HostState:
     previous: str
     healthy: bool
     health_status: int
+    live: bool = True  # takes traffic (blue/green: the live colour; otherwise every app host)
 
 
 @dataclass(frozen=True)
@@ -106,8 +110,9 @@ class Workspace:
 
 def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     """Run site.yml for a target; on failure restore the whole fleet and account for every host."""
-    spec = loaded.spec
     name, target = resolve_target(loaded, options.target)
+    loaded = allowed(loaded, name, target, options.direct)
+    spec = loaded.spec
     _check_options(loaded, name, target, options)
     groups = expand_groups(loaded)
     inventory = _inventory(loaded, name, target)
@@ -121,16 +126,18 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     documents = {"checklist.md": checklist(spec, name, steps),
                  "rollback-plan.md": rollback_plan(spec, name, destructive_files(migrations))}
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
-    batches = split_batches(app_hosts, spec.rollout.batches)
+    batches = split_batches(app_hosts, spec.rollout.steps)
     what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
     rollout = f": {len(app_hosts)} app host(s) in batches {[len(b) for b in batches]}" if spec.artifact else ""
     write(f"deploy {what} to {name}{rollout}")
-    if spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
+    if spec.rollout.strategy == "direct":
+        write("direct: every app host restarts at once (a hotfix); requests fail meanwhile")
+    elif spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
     workspace = prepare_workspace(loaded, name)
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
-                    f"{spec.rollout.strategy} {list(spec.rollout.batches)}", now())
+                    f"{spec.rollout.strategy} {spec.rollout.steps}", now())
     problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
     problems += host_problems(workspace.project, workspace.runs)
     if problems:
@@ -143,7 +150,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
     with lock.holding(options.lock_wait_s):
         notify(target.webhook, "start", record, write)
-        code = _run_site(loaded, options, workspace, record, documents, len(batches), tell)
+        code = _run_site(loaded, options, workspace, record, documents, inventory, tell)
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
@@ -151,11 +158,12 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
 
 
 def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
-              documents: dict[str, str], batches: int, tell: Told) -> int:
+              documents: dict[str, str], inventory: dict[str, list[str]], tell: Told) -> int:
     """site.yml under the lock; on failure the restore and the account; then the record."""
     spec, write = loaded.spec, tell.write
     what, name = f"{spec.app} {record.version}".rstrip(), record.target
-    progress = Progress(write, batches=batches)
+    app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
+    progress = Progress(write, batches=len(split_batches(app_hosts, spec.rollout.steps)))
     started = time.perf_counter()
     with Interrupts() as interrupts:
         site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
@@ -170,33 +178,50 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             if progress.continued:
                 tell(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
             code, rolled_back = 0, []
-            if spec.artifact and not options.limit and one_healthy_version(states) != record.version:
+            deployed = one_healthy_version(states, live=not options.no_switch)
+            if spec.artifact and not options.limit and deployed != record.version:
                 print_states(tell, states)
                 tell(f"ATTENTION: the playbook passed, but not every app host serves {record.version} healthy now")
                 code = EXIT_UNSAFE
             elif spec.artifact and not options.limit:
-                code = _verify(workspace, record, len(states), tell)
+                code = _verify(workspace, record, len(states), tell, _colours(spec, progress, inventory,
+                                                                             options.no_switch))
+            if code == 0 and options.no_switch:
+                tell(f"the traffic stays on {progress.colours.get('live') or 'the other colour'}: "
+                     f"`rollwright promote` moves it to {progress.colours.get('idle')} in one step")
         else:
             if site.status == "canceled":
                 tell(f"✗ deploy of {what} to {name} interrupted; restoring the fleet "
                      "(interrupt again to stop that too)")
             else:
                 tell(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
-            rolled_back = _restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
+            restore = _restore_colours if spec.rollout.strategy == "blue_green" else _restore
+            rolled_back = restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
             states = host_states(workspace, options.limit) if spec.artifact else []
             code = _account(tell, site, progress, rolled_back, states, record.version)
     record.status = _status(site, code)
     record.verified = code == 0 and options.limit is None and (
-        one_healthy_version(states) == record.version if spec.artifact else True)
+        one_healthy_version(states, live=not options.no_switch) == record.version if spec.artifact else True)
     if code != 0 and spec.hooks.on_failure:
         runs.append(_on_failure_hooks(workspace, record, tell))
     _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell)
     return code
 
 
-def _verify(workspace: Workspace, record: Record, hosts: int, tell: Told) -> int:
+def _colours(spec: Spec, progress: Progress, inventory: dict[str, list[str]],
+             no_switch: bool) -> tuple[str, list[str]] | None:
+    """Blue/green: the colour that got the release, and the backend servers that must be ready now."""
+    if spec.rollout.strategy != "blue_green":
+        return None
+    deployed = progress.colours.get("idle", "")
+    other = next(c for c in (spec.rollout.colours.blue, spec.rollout.colours.green) if c != deployed)
+    return deployed, hosts_of(other if no_switch else deployed, inventory)
+
+
+def _verify(workspace: Workspace, record: Record, hosts: int, tell: Told,
+            colours: tuple[str, list[str]] | None) -> int:
     """The independent proof: the generated testinfra suite; a failure is a fleet a human must look at."""
-    result = run_verify(workspace.project, workspace.runs, hosts)
+    result = run_verify(workspace.project, workspace.runs, hosts, colours)
     record.verification = result.as_dict()
     print_verification(tell, result)
     if result.ok:
@@ -233,7 +258,7 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     record.failures = [f"{h.name}: {failure}" for h in progress.failed for failure in h.failures or [h.unreachable]]
     record.rolled_back_by_gate = sorted(h.name for h in progress.hosts.values() if h.rolled_back)
     record.rolled_back_by_runner = rolled_back
-    record.backup, record.migrations = progress.backup, progress.migrations
+    record.backup, record.migrations, record.canary = progress.backup, progress.migrations, progress.canary
     applied = {m.get("script") for m in progress.migrations.get("applied") or []}
     record.cannot_roll_back = [
         f"destructive migration {item['script']} ({', '.join(item.get('statements') or [])}): only the backup "
@@ -284,17 +309,44 @@ def _restore(workspace: Workspace, progress: Progress, version: str, write: Writ
     return rolled_back
 
 
+def _restore_colours(workspace: Workspace, progress: Progress, version: str, write: Write,
+                     cancel: Callable[[], bool], runs: list[PlaybookRun]) -> list[str]:
+    """Blue/green: the traffic goes back in one step if this run moved it; before the switch the failed
+    release sits on the idle colour, which takes no traffic, so nothing needs restoring."""
+    live, idle = progress.colours.get("live") or "the live colour", progress.colours.get("idle") or "the idle colour"
+    if not progress.colour_switched:
+        write(f"the traffic never left {live}; {idle} keeps release {version} but takes no traffic")
+        return []
+    write(f"switching the traffic back to {live}")
+    back = run_playbook(workspace.project, "rollback.yml", workspace.runs, Progress(write), cancel=cancel)
+    runs.append(back)
+    if not back.ok:
+        write("✗ the switch back failed too")
+        return []
+    return sorted(h.name for h in progress.hosts.values() if h.switched)
+
+
 def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None, limit: str | None,
-             write: Output, *, lock_wait_s: float = 0.0, message: str = "") -> int:
-    """Every app host (or --limit) back to its previous release, or to `to_version`; batch by batch."""
+             write: Output, *, lock_wait_s: float = 0.0, message: str = "", action: str = "rollback") -> int:
+    """Every app host (or --limit) back to its previous release, or to `to_version`; batch by batch.
+    Blue/green switches the traffic to the idle colour instead, which is also what `promote` does."""
     spec = loaded.spec
     if not spec.artifact:
         raise BadInput(f"{loaded.path}: the spec deploys no release, so there is nothing to roll back")
     name, target = resolve_target(loaded, target_name)
-    refuse_read_only(name, target, "rollback")
+    blue_green = spec.rollout.strategy == "blue_green"
+    if action == "promote" and not blue_green:
+        raise BadInput(f"{loaded.path}: promote switches blue/green traffic; this spec's strategy is "
+                       f"{spec.rollout.strategy}")
+    if blue_green and (to_version or limit):
+        raise BadInput(f"{loaded.path}: blue/green {action} switches the whole traffic to the idle colour; "
+                       "--to and --limit do not apply")
+    refuse_read_only(name, target, action)
     workspace = prepare_workspace(loaded, name)
     where = f"to {to_version}" if to_version else "to each host's previous release"
-    record = Record(spec.app, name, "rollback", to_version or "", "", f"rollback {where}", now())
+    if blue_green:
+        where = "by switching the traffic to the idle colour"
+    record = Record(spec.app, name, action, to_version or "", "", f"{action} {where}", now())
     tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
     with lock.holding(lock_wait_s):
@@ -305,7 +357,7 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
 
 def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None, where: str,
                   tell: Told) -> int:
-    tell(f"roll back {record.app} on {record.target} {where}")
+    tell(f"{record.action} {record.app} on {record.target} {where}")
     extravars = {"rollwright_rollback_version": to_version} if to_version else None
     progress = Progress(tell.write)
     with Interrupts() as interrupts:
@@ -316,7 +368,8 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
     print_states(tell, states)
     serving = one_healthy_version(states)
     if run.ok and serving is not None:
-        tell(f"rolled back: every host serves {serving} and is healthy")
+        tell(f"{'promoted' if record.action == 'promote' else 'rolled back'}: every live host serves {serving} "
+             "and is healthy")
         code = 0
     else:
         tell(f"✗ rollback did not finish cleanly; details: {run.artifact_dir / 'stdout'}")
@@ -334,7 +387,7 @@ def host_states(workspace: Workspace, limit: str | None = None) -> list[HostStat
     found: dict[str, dict[str, Any]] = run.custom_stats.get("rollwright_hosts") or {}
     unreachable = sorted(run.count("dark"))
     states = [HostState(host, str(info.get("current") or ""), str(info.get("previous") or ""),
-                        bool(info.get("healthy")), int(info.get("health_status") or -1))
+                        bool(info.get("healthy")), int(info.get("health_status") or -1), bool(info.get("live", True)))
               for host, info in sorted(found.items())]
     return states + [HostState(host, "", "", False, -1) for host in unreachable if host not in found]
 
@@ -349,6 +402,8 @@ def _check_options(loaded: LoadedSpec, name: str, target: Target, options: Deplo
                        f"(groups: {', '.join(known) or 'none'})")
     if options.only_groups and options.skip_groups:
         raise BadInput("use --group or --skip-group, not both")
+    if options.no_switch and loaded.spec.rollout.strategy != "blue_green":
+        raise BadInput(f"--no-switch needs strategy blue_green ({loaded.path} says {loaded.spec.rollout.strategy})")
 
 
 def _inventory(loaded: LoadedSpec, name: str, target: Target) -> dict[str, list[str]]:
@@ -385,6 +440,8 @@ def _extravars(options: DeployOptions) -> dict[str, Any] | None:
         extravars["rollwright_continue_on_failure"] = True
     if options.acknowledge_destructive:
         extravars["rollwright_acknowledge_destructive"] = list(options.acknowledge_destructive)
+    if options.no_switch:
+        extravars["rollwright_no_switch"] = True
     return extravars or None
 
 
@@ -396,10 +453,12 @@ def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:
     return [*tags, "health"] if options.no_health_check else tags
 
 
-def one_healthy_version(states: list[HostState]) -> str | None:
-    """The release every host serves when all of them serve the same one and are healthy, else None."""
-    versions = {s.current for s in states}
-    return versions.pop() if states and len(versions) == 1 and all(s.healthy for s in states) else None
+def one_healthy_version(states: list[HostState], live: bool = True) -> str | None:
+    """The release every live host (or, `live=False`, every idle blue/green host) serves when all of them
+    serve the same one and are healthy, else None."""
+    chosen = [s for s in states if s.live == live]
+    versions = {s.current for s in chosen}
+    return versions.pop() if chosen and len(versions) == 1 and all(s.healthy for s in chosen) else None
 
 
 def print_states(write: Write, states: list[HostState]) -> None:
@@ -408,7 +467,8 @@ def print_states(write: Write, states: list[HostState]) -> None:
     for state in states:
         health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
         serving = state.current or "unknown (unreachable or never deployed)"
-        write(f"    {state.name:<12} {serving:<16} previous {state.previous or '-':<16} {health}")
+        idle = "" if state.live else " (idle: no traffic)"
+        write(f"    {state.name:<12} {serving:<16} previous {state.previous or '-':<16} {health}{idle}")
 
 
 def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: list[str],

@@ -49,7 +49,7 @@ def drift(loaded: LoadedSpec, target: str | None, write: Write, *, as_json: bool
     workspace = prepare_workspace(loaded, target)
     changes = WouldChange()
     version = loaded.spec.artifact.version if loaded.spec.artifact else ""
-    states = host_states(workspace) if version else []
+    states = [s for s in host_states(workspace) if s.live] if version else []  # blue/green: the idle colour may lag
     for state in states:
         if state.current != version:
             changes.found.setdefault(state.name, []).append(

@@ -13,7 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rollwright.render.playbooks import PHASES, RESCUE_FAIL_TASK, ROLLBACK_PLAY, ROLLOUT_PLAY, SWITCH_TASK
+from rollwright.render.playbooks import (
+    CANARY_FAIL_TASK,
+    PHASES,
+    RESCUE_FAIL_TASK,
+    ROLLBACK_PLAY,
+    ROLLOUT_PLAY,
+    SWITCH_TASK,
+)
 
 Write = Callable[[str], None]
 BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY)
@@ -71,6 +78,9 @@ class Progress:
         self.steps: list[StepRecord] = []
         self.migrations: dict[str, Any] = {}  # the deploy's sql_migrations result: applied, destructive, failed
         self.backup: dict[str, Any] = {}  # what the backup role reported: file, size, seconds, verify
+        self.canary: list[dict[str, Any]] = []  # each canary step's verdict and its numbers
+        self.colours: dict[str, str] = {}  # blue/green: the live and the idle colour when the run started
+        self.colour_switched = False  # blue/green: the traffic moved to the other colour in this run
 
     def _say(self, kind: str, text: str, **fields: Any) -> None:
         if self._event is not None:
@@ -153,9 +163,25 @@ class Progress:
         args = (res.get("invocation") or {}).get("module_args") or {}
         if data.get("task_action") == "sql_migrations" and args.get("action") == "apply":
             self.migrations = {key: res.get(key) for key in ("applied", "destructive", "failed") if res.get(key)}
+        if data.get("task_action") == "canary_guard" and "passed" in res and not res.get("skipped"):
+            self._judged(res)
+        if data.get("task_action") == "haproxy_switch" and res.get("switched"):
+            self.colour_switched = True
         facts = res.get("ansible_facts") or {}
+        for colour in ("live", "idle"):
+            if f"rollwright_{colour}_colour" in facts:
+                self.colours[colour] = str(facts[f"rollwright_{colour}_colour"])
         if isinstance(facts.get(BACKUP_FACT), dict):
             self.backup = dict(facts[BACKUP_FACT])
+
+    def _judged(self, res: dict[str, Any]) -> None:
+        """A canary step's verdict: said at once, kept for the record."""
+        verdict = {"step": self._play.batch if self._play else len(self.canary) + 1, "passed": bool(res["passed"]),
+                   "window_s": res.get("window_s"), "reasons": list(res.get("reasons") or []),
+                   "canary": {"servers": res.get("canary_servers") or [], **(res.get("canary") or {})},
+                   "baseline": {"servers": res.get("baseline_servers") or [], **(res.get("baseline") or {})}}
+        self.canary.append(verdict)
+        self._say("canary", canary_line(verdict), **verdict)
 
     def _ok(self, data: dict[str, Any]) -> None:
         host, task, res = str(data.get("host")), str(data.get("task", "")), data.get("res") or {}
@@ -189,10 +215,26 @@ class Progress:
             return  # the rescue re-raising the failure already shown
         record = self.host(host)
         message = _message(data.get("res"))
-        where = f"{record.phase}: " if self._play is not None and self._play.batch and record.phase else ""
+        batched = self._play is not None and self._play.batch and task != CANARY_FAIL_TASK
+        where = f"{record.phase}: " if batched and record.phase else ""
         record.failures.append(f"{where}{task}: {message}")
         self._say("failure", f"    {host:<12} ✗ {how} at {where}{task}: {message}", host=host, how=how,
                   phase=record.phase, task=task, message=message)
+
+
+def canary_line(verdict: dict[str, Any]) -> str:
+    """`canary step 1 (app1): errors 0.00% (0/212) vs baseline 0.00% (0/430); 2.0 ms vs 1.0 ms in 20 s: passed`
+    (errors: 5xx responses and requests HAProxy retried on another server)."""
+    canary, baseline = verdict["canary"], verdict["baseline"]
+
+    def side(numbers: dict[str, Any]) -> str:
+        return f"{numbers.get('error_rate', 0):.2%} ({numbers.get('errors', 0)}/{numbers.get('requests', 0)})"
+
+    against = (f" vs baseline {side(baseline)}" if baseline["servers"] else " (no baseline left)")
+    times = f"; {canary.get('avg_ms', 0)} ms" + (f" vs {baseline.get('avg_ms', 0)} ms" if baseline["servers"] else "")
+    outcome = "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])
+    step = f"canary step {verdict['step']} ({', '.join(canary['servers'])})"
+    return f"    {step}: errors {side(canary)}{against}{times} in {verdict['window_s']} s: {outcome}"
 
 
 def _message(res: Any) -> str:

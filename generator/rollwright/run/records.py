@@ -19,6 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rollwright.run.progress import canary_line
+
 HISTORY_FILE = "history.sqlite"
 SCHEMA = """CREATE TABLE IF NOT EXISTS deploys (
     id TEXT PRIMARY KEY, app TEXT NOT NULL, target TEXT NOT NULL, action TEXT NOT NULL, version TEXT NOT NULL,
@@ -66,6 +68,7 @@ class Record:
     rolled_back_by_runner: list[str] = field(default_factory=list)
     backup: dict[str, Any] = field(default_factory=dict)
     migrations: dict[str, Any] = field(default_factory=dict)
+    canary: list[dict[str, Any]] = field(default_factory=list)  # each step's SLO verdict with its numbers
     cannot_roll_back: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # gates the operator overrode, with the reason
     hosts: list[dict[str, Any]] = field(default_factory=list)
@@ -113,6 +116,8 @@ def markdown(record: Record) -> str:
         failed = record.migrations.get("failed")
         if failed:
             lines.append(f"- FAILED {failed.get('script')}, rolled back: {' '.join(str(failed.get('error')).split())}")
+    if record.canary:
+        lines += ["", "## Canary analysis", ""] + [f"- {canary_line(verdict).strip()}" for verdict in record.canary]
     if record.overrides:
         lines += ["", "## Overrides", ""] + [f"- {item}" for item in record.overrides]
     if record.cannot_roll_back:

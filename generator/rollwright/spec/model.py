@@ -107,6 +107,29 @@ class LoadBalancer(Strict):
     drain_timeout_s: Seconds = 30
 
 
+class Canary(Strict):
+    """The canary's steps and its SLO guard: after each step, HAProxy's counters of the canary servers
+    against the baseline's over `window_s`; a step that fails them rolls every canary host back."""
+
+    steps: Annotated[list[BatchSize], Field(min_length=1)] = [1, "25%", "50%", "100%"]
+    window_s: Annotated[int, Field(ge=5, le=3600)] = 60
+    min_requests: Annotated[int, Field(ge=1)] = 20
+    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
+    max_error_ratio: Annotated[float, Field(ge=1)] = 2.0
+    max_latency_ratio: Annotated[float, Field(ge=1)] = 2.0
+    max_latency_ms: Annotated[int, Field(ge=0)] = 0
+
+
+class BlueGreen(Strict):
+    """Two inventory groups of app hosts behind the same backend; one takes the traffic."""
+
+    blue: Name = "blue"
+    green: Name = "green"
+
+
+STRATEGIES_NEEDING_LB = ("canary", "blue_green")
+
+
 class Rollout(Strict):
     """How new code reaches the app hosts."""
 
@@ -115,6 +138,39 @@ class Rollout(Strict):
     batches: Annotated[list[BatchSize], Field(min_length=1)] = [1, "50%", "100%"]
     max_fail_percentage: Annotated[int, Field(ge=0, le=100)] = 0
     load_balancer: LoadBalancer | None = None
+    canary: Canary | None = None
+    blue_green: BlueGreen | None = None
+
+    @model_validator(mode="after")
+    def _strategy_settings(self) -> Rollout:
+        if self.strategy in STRATEGIES_NEEDING_LB and self.load_balancer is None:
+            raise ValueError(f"strategy '{self.strategy}' needs 'load_balancer' (its traffic switch and, "
+                             "for a canary, its metrics)")
+        for section in ("canary", "blue_green"):
+            if getattr(self, section) is not None and self.strategy != section:
+                raise ValueError(f"'{section}' settings need strategy '{section}' (it is '{self.strategy}')")
+        if self.blue_green and self.blue_green.blue == self.blue_green.green:
+            raise ValueError("blue_green needs two different groups for 'blue' and 'green'")
+        return self
+
+    @property
+    def guard(self) -> Canary:
+        """The canary settings (the defaults when the spec names the strategy only)."""
+        return self.canary or Canary()
+
+    @property
+    def colours(self) -> BlueGreen:
+        return self.blue_green or BlueGreen()
+
+    @property
+    def steps(self) -> list[int | str]:
+        """Ansible's `serial` for the rollout: the canary's steps, everything at once for direct and for the
+        idle colour of blue/green (it takes no traffic), else the batches."""
+        if self.strategy == "canary":
+            return list(self.guard.steps)
+        if self.strategy in ("direct", "blue_green"):
+            return ["100%"]
+        return list(self.batches)
 
 
 class Backup(Strict):

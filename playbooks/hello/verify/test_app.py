@@ -3,7 +3,9 @@
 Run from the project folder: pytest verify --ansible-inventory=inventory  (needs pytest-testinfra)
 """
 
-testinfra_hosts = ['ansible://app']
+import os
+
+testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", 'app')]
 SERVICE = 'hello'
 USER = 'hello'
 ROOT = '/srv/hello'

@@ -38,54 +38,10 @@ waited: {description: Seconds spent waiting for sessions to drain or for the ser
 status: {description: The server's status in C(show stat) when the module ended., returned: always, type: str}
 """
 
-import csv
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-
-def runtime_command(path, command):
-    """Send one command to the runtime API and return its answer."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(command.encode() + b"\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode()
-
-
-def server_row(path, backend, server):
-    """The `show stat` row of backend/server, or None."""
-    text = runtime_command(path, "show stat").lstrip("# ")
-    for row in csv.DictReader(text.splitlines()):
-        if row.get("pxname") == backend and row.get("svname") == server:
-            return row
-    return None
-
-
-# srv_admin_state bits of `show servers state` (HAProxy's SRV_ADMF_*): forced, inherited, configured and
-# resolver/hostname maintenance, and forced, inherited and configured drain.
-MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x40 | 0x80
-DRAIN_BITS = 0x08 | 0x10 | 0x20
-
-
-def admin_state(path, backend, server):
-    """ready, drain or maint, as the runtime API names them. Read from the admin state bits of
-    `show servers state`: `show stat` shows a drained server that fails its health check as plain DOWN."""
-    lines = [line for line in runtime_command(path, f"show servers state {backend}").splitlines() if line.strip()]
-    header = next((line.lstrip("# ").split() for line in lines if line.startswith("#")), [])
-    for line in lines:
-        row = dict(zip(header, line.split()))
-        if not line.startswith("#") and row.get("srv_name") == server and "srv_admin_state" in row:
-            bits = int(row["srv_admin_state"])
-            return "maint" if bits & MAINT_BITS else "drain" if bits & DRAIN_BITS else "ready"
-    return None
+from ansible.module_utils.haproxy_runtime import admin_state, is_serving, runtime_command, server_row, wait_until
 
 
 def main():
@@ -134,27 +90,11 @@ def send(module, path, backend, server, state, result):
         module.fail_json(msg=f"HAProxy refused to set {backend}/{server} to {state}: {answer}", **result)
 
 
-def is_serving(row):
-    """UP by HAProxy's health check, or a server without checks."""
-    status = row.get("status", "")
-    return status.startswith("UP") or status == "no check"
-
-
 DONE = {
     "maint": lambda row: int(row.get("scur") or 0) == 0,
     "drain": lambda row: True,
     "ready": is_serving,
 }
-
-
-def wait_until(timeout, read, done):
-    """Poll read() every 0.2 s until done(row) or timeout seconds; return the last row."""
-    deadline = time.monotonic() + timeout
-    row = read()
-    while not done(row) and time.monotonic() < deadline:
-        time.sleep(0.2)
-        row = read()
-    return row
 
 
 if __name__ == "__main__":

@@ -1,0 +1,118 @@
+#!/usr/bin/python
+"""Move a backend's traffic from one set of servers to another in one runtime API request (blue/green)."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: haproxy_switch
+short_description: Switch an HAProxy backend's traffic from one colour of servers to the other in one step
+description:
+  - Readies the O(serve) servers with weight 0 first (they pass HAProxy's health check but take no request),
+    waiting, bounded by O(wait_timeout), until every one is UP; if one is not, they go back to maintenance
+    and nothing else changed.
+  - Then one runtime API request gives the O(serve) servers their configured weight and drains the
+    O(retire) servers, so new requests move at once; the module waits (bounded) for the retired servers'
+    sessions to end and puts them into maintenance, still running, for an instant switch back.
+  - Changes nothing when the O(serve) servers are ready at full weight and the O(retire) ones in maintenance.
+options:
+  socket: {description: Path of the admin socket (level admin)., type: path, default: /run/haproxy/admin.sock}
+  backend: {description: Backend (proxy) name., type: str, required: true}
+  serve: {description: Servers that take the traffic afterwards., type: list, elements: str, required: true}
+  retire: {description: Servers that stop taking it (kept running, in maintenance)., type: list, elements: str,
+           default: []}
+  wait_timeout: {description: Seconds to wait for the serving servers to be UP and for the retired ones to drain.,
+                 type: int, default: 30}
+author: rollwright
+"""
+
+EXAMPLES = r"""
+- name: Send the traffic to green
+  haproxy_switch:
+    backend: app
+    serve: [app2, app3]
+    retire: [app1]
+"""
+
+RETURN = r"""
+switched: {description: Whether the traffic moved in this run., returned: always, type: bool}
+waited: {description: Seconds spent waiting for health checks and drains., returned: always, type: float}
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.haproxy_runtime import (
+    DRAIN_BITS,
+    MAINT_BITS,
+    is_serving,
+    runtime_command,
+    server_row,
+    servers_state,
+    wait_until,
+)
+
+
+def ready_at_full_weight(row):
+    admin = int(row["srv_admin_state"])
+    return not admin & (MAINT_BITS | DRAIN_BITS) and row["srv_uweight"] == row["srv_iweight"]
+
+
+def in_maintenance(row):
+    return bool(int(row["srv_admin_state"]) & MAINT_BITS)
+
+
+def send(module, path, commands, result):
+    """Several runtime API commands in one request (`;`-separated): HAProxy runs them back to back."""
+    answer = runtime_command(path, "; ".join(commands)).strip()
+    if answer:
+        module.fail_json(msg=f"HAProxy refused `{'; '.join(commands)}`: {answer}", **result)
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            "backend": {"type": "str", "required": True},
+            "serve": {"type": "list", "elements": "str", "required": True},
+            "retire": {"type": "list", "elements": "str", "default": []},
+            "wait_timeout": {"type": "int", "default": 30},
+        },
+        supports_check_mode=True,
+    )
+    path, backend, serve, retire = (module.params[k] for k in ("socket", "backend", "serve", "retire"))
+    if not serve or set(serve) & set(retire):
+        module.fail_json(msg="serve must name at least one server, and no server may be in serve and retire")
+    try:
+        state = servers_state(path, backend)
+    except OSError as exc:
+        module.fail_json(msg=f"cannot talk to HAProxy on {path}: {exc}")
+    missing = [name for name in serve + retire if name not in state]
+    if missing:
+        module.fail_json(msg=f"HAProxy has no server {', '.join(f'{backend}/{name}' for name in missing)}")
+    done = all(ready_at_full_weight(state[s]) for s in serve) and all(in_maintenance(state[s]) for s in retire)
+    result = {"changed": not done, "switched": not done, "waited": 0.0}
+    if done or module.check_mode:
+        module.exit_json(**result)
+    start, timeout = time.monotonic(), module.params["wait_timeout"]
+    cold = [s for s in serve if not ready_at_full_weight(state[s])]
+    send(module, path, [c for s in cold for c in (f"set weight {backend}/{s} 0", f"set server {backend}/{s} state ready")],
+         result)
+    rows = {s: wait_until(timeout, lambda s=s: server_row(path, backend, s), is_serving) for s in cold}
+    down = [f"{s} ({row.get('status')}, last check {row.get('check_desc') or row.get('check_status') or 'none'})"
+            for s, row in rows.items() if not is_serving(row)]
+    if down:  # nothing moved: the serving colour stays as it was, the cold one goes back to maintenance
+        send(module, path, [f"set server {backend}/{s} state maint" for s in cold], result)
+        module.fail_json(msg=f"not UP after {timeout}s, traffic not switched: {', '.join(down)}", **result)
+    send(module, path, [f"set weight {backend}/{s} 100%" for s in serve]
+         + [f"set server {backend}/{s} state drain" for s in retire], result)
+    for name in retire:
+        wait_until(max(timeout - (time.monotonic() - start), 1), lambda name=name: server_row(path, backend, name),
+                   lambda row: int(row.get("scur") or 0) == 0)
+    if retire:
+        send(module, path, [f"set server {backend}/{s} state maint" for s in retire], result)
+    result["waited"] = round(time.monotonic() - start, 2)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

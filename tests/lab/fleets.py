@@ -1,0 +1,73 @@
+"""Driving the sample app on the session lab from a folder of builds and specs (shared by the deploy tests)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from rollwright.lab import sample
+from rollwright.lab.fleet import Lab
+from rollwright.lab.load import Load, LoadResult
+
+VENV_BIN = Path(sys.executable).parent
+APP_HOSTS = ["app1", "app2", "app3"]
+VAULT_ENV = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-" + secrets.token_hex(8)}
+LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
+
+
+@dataclass
+class Fleet:
+    """The session lab plus a folder of sample builds and specs, and the commands to drive it."""
+
+    lab: Lab
+    folder: Path
+    inventory: Path  # a folder: the lab's hosts.yml, and the values `rollwright env set` keeps in group_vars
+    said: list[str]  # everything rollwright printed in this module (searched for secrets)
+
+    @classmethod
+    def beside(cls, lab: Lab, folder: Path, inventory: dict[str, Any] | None = None) -> Fleet:
+        """A fleet driven from `folder`, with a copy of the lab's inventory (or `inventory`) of its own."""
+        (folder / "inventory").mkdir(parents=True)
+        hosts = folder / "inventory" / "hosts.yml"
+        if inventory is None:
+            shutil.copy(lab.inventory_path, hosts)
+        else:
+            hosts.write_text(yaml.safe_dump(inventory))
+        return cls(lab, folder, folder / "inventory", [])
+
+    def spec(self, version: str, **options: object) -> Path:
+        build = {key: options.pop(key) for key in ("broken", "broken_on", "error_rate", "delay_ms") if key in options}
+        path, sha = sample.build(version, self.folder / "dist", **build)  # type: ignore[arg-type]
+        sha = str(options.pop("sha256", sha))
+        return sample.write_spec(self.folder, self.inventory, path, sha, version, **options)  # type: ignore[arg-type]
+
+    def rollwright(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([str(VENV_BIN / "rollwright"), *args], cwd=self.folder, capture_output=True,
+                              text=True, timeout=900, check=False, input=stdin, env=VAULT_ENV)
+        print(proc.stdout, proc.stderr, sep="\n", file=sys.stderr)
+        self.said += [proc.stdout, proc.stderr]
+        return proc
+
+    def deploy(self, spec: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+        return self.rollwright("deploy", "-f", str(spec), "-t", "lab", *extra)
+
+    def deploy_under_load(self, spec: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
+        with Load(self.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as load:
+            proc = self.deploy(spec, *extra)
+        print(load.result.summary(), file=sys.stderr)
+        return proc, load.result
+
+    def versions(self, spec: Path) -> dict[str, str]:
+        proc = self.rollwright("status", "-f", str(spec), "-t", "lab", "--json")
+        return sample.fleet_versions(proc.stdout)
+
+    def main_pids(self) -> dict[str, str]:
+        return {h: self.lab.run(h, "systemctl show -p MainPID --value hello").stdout.strip() for h in APP_HOSTS}
