@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(CURDIR)/$(VENV)/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: venv test test-unit test-lab lint playbooks demo bench clean-lab
+.PHONY: venv test test-unit test-lab lint playbooks docs demo bench clean-lab
 
 venv: $(VENV)/.installed
 
@@ -27,6 +27,10 @@ test-lab: venv
 lint: venv
 	$(BIN)/ruff check generator tests bench
 	cd roles && $(BIN)/ansible-lint --offline --profile production .
+
+## Rewrite the README's spec reference from the schema (a test fails when it is stale).
+docs: venv
+	$(BIN)/python -m rollwright.spec.reference README.md
 
 ## Regenerate the committed example output under playbooks/ (a test fails when it is stale).
 playbooks: venv

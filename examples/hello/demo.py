@@ -9,6 +9,7 @@ ansible-runner artifacts land in build/demo/. Needs root (the lab uses namespace
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,13 @@ def step(title: str) -> None:
 
 def rollwright(*args: str) -> int:
     return subprocess.run([ROLLWRIGHT, *args], cwd=FOLDER, check=False).returncode
+
+
+def newest_record(spec: Path) -> Path:
+    """record.md of the newest deploy of `spec` on the lab (the deployment log)."""
+    out = subprocess.run([ROLLWRIGHT, "history", "-f", str(spec), "-t", "lab", "--json"], cwd=FOLDER, check=True,
+                         capture_output=True, text=True).stdout
+    return Path(json.loads(out)[0]["record"]).with_name("record.md")
 
 
 def main() -> int:
@@ -55,6 +63,9 @@ def main() -> int:
             code = rollwright("deploy", "-f", str(specs[version]), "-t", "lab")
         print(f"load: {load.result.summary()}")
         outcomes.append((version, code, expected, load.result.failed))
+        if version == "2.0.0":
+            step(f"the deployment log of 2.0.0 ({newest_record(specs[version])})")
+            print(newest_record(specs[version]).read_text())
 
     step("what every app host serves now")
     rollwright("status", "-f", str(specs["2.0.0"]), "-t", "lab")
@@ -63,7 +74,10 @@ def main() -> int:
         print(f"deploy {version}: exit {code} (expected {expected}), failed requests {failed}")
     ok = all(code == expected and failed == 0 for _, code, expected, failed in outcomes)
     print("demo OK" if ok else "demo FAILED")
-    print(f"the lab stays up; `rollwright lab down` removes it. Files: {FOLDER}")
+    print(f"records: {FOLDER / '.rollwright' / 'lab' / 'records'} (and {HERE / '.rollwright' / 'lab' / 'records'} "
+          f"for 1.0.0); `rollwright history -f {specs['2.0.0']} -t lab` lists them")
+    print("the lab stays up for you to look around (`.venv/bin/rollwright lab ssh app1`); "
+          "`.venv/bin/rollwright lab down` removes it")
     return 0 if ok else 1
 
 

@@ -44,6 +44,12 @@ def _lock_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--message", default="", help="why: kept in the lock and shown to whoever waits")
 
 
+def _forks(value: str) -> int:
+    if not value.isdigit() or not 1 <= int(value) <= 500:
+        raise argparse.ArgumentTypeError(f"expected a number of hosts from 1 to 500, got {value!r}")
+    return int(value)
+
+
 def _direct_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direct", action="store_true",
                         help="every app host at once (a hotfix); required for strategy direct on production")
@@ -170,6 +176,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
         no_health_check=args.no_health_check, limit=args.limit, continue_on_failure=args.continue_on_failure,
         acknowledge_destructive=tuple(args.acknowledge_destructive), direct=args.direct, no_switch=args.no_switch,
+        forks=args.forks,
         lock_wait_s=args.lock_wait,
         message=args.message, overrides=Overrides(args.override_freeze, args.force, args.reason))
     return _with_output(args, lambda out: deploy(load_spec(args.spec), options, out))
@@ -434,6 +441,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--acknowledge-destructive", action="append", default=[], metavar="FILE",
                    help="apply this migration although it drops, truncates, renames or retypes (repeatable)")
     _direct_arg(p)
+    p.add_argument("--forks", type=_forks, metavar="N",
+                   help="hosts Ansible works on in parallel, over the target's `forks` (1-500)")
     p.add_argument("--no-switch", action="store_true",
                    help="blue/green: deploy and check the idle colour, leave the traffic (`rollwright promote` later)")
     p.add_argument("--override-freeze", action="store_true",

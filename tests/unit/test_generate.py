@@ -188,8 +188,13 @@ ROLLING = 'rollout:\n  strategy: rolling\n  batches: [1, "50%", "100%"]\n  max_f
 BLUE_GREEN = "rollout:\n  strategy: blue_green\n  blue_green: {blue: blue, green: green}\n"
 
 
-def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Path, tool_env: dict[str, str]) -> None:
+def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Path, tool_env: dict[str, str],
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
     spec = _hello_copy(tmp_path, ROLLING, BLUE_GREEN)
+    assert main(["plan", "-f", str(spec), "-t", "staging"]) == 0
+    plan = capsys.readouterr().out
+    assert "[switch] Move the traffic to it in one step on lb (backend app)" in plan
+    assert "[problem] inventory has no hosts in group 'blue' (a blue/green colour)" in plan  # staging has none
     out = _generate(spec, "staging", tmp_path / "out")
     site = yaml.load((out / "site.yml").read_text(), Loader=_UnsafeLoader)
     names = [play["name"] for play in site]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rollwright.spec.loader import load_spec
+from rollwright.spec.reference import update
 from rollwright.spec.schema import spec_schema
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,3 +117,9 @@ def test_schema_describes_every_section() -> None:
                                          "database", "groups", "targets", "required_env", "hooks"}
     assert schema["required"] == ["app"]
     json.dumps(schema)
+
+
+def test_the_readme_spec_reference_is_the_schema() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert update(readme) == readme, "the README's spec reference is stale: run `make docs`"
+    assert "|  | `canary.window_s` | integer | `60` | ≥ 5; ≤ 3600 |" in readme  # a nested field, with its limits

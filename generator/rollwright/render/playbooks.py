@@ -88,10 +88,12 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         plays.append(_rollout_play(spec))
         if _blue_green(spec):
             plays.append(_switch_play(spec, optional=True))
-        plays.append(_play(CLEANUP_PLAY, _updated_hosts(spec), [
+        cleanup = _play(CLEANUP_PLAY, _updated_hosts(spec), [
             _include("Remove old releases", "release", "cleanup", vars={
                 "release_root": f"{{{{ {V}release.root }}}}", "release_keep": f"{{{{ {V}release.keep }}}}"})],
-            tags=["cleanup"]))
+            tags=["cleanup"])
+        cleanup["strategy"] = "ansible.builtin.free"  # each host on its own: no order to keep
+        plays.append(cleanup)
     if spec.health and spec.health.url:
         plays.append(_site_health_play(spec))
     if spec.smoke:
@@ -245,7 +247,9 @@ def audit_plays(spec: Spec) -> list[dict[str, Any]]:
     task = _task("Append to the audit log", "ansible.builtin.lineinfile", {
         "path": f"{{{{ {V}audit_log }}}}", "line": "{{ rollwright_audit_line }}", "insertafter": "EOF",
         "create": True, "owner": "root", "group": "root", "mode": "0640"})
-    return [_play("Audit log", hosts, [task], tags=["audit"])]
+    play = _play("Audit log", hosts, [task], tags=["audit"])
+    play["strategy"] = "ansible.builtin.free"  # each host on its own: no order to keep
+    return [play]
 
 
 def on_failure_plays(spec: Spec) -> list[dict[str, Any]]:

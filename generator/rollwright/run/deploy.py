@@ -62,6 +62,7 @@ class DeployOptions:
     acknowledge_destructive: tuple[str, ...] = ()
     direct: bool = False  # every app host at once (a hotfix); required for strategy direct on production
     no_switch: bool = False  # blue/green: deploy the idle colour, leave the traffic where it is (`promote` later)
+    forks: int | None = None  # parallel hosts for site.yml, over the target's `forks`
     lock_wait_s: float = 0.0
     message: str = ""
     overrides: Overrides = field(default_factory=Overrides)
@@ -168,7 +169,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
     with Interrupts() as interrupts:
         site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
                             extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
-                            cancel=interrupts.after(1))
+                            cancel=interrupts.after(1), forks=options.forks)
         progress.close()
         runs = [site]
         if site.ok:

@@ -74,12 +74,14 @@ def run_playbook(
     tags: list[str] | None = None,
     cancel: Callable[[], bool] = lambda: False,
     check: bool = False,
+    forks: int | None = None,
 ) -> PlaybookRun:
-    """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it."""
+    """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it.
+    `forks` overrides the target's (ansible.cfg) for this run."""
     return _run(project, run_root, on_event, Path(playbook).stem, playbook, cancel=cancel,
                 playbook=playbook, project_dir=str(project), limit=limit or None, extravars=extravars or None,
                 skip_tags=",".join(skip_tags) if skip_tags else None, tags=",".join(tags) if tags else None,
-                cmdline="--check --diff" if check else None)
+                cmdline="--check --diff" if check else None, forks=forks)
 
 
 def run_module(
