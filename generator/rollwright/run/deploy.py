@@ -130,9 +130,15 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     batches = split_batches(app_hosts, spec.rollout.steps)
     what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
     rollout = f": {len(app_hosts)} app host(s) in batches {[len(b) for b in batches]}" if spec.artifact else ""
+    if spec.rollout.strategy == "blue_green":
+        colours = spec.rollout.colours
+        rollout = f": {len(app_hosts)} app host(s) in colours {colours.blue} and {colours.green}"
     write(f"deploy {what} to {name}{rollout}")
     if spec.rollout.strategy == "direct":
         write("direct: every app host restarts at once (a hotfix); requests fail meanwhile")
+    elif spec.rollout.strategy == "blue_green":
+        write("blue/green: the idle colour gets the release while it takes no traffic, then takes the traffic "
+              "in one step" + (" when you run `rollwright promote`" if options.no_switch else ""))
     elif spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
     workspace = prepare_workspace(loaded, name)
