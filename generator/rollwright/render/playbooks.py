@@ -13,7 +13,7 @@ from typing import Any
 from rollwright.render.commands import GroupCommand
 from rollwright.render.policy import pending_rule
 from rollwright.render.yamlout import Unsafe
-from rollwright.spec.model import CommandGroup, Migrations, Spec
+from rollwright.spec.model import Canary, CommandGroup, Migrations, Spec
 
 # What each migration tool runs: `apply` in the deploy; the read-only ones for `rollwright migrations
 # status|history|apply --dry-run`. A spec's `command` replaces apply, its `status_command` the others.
@@ -64,7 +64,7 @@ SWITCH_PLAY = "Blue/green: switch the traffic to the idle colour in one step"
 IDLE_GROUP = "rollwright_idle"  # the hosts of the idle colour, which a blue/green deploy updates
 CANARY_TASK = "Canary analysis: judge this step against the baseline"
 CANARY_FAIL_TASK = "Stop the rollout on a failed canary verdict"
-CANARY_LIMITS = ["window_s", "min_requests", "max_error_rate", "max_error_ratio", "max_latency_ratio", "max_latency_ms"]
+CANARY_LIMITS = [name for name in Canary.model_fields if name != "steps"]  # the guard's settings, as rendered
 SWITCH_COLOUR_TASK = "Move the traffic to the idle colour"
 SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/release/tasks/switch.yml
 
@@ -509,7 +509,8 @@ def _policy_check(spec: Spec) -> list[dict[str, Any]]:
     rule = pending_rule(spec)
     if rule is None:
         return []
-    return [_task(POLICY_TASK, "ansible.builtin.fail", {"msg": f"policy: {rule.reason}; nothing was changed"},
+    # no "; " in the message: preflight's problem list splits on it
+    return [_task(POLICY_TASK, "ansible.builtin.fail", {"msg": f"policy: {rule.reason}. Refused before any change."},
                   when=rule.when)]
 
 

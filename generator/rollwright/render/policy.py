@@ -66,6 +66,6 @@ def pending_rule(spec: Spec) -> PendingRule | None:
     if spec.rollout.strategy not in SAFE_FOR_DESTRUCTIVE:
         return PendingRule("migrate_sql.destructive | length > 0",
                            f"destructive migrations ({scripts % 'migrate_sql.destructive'}) need strategy canary "
-                           f"or blue_green, and an acknowledgement; this deploy is {spec.rollout.strategy}",
+                           f"or blue_green, and an acknowledgement (this deploy is {spec.rollout.strategy})",
                            "refused if a destructive migration is pending (they need canary or blue_green)")
     return None

@@ -53,16 +53,17 @@ class Verification:
                 "seconds": self.seconds, "report": self.report, "error": self.error}
 
 
-def run_verify(project: Path, runs: Path, hosts: int, live: tuple[str, list[str]] | None = None) -> Verification:
+def run_verify(project: Path, runs: Path, hosts: int, colours: tuple[str, list[str]] | None = None) -> Verification:
     """Run the project's verify/ suite; `hosts` sizes the worker pool (one worker per host, at most 8).
-    `live`: blue/green's live colour (its group and hosts), the only app hosts that must serve the release."""
+    `colours` (blue/green): the group of app hosts that must run the release, and the backend servers that
+    must be ready (the live colour's; after `--no-switch`, the other colour's)."""
     if not (project / "verify").is_dir() or not any((project / "verify").glob("test_*.py")):
         raise BadInput(f"{project}: the spec gives nothing to verify (no release, load balancer or sql migrations)")
     report = runs / "verify" / f"{run_ident('verify')}.xml"
     report.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **ansible_env(project, runs)}
-    if live:
-        env.update(ROLLWRIGHT_VERIFY_HOSTS=live[0], ROLLWRIGHT_VERIFY_SERVERS=",".join(live[1]))
+    if colours:
+        env.update(ROLLWRIGHT_VERIFY_HOSTS=colours[0], ROLLWRIGHT_VERIFY_SERVERS=",".join(colours[1]))
     workers = max(1, min(hosts, WORKERS_MAX))
     command = [sys.executable, "-m", "pytest", "verify", "--ansible-inventory=inventory", f"--junitxml={report}",
                "-q", "--color=no", "-n", str(workers)]
