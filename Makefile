@@ -44,9 +44,7 @@ demo: venv
 	$(BIN)/rollwright plan -f examples/hello/rollwright.yml -t lab
 
 bench: venv
-	$(BIN)/python bench/bench_generate.py
-	$(BIN)/python bench/bench_lab.py
-	$(BIN)/python bench/bench_deploy.py
+	$(BIN)/python bench/bench.py
 
 clean-lab: venv
 	$(BIN)/rollwright lab down

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rollwright.errors import EXIT_BAD_INPUT, BadInput, RollwrightError
+from rollwright.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RollwrightError
 from rollwright.spec.loader import LoadedSpec, SpecError, load_spec
 
 if TYPE_CHECKING:
@@ -124,6 +124,9 @@ def cmd_plan(args: argparse.Namespace) -> int:
     else:
         print(f"plan for {loaded.spec.app} on target {name} (nothing is touched):")
         print(plan_as_text(steps))
+    if any(step.phase == "problem" for step in steps):  # scripts that gate on the plan must see it
+        print("the plan has problems (see [problem]): fix them before a deploy", file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

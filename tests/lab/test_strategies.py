@@ -134,8 +134,19 @@ def _traffic(fleet: Fleet, requests: int = 60) -> dict[str, int]:
     return dict(load.result.versions)
 
 
+def test_a_first_blue_green_deploy_can_wait_for_its_switch(colours: Fleet) -> None:
+    """No colour has been live yet: blue, the idle one, gets the release and the traffic stays where it was."""
+    spec = colours.spec("30.0.0", rollout=BLUE_GREEN)
+    before = _traffic(colours)
+    proc = colours.deploy(spec, "--no-switch")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "the traffic stays where it was: `rollwright promote` moves it to blue" in proc.stdout
+    assert colours.versions(spec)["app1"] == "30.0.0"
+    assert "30.0.0" not in before and set(_traffic(colours)) <= set(before)
+
+
 def test_blue_green_switches_in_one_step_and_switches_back(colours: Fleet) -> None:
-    first = colours.deploy(colours.spec("30.0.0", rollout=BLUE_GREEN))
+    first = colours.deploy(colours.spec("30.0.0", rollout=BLUE_GREEN))  # the staged blue takes the traffic
     assert first.returncode == 0, first.stdout + first.stderr
     assert list(_traffic(colours)) == ["30.0.0"]  # blue (app1) took all of it
 

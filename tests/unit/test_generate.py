@@ -191,7 +191,7 @@ BLUE_GREEN = "rollout:\n  strategy: blue_green\n  blue_green: {blue: blue, green
 def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Path, tool_env: dict[str, str],
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     spec = _hello_copy(tmp_path, ROLLING, BLUE_GREEN)
-    assert main(["plan", "-f", str(spec), "-t", "staging"]) == 0
+    assert main(["plan", "-f", str(spec), "-t", "staging"]) == 1  # the plan shows a problem
     plan = capsys.readouterr().out
     assert "[switch] Move the traffic to it in one step on lb (backend app)" in plan
     assert "[problem] inventory has no hosts in group 'blue' (a blue/green colour)" in plan  # staging has none

@@ -187,6 +187,11 @@ def _tmpfs_kib(init_pid: int) -> int:
     return total
 
 
+def pss_kib(pids: list[int]) -> int:
+    """Proportional set size of these processes together, in KiB (0 for any that has ended)."""
+    return sum(_kib_field(f"/proc/{pid}/smaps_rollup", "Pss") for pid in pids)
+
+
 def memory(host: HostState) -> Memory:
     """Memory of a running host (zero when it is stopped)."""
     if not is_running(host):
@@ -194,7 +199,7 @@ def memory(host: HostState) -> Memory:
     assert host.pid is not None
     pids = [host.pid, *descendants(host.pid)]
     return Memory(
-        pss=sum(_kib_field(f"/proc/{pid}/smaps_rollup", "Pss") for pid in pids),
+        pss=pss_kib(pids),
         rss=sum(_kib_field(f"/proc/{pid}/status", "VmRSS") for pid in pids),
         tmpfs=sum(_tmpfs_kib(init) for init in children(host.pid)),
     )

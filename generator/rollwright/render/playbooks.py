@@ -313,9 +313,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
             + (", 'live': rollwright_status_live" if _blue_green(spec) else "")
             + "}} }}")}}),
     ]
-    if _blue_green(spec):  # with no live colour yet, every app host counts as live
-        live = (f"{{{{ inventory_hostname in (groups[{_lb_first(spec)}.rollwright_live_colour] "
-                f"| default(groups[{spec.rollout.hosts!r}])) }}}}")
+    if _blue_green(spec):  # live: outside the idle colour (before the first switch, blue is the idle one)
+        live = f"{{{{ inventory_hostname not in groups[{_lb_first(spec)}.rollwright_idle_colour] }}}}"
         tasks.insert(-1, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
                                {"rollwright_status_live": live}))
     report = _play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])

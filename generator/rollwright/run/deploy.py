@@ -194,7 +194,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 code = _verify(workspace, record, len(states), tell, _colours(spec, progress, inventory,
                                                                              options.no_switch))
             if code == 0 and options.no_switch:
-                tell(f"the traffic stays on {progress.colours.get('live') or 'the other colour'}: "
+                live = progress.colours.get("live")  # none before the first switch
+                tell(f"the traffic stays {f'on {live}' if live else 'where it was'}: "
                      f"`rollwright promote` moves it to {progress.colours.get('idle')} in one step")
         else:
             if site.status == "canceled":
