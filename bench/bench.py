@@ -8,12 +8,14 @@ deploys v1 (setup, not shown), then measures, each under a bounded load through 
 deploy of v2, a no-op re-run of v2 and `rollwright rollback`. Next to each wall time stands its floor:
 the sum over the rollout's batches of the slowest host's restart + time-to-healthy, read from the
 run's own ansible-runner events. Everything above the floor is what rollwright and Ansible add
-(backup, staging, draining, verify, records).
+(preflight, lock, staging, draining, verify, records); the sample spec has no database, so no backup
+or migration runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -118,18 +120,13 @@ def measured(command: list[str], cwd: Path, *, load_to: str | None = None) -> Ro
     artifacts = cwd / ".rollwright" / "lab" / "runs" / "artifacts"
     before = set(artifacts.iterdir()) if artifacts.is_dir() else set()
     load = Load(load_to, 80, rate=LOAD_RATE) if load_to else None
-    if load:
-        load.start()
-    try:
+    with load or contextlib.nullcontext():
         started = time.perf_counter()
         proc = subprocess.Popen([ROLLWRIGHT, *command], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True)
         with PeakMemory(proc.pid) as memory:
             output, _ = proc.communicate(timeout=1800)
         wall = time.perf_counter() - started
-    finally:
-        if load:
-            load.stop()
     if proc.returncode != 0:
         print(f"$ rollwright {' '.join(command)} exited {proc.returncode}:\n{output[-3000:]}", file=sys.stderr)
     runs = sorted(set(artifacts.iterdir()) - before) if artifacts.is_dir() else []
