@@ -17,15 +17,25 @@ import pytest
 from rollwright.lab.fleet import Lab
 
 LAB_DIR = Path(__file__).parent
-SESSION_LAB = os.environ.get("ROLLWRIGHT_TEST_LAB", "rwtest")  # another name runs beside a CI run
+# Another name runs beside a CI run; under pytest-xdist every worker boots a session lab of its own.
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "").removeprefix("gw")
+SESSION_LAB = os.environ.get("ROLLWRIGHT_TEST_LAB", "rwtest") + WORKER
 SESSION_APP_HOSTS = 3
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test in this directory `lab` (hooks in a conftest see the whole session's items)."""
+    """Mark every test in this directory `lab` (hooks in a conftest see the whole session's items).
+
+    Under `pytest -n N --dist loadgroup` a lab module runs whole on one worker (its module-scoped
+    fleet is deployed once), while each Molecule scenario, which boots a lab of its own, is a group
+    by itself so the scenarios spread over the workers.
+    """
     for item in items:
         if LAB_DIR in item.path.parents:
             item.add_marker(pytest.mark.lab)
+            scenario = item.callspec.params.get("scenario") if hasattr(item, "callspec") else None
+            group = f"molecule-{scenario}" if scenario and item.path.name == "test_molecule.py" else item.path.name
+            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")
