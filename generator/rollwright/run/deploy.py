@@ -25,6 +25,7 @@ from rollwright.render.plan import build_plan, destructive_files, hosts_of, plan
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
 from rollwright.render.policy import allowed
 from rollwright.render.project import (
+    WORKSPACE_STATE,
     expand_groups,
     inventory_path,
     prepare,
@@ -424,7 +425,7 @@ def prepare_workspace(loaded: LoadedSpec, target: str | None) -> Workspace:
     name, _ = resolve_target(loaded, target)
     root = (loaded.base_dir / STATE_DIR / name).resolve()
     projects = root / "projects"
-    files = render(prepare(loaded, name, projects / "any"))  # every project sits at the same depth
+    files = render(prepare(loaded, name, local_state=WORKSPACE_STATE))
     digest = hashlib.sha256(b"".join(path.encode() + b"\0" + data for path, data in sorted(files.items())))
     project = projects / digest.hexdigest()[:16]
     write_project_once(files, project)
