@@ -16,7 +16,8 @@ from rollwright.cli import main
 from rollwright.errors import BadInput
 from rollwright.render.commands import group_commands
 from rollwright.render.project import prepare, render, write_project
-from rollwright.spec.loader import load_spec
+from rollwright.run.deploy import prepare_workspace
+from rollwright.spec.loader import SpecError, load_spec
 from rollwright.spec.model import CommandGroup
 
 REPO = Path(__file__).resolve().parents[2]
@@ -359,3 +360,13 @@ def test_a_moved_project_carries_its_artifact_and_the_files_its_commands_use(
     assert re.search(r"later/rollwright\.yml:2:\d+: artifact\.path: artifact \S+/later/dist/moved-1\.0\.tar\.gz "
                      "does not exist", err), err
     assert not (tmp_path / "none").exists()
+
+
+def test_only_a_run_that_ships_the_release_needs_the_artifact(tmp_path: Path) -> None:
+    """A rollback, status or lock release still works when the artifact is gone (dist/ cleaned); a deploy,
+    drift or check is refused with the field named, before any host is asked."""
+    spec = _hello_copy(tmp_path, f"path: {HELLO.parent / 'dist'}/", "path: dist/")  # nothing built beside it
+    workspace = prepare_workspace(load_spec(spec), "staging")
+    assert (workspace.project / "rollback.yml").is_file() and not (workspace.project / "artifact").exists()
+    with pytest.raises(SpecError, match=r"artifact \S+/dist/hello-1\.0\.0\.tar\.gz does not exist"):
+        prepare_workspace(load_spec(spec), "staging", ships_artifact=True)

@@ -92,9 +92,11 @@ def expand_groups(loaded: LoadedSpec) -> list[tuple[CommandGroup, list[GroupComm
             for group in spec.ordered_groups]
 
 
-def prepare(loaded: LoadedSpec, target_name: str | None, local_state: str = ".rollwright") -> RenderInput:
+def prepare(loaded: LoadedSpec, target_name: str | None, local_state: str = ".rollwright", *,
+            artifact_required: bool = True) -> RenderInput:
     """Read everything the project is made from: the inventory, the roles, the migrations, the artifact and
-    the files the commands use."""
+    the files the commands use. Without `artifact_required` (a project that ships nothing: rollback, status)
+    an artifact that is not there is left out instead of refused."""
     name, target = resolve_target(loaded, target_name)
     spec = loaded.spec
     groups = expand_groups(loaded)
@@ -107,18 +109,20 @@ def prepare(loaded: LoadedSpec, target_name: str | None, local_state: str = ".ro
         inventory=_read_inventory(inventory_path(loaded, name, target)),
         roles=_read_tree(ROLES_DIR),
         migrations=read_migrations(loaded),
-        artifact=read_artifact(loaded),
+        artifact=read_artifact(loaded, artifact_required),
         files=read_command_files(loaded, groups),
         local_state=local_state,
     )
 
 
-def read_artifact(loaded: LoadedSpec) -> bytes | None:
+def read_artifact(loaded: LoadedSpec, required: bool = True) -> bytes | None:
     """The `path` artifact's bytes (None for a `url` one): the project carries its own copy."""
     artifact = loaded.spec.artifact
     if not (artifact and artifact.path):
         return None
     path = loaded.base_dir / artifact.path
+    if not path.is_file() and not required:
+        return None
     if not path.is_file():
         raise SpecError([loaded.issue(("artifact", "path"), f"artifact {path} does not exist: build it first "
                                       "(the generated project carries a copy), or give its url")])
