@@ -34,6 +34,7 @@ docs: venv
 
 ## Regenerate the committed example output under playbooks/ (a test fails when it is stale).
 playbooks: venv
+	$(BIN)/python examples/hello/build.py 1.0.0  # the artifact the spec pins (reproducible); the project carries it
 	$(BIN)/rollwright generate -f examples/hello/rollwright.yml -t staging -o playbooks/hello
 	$(BIN)/rollwright generate -f examples/deployconfig/deployconfig.json -o playbooks/deployconfig
 

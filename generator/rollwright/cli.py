@@ -136,7 +136,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     loaded = load_spec(args.spec)
     out = Path(args.output) if args.output else Path("build") / (args.target or "local")
-    files = render(prepare(loaded, args.target, out))
+    files = render(prepare(loaded, args.target))
     write_project(files, out)
     took = time.perf_counter() - start
     if args.json:

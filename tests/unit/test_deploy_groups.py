@@ -20,18 +20,18 @@ app: groups
 groups:
   - name: first
     order: 1
-    build_command: "echo first >> ran.txt"
-    test_command: "test -f fail-now && exit 7 || true"
+    build_command: "echo first >> @/ran.txt"
+    test_command: "test -f @/fail-now && exit 7 || true"
   - name: second
     order: 2
-    deploy_command: "echo second {file} >> ran.txt"
+    deploy_command: "echo second {file} >> @/ran.txt"
     file_patterns: ["src/*.txt"]
-"""
+"""  # @: the test's folder (commands run in the generated project's files/, so what they write goes elsewhere)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
-    (tmp_path / "rollwright.yml").write_text(SPEC)
+    (tmp_path / "rollwright.yml").write_text(SPEC.replace("@", str(tmp_path)))
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "a b.txt").write_text("x")
     return tmp_path
@@ -133,7 +133,8 @@ def test_webhook_hears_start_and_end_and_the_record_is_written(
         tmp_path: Path, receiver: tuple[str, list[dict[str, object]]]) -> None:
     """A real deploy on the control node, its webhook a receiver on loopback: start and success arrive."""
     url, heard = receiver
-    _here(tmp_path, "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
+    _here(tmp_path, f"app: hooked\ngroups:\n  - {{name: one, order: 1, "
+          f"build_command: 'echo built >> {tmp_path}/ran.txt'}}\n"
           f"targets:\n  here: {{inventory: hosts.yml, webhook: '{url}'}}\n")
     proc = deploy(tmp_path, "-t", "here")
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -151,7 +152,8 @@ def test_a_failed_deploy_runs_the_on_failure_hooks_and_tells_the_webhook(
         tmp_path: Path, receiver: tuple[str, list[dict[str, object]]]) -> None:
     url, heard = receiver
     _here(tmp_path, "app: hooked\ngroups:\n  - {name: one, order: 1, build_command: 'exit 9'}\n"
-          "hooks:\n  on_failure: ['echo \"$ROLLWRIGHT_STATUS $ROLLWRIGHT_TARGET $ROLLWRIGHT_ID\" > paged.txt']\n"
+          "hooks:\n  on_failure: ['echo \"$ROLLWRIGHT_STATUS $ROLLWRIGHT_TARGET $ROLLWRIGHT_ID\""
+          f" > {tmp_path}/paged.txt']\n"
           f"targets:\n  here: {{inventory: hosts.yml, webhook: '{url}'}}\n")
     proc = deploy(tmp_path, "-t", "here")
     assert proc.returncode == 1, proc.stdout + proc.stderr
@@ -166,7 +168,7 @@ def test_target_env_and_secrets_reach_commands_and_never_the_output(tmp_path: Pa
     output, artifact, record or history; without the vault password a deploy is refused before any run."""
     secret = "s3cret-{{ not templated }}-" + tmp_path.name
     _here(tmp_path, "app: hooked\nrequired_env: [API_TOKEN, GREETING]\ngroups:\n"
-          "  - {name: one, order: 1, build_command: 'printf %s \"$GREETING $API_TOKEN\" > seen.txt'}\n"
+          f"  - {{name: one, order: 1, build_command: 'printf %s \"$GREETING $API_TOKEN\" > {tmp_path}/seen.txt'}}\n"
           "targets:\n  here: {inventory: inv}\n", inventory="inv")
     env = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-pw-" + tmp_path.name}
     rollwright = [str(VENV_BIN / "rollwright"), "env", "set"]
@@ -192,7 +194,8 @@ def test_target_env_and_secrets_reach_commands_and_never_the_output(tmp_path: Pa
 
 def test_missing_env_vars_are_named_and_nothing_runs(project: Path) -> None:
     spec = project / "rollwright.yml"
-    spec.write_text(SPEC + "required_env: [ROLLWRIGHT_TEST_UNSET_A, ROLLWRIGHT_TEST_UNSET_B]\n")
+    spec.write_text(SPEC.replace("@", str(project))
+                    + "required_env: [ROLLWRIGHT_TEST_UNSET_A, ROLLWRIGHT_TEST_UNSET_B]\n")
     proc = deploy(project)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "refused before any change:\n" in proc.stderr
@@ -203,7 +206,8 @@ def test_missing_env_vars_are_named_and_nothing_runs(project: Path) -> None:
 
 def test_a_lock_held_elsewhere_refuses_waits_and_is_released_only_with_force(tmp_path: Path) -> None:
     """`lock status|release` and `--lock-wait` against a lock taken from another control node."""
-    _here(tmp_path, "app: locked\ngroups:\n  - {name: one, order: 1, build_command: 'echo built >> ran.txt'}\n"
+    _here(tmp_path, "app: locked\ngroups:\n  - {name: one, order: 1, "
+          f"build_command: 'echo built >> {tmp_path}/ran.txt'}}\n"
           "targets:\n  here: {inventory: hosts.yml}\n")
     (tmp_path / "lock").mkdir()
     holder = {"id": "20261121T000000Z-beef", "user": "ana@bastion2", "control_host": "bastion2", "pid": 4242,

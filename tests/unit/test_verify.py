@@ -16,7 +16,7 @@ HELLO = REPO / "examples/hello/rollwright.yml"
 
 
 def _verify_files(tmp_path: Path) -> dict[str, str]:
-    files = render(prepare(load_spec(HELLO), "staging", tmp_path / "out"))
+    files = render(prepare(load_spec(HELLO), "staging"))
     return {path: data.decode() for path, data in files.items() if path.startswith("verify/")}
 
 
@@ -92,7 +92,7 @@ def test_smoke_checks_run_after_the_rollout_and_bad_ones_are_refused(tmp_path: P
                     .replace("migrations: {tool: sql, path: migrations}",
                              f"migrations: {{tool: sql, path: {HELLO.parent}/migrations}}")
                     .replace("../../inventories", str(REPO / "inventories")))
-    files = render(prepare(load_spec(spec), "staging", tmp_path / "out"))
+    files = render(prepare(load_spec(spec), "staging"))
     site = files["site.yml"].decode()
     assert site.index("Roll out in batches") < site.index("Prove the release: smoke checks") < len(site)
     assert "rollwright_smoke_expect: !unsafe 'version {{ x }}'" in site  # never templated

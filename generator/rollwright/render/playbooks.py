@@ -39,6 +39,7 @@ def tool_commands(migrations: Migrations) -> dict[str, str]:
     return commands
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
+FILES_DIR = "files"  # in the project: where the spec's commands run, beside the files they use
 
 # Names the runner reads back from ansible-runner events to follow each host through the rollout.
 ROLLOUT_PLAY = "Roll out in batches"
@@ -361,10 +362,12 @@ def _health_args(prefix: str, section: str = "health") -> dict[str, str]:
     return _refs(prefix, section, HEALTH_KEYS)
 
 
-def _shell(name: str, command: Any, chdir: str = f"{{{{ {V}project_dir }}}}") -> dict[str, Any]:
-    """A user command, run by /bin/sh exactly as written (never templated by Ansible: `!unsafe`)."""
+def _shell(name: str, command: Any) -> dict[str, Any]:
+    """A user command, run by /bin/sh exactly as written (never templated by Ansible: `!unsafe`), in the
+    project's files/ (the files it uses, copied from the spec's folder)."""
     argv = ["/bin/sh", "-c", command if command == "{{ item.command }}" else Unsafe(command)]
-    return _task(name, "ansible.builtin.command", {"argv": argv, "chdir": chdir}, changed_when=True)
+    return _task(name, "ansible.builtin.command", {"argv": argv, "chdir": f"{{{{ playbook_dir }}}}/{FILES_DIR}"},
+                 changed_when=True)
 
 
 def _hook_play(name: str, commands: list[str], tag: str) -> dict[str, Any]:

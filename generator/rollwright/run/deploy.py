@@ -25,6 +25,7 @@ from rollwright.render.plan import build_plan, destructive_files, hosts_of, plan
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
 from rollwright.render.policy import allowed
 from rollwright.render.project import (
+    WORKSPACE_STATE,
     expand_groups,
     inventory_path,
     prepare,
@@ -141,7 +142,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
               "in one step" + (" when you run `rollwright promote`" if options.no_switch else ""))
     elif spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
-    workspace = prepare_workspace(loaded, name)
+    workspace = prepare_workspace(loaded, name, ships_artifact=True)
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
                     f"{spec.rollout.strategy} {spec.rollout.steps}", now())
@@ -419,12 +420,13 @@ def _inventory(loaded: LoadedSpec, name: str, target: Target) -> dict[str, list[
     return inventory_groups(path) if path else {"all": ["localhost"]}
 
 
-def prepare_workspace(loaded: LoadedSpec, target: str | None) -> Workspace:
-    """Generate the target's project as the spec is now, in a folder named by its content."""
+def prepare_workspace(loaded: LoadedSpec, target: str | None, *, ships_artifact: bool = False) -> Workspace:
+    """Generate the target's project as the spec is now, in a folder named by its content. Only a run that
+    ships the release (`ships_artifact`) needs the artifact: a rollback or a status works without it."""
     name, _ = resolve_target(loaded, target)
     root = (loaded.base_dir / STATE_DIR / name).resolve()
     projects = root / "projects"
-    files = render(prepare(loaded, name, projects / "any"))  # every project sits at the same depth
+    files = render(prepare(loaded, name, local_state=WORKSPACE_STATE, artifact_required=ships_artifact))
     digest = hashlib.sha256(b"".join(path.encode() + b"\0" + data for path, data in sorted(files.items())))
     project = projects / digest.hexdigest()[:16]
     write_project_once(files, project)

@@ -46,7 +46,7 @@ class WouldChange:
 
 def drift(loaded: LoadedSpec, target: str | None, write: Write, *, as_json: bool = False) -> int:
     """Exit 0 when every host matches the spec, 1 when some drifted (each named with what differs)."""
-    workspace = prepare_workspace(loaded, target)
+    workspace = prepare_workspace(loaded, target, ships_artifact=True)
     changes = WouldChange()
     version = loaded.spec.artifact.version if loaded.spec.artifact else ""
     states = [s for s in host_states(workspace) if s.live] if version else []  # blue/green: the idle colour may lag
@@ -63,7 +63,7 @@ def drift(loaded: LoadedSpec, target: str | None, write: Write, *, as_json: bool
 
 def check(loaded: LoadedSpec, target: str | None, write: Write, *, as_json: bool = False) -> int:
     """`deploy --check`: the whole site.yml in check+diff mode; what would change on each host."""
-    workspace = prepare_workspace(loaded, target)
+    workspace = prepare_workspace(loaded, target, ships_artifact=True)
     changes = WouldChange()
     run = run_playbook(workspace.project, "site.yml", workspace.runs, changes, check=True)
     return _report(write, run, changes.found, as_json, "nothing would change")

@@ -1,0 +1,1 @@
+CREATE TABLE IF NOT EXISTS greeting (id serial PRIMARY KEY, text text NOT NULL);
