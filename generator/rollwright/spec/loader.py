@@ -19,9 +19,10 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from rollwright.errors import BadInput
-from rollwright.spec import deployconfig
+from rollwright.spec import deployconfig, limits
 from rollwright.spec.model import ENV_NAME_RE, NAME_RE, Spec
 
 Loc = tuple[str | int, ...]
@@ -103,7 +104,11 @@ def load_spec(path: str | Path) -> LoadedSpec:
     """Parse and validate a spec file; raise SpecError naming file:line:column for every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(limits.MAX_FILE_BYTES + 1)  # never more: the spec may be /dev/zero
+        if len(raw) > limits.MAX_FILE_BYTES:
+            raise SpecError([SpecIssue(str(path), 1, 1, "", limits.TOO_BIG)])
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise BadInput(f"{path}: no such spec file (create one with `rollwright init`)") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -120,16 +125,26 @@ def load_spec(path: str | Path) -> LoadedSpec:
 
 
 def _parse(text: str, path: Path) -> Any:
+    """The file's tree, once its event stream is within the limits (see spec/limits.py)."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        limits.check_text(text)
+        limits.check_events(yaml.parse(text))
         return yaml.load(text)
+    except limits.LimitExceeded as exc:
+        raise SpecError([SpecIssue(str(path), exc.line, exc.column, exc.field, exc.message)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
         if path.suffix == ".json":
             problem = _json_problem(text) or problem
+        raise SpecError([SpecIssue(str(path), line, column, "", f"not valid {_kind(path)}: {problem}")]) from None
+    except ReaderError as exc:  # a character YAML does not allow in a file (NUL, other control characters)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problem = f"character U+{code:04X}{' (NUL)' if code == 0 else ''} is not allowed in a {_kind(path)} file"
+        line, column = limits.line_column(text, exc.position)
         raise SpecError([SpecIssue(str(path), line, column, "", f"not valid {_kind(path)}: {problem}")]) from None
 
 
@@ -138,6 +153,8 @@ def _json_problem(text: str) -> str | None:
         json.loads(text)
     except json.JSONDecodeError as exc:
         return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except (ValueError, RecursionError):  # json's own limits (digits of an int, nesting): keep YAML's message
+        return None
     return None
 
 
@@ -246,7 +263,8 @@ def _show(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _unknown_key(loc: Loc, model: type[BaseModel]) -> str:
