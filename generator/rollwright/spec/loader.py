@@ -121,7 +121,21 @@ def load_spec(path: str | Path) -> LoadedSpec:
         config = _validate(deployconfig.DeployConfig, tree, tree, path)
         data = deployconfig.to_spec_data(config, path)
         return LoadedSpec(_validate(Spec, data, tree, path), path, tree)
-    return LoadedSpec(_validate(Spec, tree, tree, path), path, tree)
+    loaded = LoadedSpec(_validate(Spec, tree, tree, path), path, tree)
+    _check_working_dir(loaded)
+    return loaded
+
+
+def _check_working_dir(loaded: LoadedSpec) -> None:
+    """An absolute working_dir must be in the release the service runs (the model sees one section at a time)."""
+    service, release = loaded.spec.service, loaded.spec.release
+    work = service.working_dir if service else None
+    if not (work and work.startswith("/") and release):
+        return
+    current = f"{release.root}/current"
+    if work != current and not work.startswith(current + "/"):
+        raise SpecError([loaded.issue(("service", "working_dir"), f"'{work}' is outside the running release: "
+                                      f"write it relative to it (like 'web') or under {current}")])
 
 
 def _parse(text: str, path: Path) -> Any:
