@@ -9,7 +9,7 @@ from __future__ import annotations
 import posixpath
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -32,8 +32,11 @@ SHARED_FOLDERS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/var
                   "/var/cache", "/var/lib", "/var/log", "/var/mail", "/var/opt", "/var/spool", "/var/www")
 
 
-def _clean_path(value: object) -> str:
-    """A path as one normal form (no '.', '//' or trailing '/'); never '..', control characters or over-long."""
+def _path(value: object) -> str:
+    """A path in one normal form (no '.', '//' or trailing '/'); never control characters or over-long.
+
+    For files on the control node (artifact, inventory, gates), which the user keeps wherever they like.
+    """
     if not isinstance(value, str):
         raise ValueError(f"expected a path (a string), got {value!r}"[:120])
     if not value.strip():
@@ -42,12 +45,16 @@ def _clean_path(value: object) -> str:
         raise ValueError("a path cannot hold control characters (NUL, newline, tab...)")
     if len(value) > MAX_PATH_CHARS:
         raise ValueError(f"a path of {len(value)} characters (at most {MAX_PATH_CHARS})")
-    parts = value.split("/")
-    if ".." in parts:
-        raise ValueError(f"'{value}' climbs out with '..': write the path without it")
-    if any(len(part.encode()) > MAX_PATH_PART_BYTES for part in parts):
+    if any(len(part.encode()) > MAX_PATH_PART_BYTES for part in value.split("/")):
         raise ValueError(f"a path with a name over {MAX_PATH_PART_BYTES} bytes")
     return posixpath.normpath(value).replace("//", "/")
+
+
+def _clean_path(value: object) -> str:
+    """A normal path that never climbs with '..' (a host path, or one that must stay inside its folder)."""
+    if isinstance(value, str) and ".." in value.split("/"):
+        raise ValueError(f"'{value}' climbs out with '..': write the path without it"[:200])
+    return _path(value)
 
 
 def _host_folder(value: object) -> str:
@@ -85,14 +92,22 @@ def _absolute(value: object) -> str:
 
 
 def _inventory(value: object) -> str:
-    return "" if value == "" else _clean_path(value)  # '' is the built-in local target's: no inventory
+    return "" if value == "" else _path(value)  # '' is the built-in local target's: no inventory
 
 
-AnyPath = Annotated[str, BeforeValidator(_clean_path)]  # a file on the control node, wherever the user keeps it
-HostFolder = Annotated[str, BeforeValidator(_host_folder)]
-InRelease = Annotated[str, _inside("the release root")]
-InSpecFolder = Annotated[str, _inside("the spec's folder")]
-AbsolutePath = Annotated[str, BeforeValidator(_absolute)]
+def _rule(text: str) -> Any:
+    return Field(json_schema_extra={"x-path": text})  # shown in the README's spec reference
+
+
+AnyPath = Annotated[str, BeforeValidator(_path), _rule("a path on the control node")]
+HostFolder = Annotated[str, BeforeValidator(_host_folder), _rule(
+    "an absolute folder of the app's own: no `..`, not `/`, a system tree (`/etc`, `/usr`...) or a shared "
+    "folder (`/srv`, `/var/lib`...)")]
+InRelease = Annotated[str, _inside("the release root"), _rule("relative to the release, no `..`")]
+InSpecFolder = Annotated[str, _inside("the spec's folder"), _rule("relative to the spec's folder, no `..`")]
+AbsolutePath = Annotated[str, BeforeValidator(_absolute), _rule("an absolute path, no `..`")]
+WorkingDir = Annotated[str, BeforeValidator(_clean_path), _rule(  # the loader checks an absolute one
+    "relative to `current`, or absolute under `<root>/current`; no `..`")]
 
 
 class Strict(BaseModel):
@@ -159,7 +174,7 @@ class Service(Strict):
     user: Name
     group: Name | None = None
     env: dict[EnvName, str | int | bool] = {}
-    working_dir: AnyPath | None = None  # relative to `current`, or absolute inside the release root (loader)
+    working_dir: WorkingDir | None = None
     restart: Literal["always", "on-failure", "on-abnormal", "no"] = "on-failure"
     stop_timeout_s: Seconds = 30
 
@@ -341,7 +356,7 @@ class FreezeWindow(Strict):
 class Target(Strict):
     """A named environment (staging, production): an inventory plus how far we may go there."""
 
-    inventory: Annotated[str, BeforeValidator(_inventory)]
+    inventory: Annotated[str, BeforeValidator(_inventory), _rule("a path on the control node")]
     after: Name | None = None
     production: bool = False
     read_only: bool = False
