@@ -54,6 +54,7 @@ LIMIT_CASES = [
     ("nul-escaped", BASE.replace("bin/hello", '"bin/\\0hello"'), 6, "service.exec: a NUL character"),
     ("huge-int", BASE + "rollout: {max_fail_percentage: " + "9" * 5000 + "}\n", 8,
      "rollout.max_fail_percentage: a number of more than 20 digits"),
+    ("hex-huge-int", BASE.replace("port: 8080", "port: 0x" + "f" * 5000), 7, "health.port: a number of more"),
     ("negative-huge-int", BASE.replace("port: 8080", "port: -" + "1" * 4400), 7, "health.port: a number of more"),
     ("infinite-float", BASE + "rollout:\n  canary: {max_latency_ratio: .inf}\n", 9,
      "rollout.canary.max_latency_ratio: '.inf' is not a finite number"),
@@ -86,6 +87,14 @@ def test_a_spec_over_a_limit_is_refused_with_the_limit_line_and_field(tmp_path: 
         load_spec(spec)
     assert f"{spec}:{line}:" in str(error.value)
     assert expected in str(error.value)
+
+
+def test_a_spec_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    spec = tmp_path / "rollwright.yml"
+    spec.write_bytes(BASE.encode().replace(b"/srv/hello", b"/srv/h\xffllo"))
+    with pytest.raises(SpecError) as error:
+        load_spec(spec)
+    assert f"{spec}:4:15: not valid UTF-8 text" in str(error.value)
 
 
 PATH_CASES = [
@@ -190,6 +199,7 @@ def _mutate_data(data: Any, rng: random.Random) -> Any:
 
 TEXT_MUTATIONS = [
     lambda t, r: t[:r.randrange(len(t))] + "\x00" + t[r.randrange(len(t)):],
+    lambda t, r: t[:r.randrange(len(t))] + "\udcff" + t[r.randrange(len(t)):],  # written as the byte 0xff
     lambda t, r: re.sub(r"\b\d+\b", "9" * r.choice([19, 21, 4301, 5000]), t, count=r.randint(1, 3)),
     lambda t, r: re.sub(r"\b\d+\b", "-" + "1" * 4400, t, count=1),
     lambda t, r: r.choice(["%YAML 1.3\n---\n", "%YAML 1.1\n---\n", "%YAML 2.0\n---\n", "%TAG ! x:\n---\n"]) + t,
@@ -242,8 +252,8 @@ def _check_refusal(spec: Path, error: BadInput) -> None:
     for issue in error.issues:
         assert issue.file == str(spec) and issue.line >= 1, message
         assert issue.field or "'" in issue.message or issue.message.startswith(
-            ("not valid", "unsupported directive", "the file is", "brackets nested", "a list as a key",
-             "a mapping as a key", "expected a mapping")), message
+            ("not valid", "required field", "unsupported directive", "the file is", "brackets nested",
+             "a list as a key", "a mapping as a key", "expected a mapping")), message
         assert f"{spec}:{issue.line}:{issue.column}: " in message
 
 
@@ -255,7 +265,7 @@ def test_fuzzed_specs_load_or_are_refused_cleanly(tmp_path: Path) -> None:
         folder = tmp_path / f"case{i}"
         folder.mkdir()
         spec = folder / name
-        spec.write_text(text, encoding="utf-8", errors="surrogatepass")
+        spec.write_text(text, encoding="utf-8", errors="surrogateescape")
         try:
             load_spec(spec)
         except BadInput as error:

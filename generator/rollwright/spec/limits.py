@@ -151,7 +151,7 @@ def _check_scalar(event: ScalarEvent, is_key: bool, resolver: VersionedResolver,
         kind = READ_AS.get(tag.rsplit(":", 1)[-1], "something else")
         raise refuse(f"key {value!r} is not a name (YAML reads it as {kind}); quote it if you mean the name: "
                      f"'{value}'")
-    if tag == INT_TAG and sum(c.isdigit() for c in value) > MAX_NUMBER_DIGITS:
+    if tag == INT_TAG and len(value.lstrip("+-")) > MAX_NUMBER_DIGITS:
         raise refuse(f"a number of more than {MAX_NUMBER_DIGITS} digits (number size limit)")
     if tag == FLOAT_TAG and not _finite(value):
         raise refuse(f"{value[:40]!r} is not a finite number")

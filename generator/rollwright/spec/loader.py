@@ -109,9 +109,14 @@ def load_spec(path: str | Path) -> LoadedSpec:
         if len(raw) > limits.MAX_FILE_BYTES:
             raise SpecError([SpecIssue(str(path), 1, 1, "", limits.TOO_BIG)])
         text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError([SpecIssue(str(path), line, column, "", "not valid UTF-8 text: a spec is written in UTF-8 "
+                                   f"(byte {raw[exc.start:exc.start + 1]!r} here)")]) from None
     except FileNotFoundError:
         raise BadInput(f"{path}: no such spec file (create one with `rollwright init`)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise BadInput(f"{path}: cannot read the spec: {exc}") from None
     tree = _parse(text, path)
     if not isinstance(tree, CommentedMap):
