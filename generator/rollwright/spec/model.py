@@ -32,7 +32,7 @@ SHARED_FOLDERS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/var
                   "/var/cache", "/var/lib", "/var/log", "/var/mail", "/var/opt", "/var/spool", "/var/www")
 
 
-def _path(value: object) -> str:
+def _normal_path(value: object) -> str:
     """A path in one normal form (no '.', '//' or trailing '/'); never control characters or over-long.
 
     For files on the control node (artifact, inventory, gates), which the user keeps wherever they like.
@@ -50,16 +50,16 @@ def _path(value: object) -> str:
     return posixpath.normpath(value).replace("//", "/")
 
 
-def _clean_path(value: object) -> str:
+def _unclimbing_path(value: object) -> str:
     """A normal path that never climbs with '..' (a host path, or one that must stay inside its folder)."""
     if isinstance(value, str) and ".." in value.split("/"):
         raise ValueError(f"'{value}' climbs out with '..': write the path without it"[:200])
-    return _path(value)
+    return _normal_path(value)
 
 
 def _host_folder(value: object) -> str:
     """An absolute folder of the app's own on the hosts: not /, a system tree or a folder shared by everyone."""
-    path = _clean_path(value)
+    path = _unclimbing_path(value)
     if not path.startswith("/"):
         raise ValueError(f"expected an absolute path like /srv/app, got '{path}'")
     if path in SHARED_FOLDERS:
@@ -76,7 +76,7 @@ def _inside(folder: str) -> BeforeValidator:
     """A relative path that stays inside `folder`."""
 
     def check(value: object) -> str:
-        path = _clean_path(value)
+        path = _unclimbing_path(value)
         if path.startswith("/"):
             raise ValueError(f"expected a path relative to {folder}, got the absolute path '{path}'")
         return path
@@ -85,28 +85,28 @@ def _inside(folder: str) -> BeforeValidator:
 
 
 def _absolute(value: object) -> str:
-    path = _clean_path(value)
+    path = _unclimbing_path(value)
     if not path.startswith("/"):
         raise ValueError(f"expected an absolute path, got '{path}'")
     return path
 
 
 def _inventory(value: object) -> str:
-    return "" if value == "" else _path(value)  # '' is the built-in local target's: no inventory
+    return "" if value == "" else _normal_path(value)  # '' is the built-in local target's: no inventory
 
 
 def _rule(text: str) -> Any:
     return Field(json_schema_extra={"x-path": text})  # shown in the README's spec reference
 
 
-AnyPath = Annotated[str, BeforeValidator(_path), _rule("a path on the control node")]
+AnyPath = Annotated[str, BeforeValidator(_normal_path), _rule("a path on the control node")]
 HostFolder = Annotated[str, BeforeValidator(_host_folder), _rule(
     "an absolute folder of the app's own: no `..`, not `/`, a system tree (`/etc`, `/usr`...) or a shared "
     "folder (`/srv`, `/var/lib`...)")]
 InRelease = Annotated[str, _inside("the release root"), _rule("relative to the release, no `..`")]
 InSpecFolder = Annotated[str, _inside("the spec's folder"), _rule("relative to the spec's folder, no `..`")]
 AbsolutePath = Annotated[str, BeforeValidator(_absolute), _rule("an absolute path, no `..`")]
-WorkingDir = Annotated[str, BeforeValidator(_clean_path), _rule(  # the loader checks an absolute one
+WorkingDir = Annotated[str, BeforeValidator(_unclimbing_path), _rule(  # the loader checks an absolute one
     "relative to `current`, or absolute under `<root>/current`; no `..`")]
 
 
