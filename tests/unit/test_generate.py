@@ -153,8 +153,8 @@ def _hello_copy(tmp_path: Path, old: str, new: str) -> Path:
     """The hello spec with one change, written beside tmp_path, its inventories still found."""
     spec = tmp_path / "rollwright.yml"
     text = HELLO.read_text().replace("../../inventories", str(REPO / "inventories"))
-    text = text.replace("path: migrations}", f"path: {HELLO.parent / 'migrations'}}}")
     text = text.replace("path: dist/", f"path: {HELLO.parent / 'dist'}/")
+    shutil.copytree(HELLO.parent / "migrations", tmp_path / "migrations", dirs_exist_ok=True)  # inside its folder
     assert old in text
     spec.write_text(text.replace(old, new, 1))
     return spec
@@ -234,8 +234,8 @@ def test_the_strategy_policy_refuses_in_plan_and_deploy(tmp_path: Path, capsys: 
     if "canary" in rollout:  # no load balancer at all
         text = text[:text.index("rollout:")] + rollout + text[text.index("database:"):]
         spec = tmp_path / "rollwright.yml"
-        spec.write_text(text.replace("../../inventories", str(REPO / "inventories")).replace(
-            "path: migrations}", f"path: {HELLO.parent / 'migrations'}}}"))
+        spec.write_text(text.replace("../../inventories", str(REPO / "inventories")))
+        shutil.copytree(HELLO.parent / "migrations", tmp_path / "migrations")
     else:
         spec = _hello_copy(tmp_path, ROLLING, rollout)
     for command in ("plan", "deploy"):
@@ -261,7 +261,7 @@ def test_service_working_dir_reaches_the_unit(tmp_path: Path) -> None:
 
 
 def test_migration_files_are_copied_and_bad_names_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = _hello_copy(tmp_path, f"path: {HELLO.parent / 'migrations'}}}", "path: sql}")
+    spec = _hello_copy(tmp_path, "path: migrations}", "path: sql}")
     (tmp_path / "sql").mkdir()
     (tmp_path / "sql" / "V1__init.sql").write_bytes(b"create table a (id int);\r\n")
     out = _generate(spec, "staging", tmp_path / "out")
@@ -273,7 +273,7 @@ def test_migration_files_are_copied_and_bad_names_refused(tmp_path: Path, capsys
 
 
 def test_plan_flags_destructive_migrations(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    spec = _hello_copy(tmp_path, f"path: {HELLO.parent / 'migrations'}}}", "path: sql}")
+    spec = _hello_copy(tmp_path, "path: migrations}", "path: sql}")
     (tmp_path / "sql").mkdir()
     (tmp_path / "sql" / "V1__init.sql").write_text("create table a (id int, b text);\n")
     (tmp_path / "sql" / "V2__drop.sql").write_text("-- cleanup\nalter table a drop column b;\n")
@@ -292,7 +292,7 @@ _UnsafeLoader.add_constructor("!unsafe", lambda loader, node: loader.construct_s
 def test_a_tool_migrates_from_the_new_release_and_lints(tmp_path: Path, tool_env: dict[str, str]) -> None:
     """alembic runs once on the first app host, in the release being deployed, as the service user with
     its env; migrations.yml runs the tool's status command from the deployed release."""
-    spec = _hello_copy(tmp_path, f"{{tool: sql, path: {HELLO.parent / 'migrations'}}}", "{tool: alembic}")
+    spec = _hello_copy(tmp_path, "{tool: sql, path: migrations}", "{tool: alembic}")
     out = _generate(spec, "staging", tmp_path / "out")
     site = yaml.load((out / "site.yml").read_text(), Loader=_UnsafeLoader)
     migrate = next(play for play in site if play["name"].startswith("Migrate the database"))

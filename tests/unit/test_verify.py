@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import shutil
 from pathlib import Path
 
 import pytest
@@ -89,9 +90,8 @@ def test_smoke_checks_run_after_the_rollout_and_bad_ones_are_refused(tmp_path: P
                                      "  - {command: 'curl -fsS http://lb1/health', attempts: 1}\n")
     spec = tmp_path / "rollwright.yml"
     spec.write_text(text.replace("path: dist/", f"path: {HELLO.parent}/dist/")
-                    .replace("migrations: {tool: sql, path: migrations}",
-                             f"migrations: {{tool: sql, path: {HELLO.parent}/migrations}}")
                     .replace("../../inventories", str(REPO / "inventories")))
+    shutil.copytree(HELLO.parent / "migrations", tmp_path / "migrations")
     files = render(prepare(load_spec(spec), "staging"))
     site = files["site.yml"].decode()
     assert site.index("Roll out in batches") < site.index("Prove the release: smoke checks") < len(site)

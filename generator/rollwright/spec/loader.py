@@ -19,9 +19,10 @@ from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError
+from ruamel.yaml.reader import ReaderError
 
 from rollwright.errors import BadInput
-from rollwright.spec import deployconfig
+from rollwright.spec import deployconfig, limits
 from rollwright.spec.model import ENV_NAME_RE, NAME_RE, Spec
 
 Loc = tuple[str | int, ...]
@@ -103,10 +104,19 @@ def load_spec(path: str | Path) -> LoadedSpec:
     """Parse and validate a spec file; raise SpecError naming file:line:column for every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as stream:
+            raw = stream.read(limits.MAX_FILE_BYTES + 1)  # never more: the spec may be /dev/zero
+        if len(raw) > limits.MAX_FILE_BYTES:
+            raise SpecError([SpecIssue(str(path), 1, 1, "", limits.TOO_BIG)])
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError([SpecIssue(str(path), line, column, "", "not valid UTF-8 text: a spec is written in UTF-8 "
+                                   f"(byte {raw[exc.start:exc.start + 1]!r} here)")]) from None
     except FileNotFoundError:
         raise BadInput(f"{path}: no such spec file (create one with `rollwright init`)") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         raise BadInput(f"{path}: cannot read the spec: {exc}") from None
     tree = _parse(text, path)
     if not isinstance(tree, CommentedMap):
@@ -116,20 +126,44 @@ def load_spec(path: str | Path) -> LoadedSpec:
         config = _validate(deployconfig.DeployConfig, tree, tree, path)
         data = deployconfig.to_spec_data(config, path)
         return LoadedSpec(_validate(Spec, data, tree, path), path, tree)
-    return LoadedSpec(_validate(Spec, tree, tree, path), path, tree)
+    loaded = LoadedSpec(_validate(Spec, tree, tree, path), path, tree)
+    _check_working_dir(loaded)
+    return loaded
+
+
+def _check_working_dir(loaded: LoadedSpec) -> None:
+    """An absolute working_dir must be in the release the service runs (the model sees one section at a time)."""
+    service, release = loaded.spec.service, loaded.spec.release
+    work = service.working_dir if service else None
+    if not (work and work.startswith("/") and release):
+        return
+    current = f"{release.root}/current"
+    if work != current and not work.startswith(current + "/"):
+        raise SpecError([loaded.issue(("service", "working_dir"), f"'{work}' is outside the running release: "
+                                      f"write it relative to it (like 'web') or under {current}")])
 
 
 def _parse(text: str, path: Path) -> Any:
+    """The file's tree, once its event stream is within the limits (see spec/limits.py)."""
     yaml = YAML(typ="rt")
     yaml.allow_duplicate_keys = False
     try:
+        limits.check_text(text)
+        limits.check_events(yaml.parse(text))
         return yaml.load(text)
+    except limits.LimitExceeded as exc:
+        raise SpecError([SpecIssue(str(path), exc.line, exc.column, exc.field, exc.message)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = " ".join(filter(None, [exc.context, exc.problem])) or "invalid YAML"
         if path.suffix == ".json":
             problem = _json_problem(text) or problem
+        raise SpecError([SpecIssue(str(path), line, column, "", f"not valid {_kind(path)}: {problem}")]) from None
+    except ReaderError as exc:  # a character YAML does not allow in a file (NUL, other control characters)
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        problem = f"character U+{code:04X}{' (NUL)' if code == 0 else ''} is not allowed in a {_kind(path)} file"
+        line, column = limits.line_column(text, exc.position)
         raise SpecError([SpecIssue(str(path), line, column, "", f"not valid {_kind(path)}: {problem}")]) from None
 
 
@@ -138,6 +172,8 @@ def _json_problem(text: str) -> str | None:
         json.loads(text)
     except json.JSONDecodeError as exc:
         return f"{exc.msg} (line {exc.lineno}, column {exc.colno})"
+    except (ValueError, RecursionError):  # json's own limits (digits of an int, nesting): keep YAML's message
+        return None
     return None
 
 
@@ -246,7 +282,8 @@ def _show(value: Any) -> str:
         return "a list"
     if value is None:
         return "nothing (null)"
-    return repr(value)
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def _unknown_key(loc: Loc, model: type[BaseModel]) -> str:

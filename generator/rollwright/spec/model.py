@@ -6,11 +6,12 @@ silently ignored. The loader maps every error back to a file:line:column.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = r"^[a-z][a-z0-9_-]*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -20,6 +21,93 @@ PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 Name = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=63)]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_RE)]
 Seconds = Annotated[int, Field(ge=1, le=86400)]
+
+MAX_PATH_CHARS = 4096  # PATH_MAX
+MAX_PATH_PART_BYTES = 255  # NAME_MAX
+# Trees of the operating system: a release or backup there would chown and fill them.
+SYSTEM_TREES = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+                "/sys", "/usr", "/tmp", "/var/tmp")
+# Folders that hold everybody's things: an app gets a folder of its own below them, never one of them.
+SHARED_FOLDERS = ("/", "/home", "/mnt", "/media", "/opt", "/root", "/srv", "/var", "/usr/local", "/var/backups",
+                  "/var/cache", "/var/lib", "/var/log", "/var/mail", "/var/opt", "/var/spool", "/var/www")
+
+
+def _normal_path(value: object) -> str:
+    """A path in one normal form (no '.', '//' or trailing '/'); never control characters or over-long.
+
+    For files on the control node (artifact, inventory, gates), which the user keeps wherever they like.
+    """
+    if not isinstance(value, str):
+        raise ValueError(f"expected a path (a string), got {value!r}"[:120])
+    if not value.strip():
+        raise ValueError("expected a path, got an empty string")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("a path cannot hold control characters (NUL, newline, tab...)")
+    if len(value) > MAX_PATH_CHARS:
+        raise ValueError(f"a path of {len(value)} characters (at most {MAX_PATH_CHARS})")
+    if any(len(part.encode()) > MAX_PATH_PART_BYTES for part in value.split("/")):
+        raise ValueError(f"a path with a name over {MAX_PATH_PART_BYTES} bytes")
+    return posixpath.normpath(value).replace("//", "/")
+
+
+def _unclimbing_path(value: object) -> str:
+    """A normal path that never climbs with '..' (a host path, or one that must stay inside its folder)."""
+    if isinstance(value, str) and ".." in value.split("/"):
+        raise ValueError(f"'{value}' climbs out with '..': write the path without it"[:200])
+    return _normal_path(value)
+
+
+def _host_folder(value: object) -> str:
+    """An absolute folder of the app's own on the hosts: not /, a system tree or a folder shared by everyone."""
+    path = _unclimbing_path(value)
+    if not path.startswith("/"):
+        raise ValueError(f"expected an absolute path like /srv/app, got '{path}'")
+    if path in SHARED_FOLDERS:
+        raise ValueError(f"'{path}' is shared by everything on the host: use a folder of the app's own below it, "
+                         f"like {path if path != '/' else '/srv'}/<app>")
+    tree = next((t for t in SYSTEM_TREES if path == t or path.startswith(t + "/")), None)
+    if tree is not None:
+        raise ValueError(f"'{path}' is inside {tree}, which belongs to the operating system: use a folder like "
+                         "/srv/<app>")
+    return path
+
+
+def _inside(folder: str) -> BeforeValidator:
+    """A relative path that stays inside `folder`."""
+
+    def check(value: object) -> str:
+        path = _unclimbing_path(value)
+        if path.startswith("/"):
+            raise ValueError(f"expected a path relative to {folder}, got the absolute path '{path}'")
+        return path
+
+    return BeforeValidator(check)
+
+
+def _absolute(value: object) -> str:
+    path = _unclimbing_path(value)
+    if not path.startswith("/"):
+        raise ValueError(f"expected an absolute path, got '{path}'")
+    return path
+
+
+def _inventory(value: object) -> str:
+    return "" if value == "" else _normal_path(value)  # '' is the built-in local target's: no inventory
+
+
+def _rule(text: str) -> Any:
+    return Field(json_schema_extra={"x-path": text})  # shown in the README's spec reference
+
+
+AnyPath = Annotated[str, BeforeValidator(_normal_path), _rule("a path on the control node")]
+HostFolder = Annotated[str, BeforeValidator(_host_folder), _rule(
+    "an absolute folder of the app's own: no `..`, not `/`, a system tree (`/etc`, `/usr`...) or a shared "
+    "folder (`/srv`, `/var/lib`...)")]
+InRelease = Annotated[str, _inside("the release root"), _rule("relative to the release, no `..`")]
+InSpecFolder = Annotated[str, _inside("the spec's folder"), _rule("relative to the spec's folder, no `..`")]
+AbsolutePath = Annotated[str, BeforeValidator(_absolute), _rule("an absolute path, no `..`")]
+WorkingDir = Annotated[str, BeforeValidator(_unclimbing_path), _rule(  # the loader checks an absolute one
+    "relative to `current`, or absolute under `<root>/current`; no `..`")]
 
 
 class Strict(BaseModel):
@@ -49,7 +137,7 @@ class Artifact(Strict):
 
     version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    path: str | None = None
+    path: AnyPath | None = None
     url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
     @model_validator(mode="after")
@@ -62,9 +150,20 @@ class Artifact(Strict):
 class Release(Strict):
     """Capistrano-style layout: <root>/releases/<version>, <root>/shared, <root>/current."""
 
-    root: Annotated[str, Field(pattern=r"^/.+")]
+    root: HostFolder
     keep: Annotated[int, Field(ge=2, le=100)] = 5
-    shared: list[Annotated[str, Field(pattern=r"^[^/].*$")]] = []
+    shared: list[InRelease] = []  # linked from <root>/shared into each release
+
+    @field_validator("shared")
+    @classmethod
+    def _shared_apart(cls, shared: list[str]) -> list[str]:
+        for i, path in enumerate(shared):
+            if path in (".", "REVISION"):
+                raise ValueError(f"shared '{path}' is the release itself or its REVISION file")
+            for other in shared[:i]:
+                if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
+                    raise ValueError(f"shared paths '{other}' and '{path}' overlap: list each folder once")
+        return shared
 
 
 class Service(Strict):
@@ -75,7 +174,7 @@ class Service(Strict):
     user: Name
     group: Name | None = None
     env: dict[EnvName, str | int | bool] = {}
-    working_dir: str | None = None
+    working_dir: WorkingDir | None = None
     restart: Literal["always", "on-failure", "on-abnormal", "no"] = "on-failure"
     stop_timeout_s: Seconds = 30
 
@@ -103,7 +202,7 @@ class LoadBalancer(Strict):
     kind: Literal["haproxy"] = "haproxy"
     hosts: Name = "lb"
     backend: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
-    socket: Annotated[str, Field(pattern=r"^/")] = "/run/haproxy/admin.sock"
+    socket: AbsolutePath = "/run/haproxy/admin.sock"
     drain_timeout_s: Seconds = 30
 
 
@@ -177,7 +276,7 @@ class Backup(Strict):
     """`pg_dump -Fc` before migrations, verified, with retention."""
 
     enabled: bool = True
-    dir: Annotated[str, Field(pattern=r"^/")]
+    dir: HostFolder
     keep: Annotated[int, Field(ge=1, le=1000)] = 7
     verify: Literal["list", "restore"] = "list"
 
@@ -186,7 +285,7 @@ class Migrations(Strict):
     """Tracked migrations: rollwright's own SQL runner, or another tool's command."""
 
     tool: Literal["sql", "alembic", "flyway", "django", "command"] = "sql"
-    path: str = "migrations"
+    path: InSpecFolder = "migrations"  # the sql tool's files, inside the spec's folder
     table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")] = "rollwright_schema_history"
     command: str | None = None
     status_command: str | None = None
@@ -222,7 +321,7 @@ class CommandGroup(Strict):
     name: Name
     order: Annotated[int, Field(ge=0)] = 0
     hosts: str = "localhost"
-    file_patterns: list[Annotated[str, Field(min_length=1)]] = []
+    file_patterns: list[InSpecFolder] = []  # globs inside the spec's folder
     build_command: str | None = None
     test_command: str | None = None
     pre_deploy: list[str] = []
@@ -257,7 +356,7 @@ class FreezeWindow(Strict):
 class Target(Strict):
     """A named environment (staging, production): an inventory plus how far we may go there."""
 
-    inventory: str
+    inventory: Annotated[str, BeforeValidator(_inventory), _rule("a path on the control node")]
     after: Name | None = None
     production: bool = False
     read_only: bool = False
@@ -266,7 +365,7 @@ class Target(Strict):
     forks: Annotated[int, Field(ge=1, le=500)] = 20
     freeze: list[FreezeWindow] = []
     webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    gates: list[Annotated[str, Field(min_length=1)]] = []  # result files (review, tests, scan) that must say PASS
+    gates: list[AnyPath] = []  # result files (review, tests, scan) that must say PASS
 
 
 class SmokeCheck(Strict):

@@ -97,6 +97,9 @@ def _allowed(prop: dict[str, Any], defs: dict[str, Any]) -> str:
             found.append(", ".join(f"`{value}`" for value in target.get("enum", [target.get("const")])))
         if "pattern" in target:
             found.append(f"matches `{target['pattern']}`".replace("|", "\\|"))
+        for rule in (target.get("x-path"), target.get("items", {}).get("x-path")):
+            if rule:
+                found.append(rule)
         for pattern in target.get("patternProperties", {}):
             found.append(f"keys match `{pattern}`")
         for key, word in (("minimum", "≥"), ("maximum", "≤"), ("minLength", "length ≥"), ("maxLength", "length ≤"),
