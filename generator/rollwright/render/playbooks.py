@@ -445,7 +445,7 @@ def _group_play(index: int, group: CommandGroup, commands: list[GroupCommand]) -
         task["register"] = "rollwright_command"
         task["failed_when"] = ("rollwright_command.rc != 0 and "
                                "not (rollwright_continue_on_failure | default(false) | bool)")
-    play = _play(f"Group {index}: {group.name} (order {group.order})", group.hosts, tasks,
+    play = _play(f"Group {index}: {group.name} (order {group.order})", Unsafe(group.hosts), tasks,
                  tags=["groups", f"group_{group.name}"])
     play["environment"] = f"{{{{ {V}target_env }}}}"  # `rollwright env set` values of the target
     return play
@@ -654,7 +654,7 @@ def _smoke_play(spec: Spec) -> dict[str, Any]:
     """The spec's smoke checks from the control node, each retried; skipped in check mode (nothing changed)."""
     tasks = []
     for index, check in enumerate(spec.smoke, 1):
-        name = f"Smoke check {index}: {check.label}"
+        name = Unsafe(f"Smoke check {index}: {check.label}")  # the spec's text: shown, never templated
         result = f"rollwright_smoke_{index}"
         retry = {"register": result, "retries": check.attempts - 1, "delay": check.delay_s,
                  "when": "not ansible_check_mode"}

@@ -10,7 +10,18 @@ from ruamel.yaml.representer import RoundTripRepresenter
 
 
 class Unsafe(str):
-    """A string Ansible must never template (`!unsafe`): user commands and file names."""
+    """A string Ansible must never template (`!unsafe`): every value that comes from the spec."""
+
+
+def as_data(value: Any) -> Any:
+    """`value` with every string in it `Unsafe`, through dicts and lists: spec values are data, never templates."""
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, dict):
+        return {key: as_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_data(item) for item in value]
+    return value
 
 
 def _represent_unsafe(representer: RoundTripRepresenter, data: Unsafe) -> Any:
