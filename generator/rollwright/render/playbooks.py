@@ -135,7 +135,8 @@ def switch_plays(spec: Spec) -> list[dict[str, Any]]:
         _task("Refuse a host without a release", "ansible.builtin.assert", {
             "that": ["rollwright_current.stat.exists"], "quiet": True,
             "fail_msg": "{{ inventory_hostname }} has no release to serve; the traffic stays where it is"}),
-        _include("Health gate: the colour to switch to is healthy", "healthcheck", vars=_health_args("healthcheck_")),
+        _include("Health gate: the colour to switch to is healthy", "healthcheck", vars={
+            **_health_args("healthcheck_"), "healthcheck_unit": f"{{{{ {V}service.name }}}}"}),
     ]
     check = _play("Blue/green: check the idle colour before it takes the traffic", IDLE_GROUP, checks,
                   tags=["switch"])
@@ -591,7 +592,8 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
             "release_root": f"{{{{ {V}release.root }}}}", "release_version": f"{{{{ {V}version }}}}"}),
         _include(PHASE_TASK["restart"], "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
         _include(PHASE_TASK["health"], "healthcheck", vars={
-            **_health_args("healthcheck_"), "healthcheck_expect_text": f"{{{{ {V}version }}}}"}, tags=["health"]),
+            **_health_args("healthcheck_"), "healthcheck_version": f"{{{{ {V}version }}}}",
+            "healthcheck_unit": f"{{{{ {V}service.name }}}}"}, tags=["health"]),
         *back_in,
     ]
     rescue = [

@@ -25,6 +25,10 @@ def as_data(value: Any) -> Any:
 
 
 def _represent_unsafe(representer: RoundTripRepresenter, data: Unsafe) -> Any:
+    """`!unsafe` where a template could be (every Jinja delimiter starts with `{`); elsewhere a plain string,
+    since ansible-core resolves an `!unsafe` scalar's type even when quoted (`!unsafe 'true'` is True)."""
+    if "{" not in data:
+        return representer.represent_str(str(data))
     return representer.represent_scalar("!unsafe", str(data), style="'")
 
 

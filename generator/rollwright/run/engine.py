@@ -95,8 +95,8 @@ def extra_vars_as_data(value: Any) -> str:
         return "{" + ", ".join(f"{_yaml_quoted(str(k))}: {extra_vars_as_data(v)}" for k, v in value.items()) + "}"
     if isinstance(value, list | tuple):
         return "[" + ", ".join(extra_vars_as_data(item) for item in value) + "]"
-    if isinstance(value, str):
-        return f"!unsafe {_yaml_quoted(value)}"
+    if isinstance(value, str):  # `!unsafe` only where a template could be: ansible-core reads `!unsafe "1"` as 1
+        return f"!unsafe {_yaml_quoted(value)}" if "{" in value else _yaml_quoted(value)
     return json.dumps(value)  # numbers, booleans, null: the same in YAML
 
 
