@@ -41,7 +41,8 @@ options:
 
 PER_REQUEST_S = 5.0  # a hanging request is given up after this (or the time left), then the unit is checked
 BODY_SHOWN = 500
-JOURNAL_LINES = 20
+JOURNAL_LINES = 20  # in the result; the message has the last JOURNAL_IN_MSG (one line in the runner's account)
+JOURNAL_IN_MSG = 3
 TOKEN_EDGE = r"A-Za-z0-9._+-"  # characters of a version: a match must not be part of a longer one
 
 
@@ -63,7 +64,7 @@ def names_version(body: str, version: str) -> tuple[bool, str]:
 def ask(url: str, timeout: float) -> tuple[int | None, str]:
     """(status, body) of one GET, or (None, why) when there was no answer."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:  # noqa: S310 (the spec's health URL)
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
             return answer.status, answer.read(64 * 1024).decode("utf-8", "replace")
     except urllib.error.HTTPError as error:
         return error.code, error.read(64 * 1024).decode("utf-8", "replace")
@@ -85,10 +86,27 @@ def unit_state(unit: str) -> tuple[str, int]:
 
 
 def journal_tail(unit: str) -> list[str]:
-    proc = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "cat", "-n", str(JOURNAL_LINES), "-u", unit],
+    """The unit's last journal lines: what its process said and what systemd said about it."""
+    proc = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "json", "-n", str(JOURNAL_LINES), "-u", unit],
                           capture_output=True, text=True, check=False)
-    lines = proc.stdout.splitlines() or proc.stderr.splitlines()
-    return [line[:300] for line in lines[-JOURNAL_LINES:]]
+    lines = []
+    for line in proc.stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("MESSAGE")
+        if isinstance(message, list):  # journald gives non-UTF-8 messages as a list of bytes
+            message = bytes(message).decode("utf-8", "replace")
+        said_by_app = entry.get("_SYSTEMD_UNIT") == (unit if "." in unit else f"{unit}.service")
+        lines.append(("" if said_by_app else "systemd: ") + str(message or "")[:300])
+    return lines or [line[:300] for line in proc.stderr.splitlines()[-JOURNAL_LINES:]]
+
+
+def app_said(journal: list[str]) -> list[str]:
+    """The journal lines of the app itself (the ones that tell why it crashed), else all of them."""
+    own = [line for line in journal if not line.startswith("systemd: ")]
+    return own or journal
 
 
 def unit_trouble(unit: str, restarts_allowed: int) -> str:
@@ -151,9 +169,9 @@ def main() -> None:
                   p["restarts_allowed"])
     if not result["healthy"]:
         journal = result.get("journal") or []
-        tail = ("; last journal lines: " + " | ".join(journal)) if journal else ""
+        tail = ("; journal: " + " | ".join(app_said(journal)[-JOURNAL_IN_MSG:])) if journal else ""
         body = f"; body: {result['body']}" if result.get("status") is not None else ""
-        module.fail_json(msg=f"{p['url']}: {result['reason']}{body}{tail}", changed=False, **result)
+        module.fail_json(msg=f"{p['url']}: {result['reason']}{tail}{body}", changed=False, **result)
     module.exit_json(changed=False, **result)
 
 
