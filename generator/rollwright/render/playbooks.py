@@ -637,7 +637,7 @@ def _canary_tasks() -> list[dict[str, Any]]:
     The canary is every host the play has reached (serial batches follow the play's host order), the
     baseline the rest; not `run_once`, whose failure ansible-core spreads to every host of the play."""
     first, judged = "ansible_play_batch[0]", "hostvars[ansible_play_batch[0]].canary_guard_result"
-    reached = "ansible_play_hosts_all[:ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
+    reached = "ansible_play_hosts_all[: ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
     guard = _include(CANARY_TASK, "canary_guard", vars={
         "canary_guard_lb_host": f"{{{{ groups[{V}lb.hosts][0] }}}}",
         **_refs("canary_guard_", "lb", ["backend", "socket"]),

@@ -81,7 +81,8 @@ class Release(Strict):
 
 
 class Service(Strict):
-    """The systemd unit that runs the app from `current`."""
+    """The systemd unit that runs the app from `current`. An env value `"{{ name }}"` reads an inventory or
+    vault variable; any other value is plain text."""
 
     exec: Annotated[str, Field(min_length=1)]
     name: Name | None = None
@@ -94,7 +95,8 @@ class Service(Strict):
 
 
 class Health(Strict):
-    """How to tell a host (path+port, checked on each host) or a site (url) is healthy."""
+    """How to tell a host (path+port, checked on each host) or a site (url) is healthy; `timeout_s` is a
+    deadline for the whole gate."""
 
     path: Annotated[str, Field(pattern=r"^/")] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None
