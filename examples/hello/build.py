@@ -7,7 +7,9 @@ OUTDIR/hello-VERSION.tar.gz.sha256. The same inputs give the same bytes (sorted 
 no gzip timestamp or name), so a sha256 in a deploy spec keeps meaning "this exact release".
 
 --broken builds a release whose /health always answers 500; --broken-on only on the named hosts. They exist to
-prove that a deploy stops and rolls back on a bad release, without editing app code.
+prove that a deploy stops and rolls back on a bad release, without editing app code; --fault crash (the app exits
+at start, so its unit crash-loops) and --fault hang (/health accepts and never answers) prove the health gate's
+deadline and its fail-fast on a failed unit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 APP_SOURCE = HERE / "app" / "app.py"
 DEFAULT_OUT = HERE / "dist"
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+FAULTS = ("", "crash", "hang")
 # Fixed timestamp for every entry unless SOURCE_DATE_EPOCH says otherwise (https://reproducible-builds.org).
 DEFAULT_MTIME = 1_700_000_000
 
@@ -63,11 +66,12 @@ def _tar_bytes(files: dict[str, bytes], mtime: int) -> bytes:
 
 
 def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broken: bool = False,
-          error_rate: float = 0.0, delay_ms: int = 0) -> tuple[Path, str]:
+          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "") -> tuple[Path, str]:
     """Write hello-VERSION.tar.gz and its .sha256 into out_dir; return (tarball path, sha256 hex).
 
     broken: /health fails on every host. broken_on: it fails only on these hostnames.
     error_rate: this share of GET / answers 500; delay_ms: GET / answers that much later (health stays fine).
+    fault: "crash" (the app exits at start, so its unit crash-loops) or "hang" (/health accepts, never answers).
     Raises ValueError for an invalid version or conflicting/empty broken options.
     """
     if not VERSION_RE.fullmatch(version):
@@ -85,8 +89,11 @@ def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broke
         files["BROKEN"] = b""  # empty: broken everywhere
     elif hosts:
         files["BROKEN"] = "".join(f"{h}\n" for h in hosts).encode()
-    if error_rate or delay_ms:
-        files["FAULTS"] = json.dumps({"error_rate": error_rate, "delay_ms": delay_ms}, sort_keys=True).encode()
+    if fault not in FAULTS:
+        raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {fault!r}")
+    if error_rate or delay_ms or fault:
+        faults = {"error_rate": error_rate, "delay_ms": delay_ms, **({"fault": fault} if fault else {})}
+        files["FAULTS"] = json.dumps(faults, sort_keys=True).encode()
     data = _tar_bytes(files, _mtime())
     digest = hashlib.sha256(data).hexdigest()
 
@@ -120,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-rate", type=float, default=0.0, metavar="F",
                         help="this share of GET / answers 500 (health stays fine), e.g. 0.3")
     parser.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="GET / answers MS later")
+    parser.add_argument("--fault", choices=[f for f in FAULTS if f], default="",
+                        help="crash: the app exits at start (its unit crash-loops); hang: /health never answers")
     parser.add_argument("-o", "--out-dir", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of one line")
     args = parser.parse_args(argv)
@@ -131,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--broken-on needs at least one hostname")
     try:
         path, digest = build(args.version, args.out_dir, broken_on=broken_on, broken=args.broken,
-                             error_rate=args.error_rate, delay_ms=args.delay_ms)
+                             error_rate=args.error_rate, delay_ms=args.delay_ms, fault=args.fault)
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -3,8 +3,8 @@
 They live in the target's inventory folder, so the generated project carries them and a plain
 `ansible-playbook` run sees them: plain values in `group_vars/all/rollwright_env.yml` (edited
 round-trip, comments survive), secrets in `group_vars/all/rollwright_secrets.yml`, one ansible-vault
-file. Every value is written `!unsafe`: Ansible never templates it, so a `{{` in a password stays as
-typed. The vault password comes from a file or an environment variable, never from the command line.
+file. A value that could hold a template is written `!unsafe`: Ansible never templates it, so a `{{` in a
+password stays as typed. The vault password comes from a file or an environment variable, never from the command line.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, TaggedScalar
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from rollwright.errors import BadInput
 from rollwright.files import replace_file
@@ -205,7 +206,11 @@ class _Vault:
             raise BadInput(f"target '{self.target}': the vault password does not open its secrets") from None
 
 
-def _unsafe(value: str) -> TaggedScalar:
+def _unsafe(value: str) -> TaggedScalar | DoubleQuotedScalarString:
+    """`!unsafe` where a template could be (every Jinja delimiter starts with `{`); elsewhere a quoted
+    string, since ansible-core resolves an `!unsafe` scalar's type even when quoted (`!unsafe "true"` is True)."""
+    if "{" not in value:
+        return DoubleQuotedScalarString(value)
     return TaggedScalar(value, style='"', tag="!unsafe")
 
 

@@ -77,6 +77,10 @@ def test_backup_is_taken_only_when_migrations_are_pending(lab: Lab, tmp_path: Pa
     project = Project(lab, tmp_path, _database(request), backup_dir=backups)
     lab.run("db1", f"rm -rf {backups}")
     project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
+    checked = project.deploy("--check")  # V1 is pending, so a dump would be taken: check mode says what would change
+    assert checked.returncode == 1 and "did not finish" not in checked.stdout, checked.stdout + checked.stderr
+    assert f"Create the backup folder: {backups}" in checked.stdout and "apply" in checked.stdout
+    assert lab.run("db1", f"ls {backups}").stdout.split() == []
     assert project.deploy().returncode == 0
     assert project.deploy().returncode == 0  # nothing pending: no dump, nothing changed
     project.add("V2__broken.sql", "INSERT INTO nowhere VALUES (1);\n")

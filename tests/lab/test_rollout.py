@@ -378,3 +378,49 @@ def test_a_stopped_service_is_restarted_by_the_next_deploy_through_the_health_ga
     assert "app1         restart" not in proc.stdout and "app3         restart" not in proc.stdout
     assert fleet.lab.run("app2", "systemctl is-active hello").stdout.strip() == "active"
     assert "verified:" in proc.stdout
+
+
+def test_spec_and_cli_text_is_data_never_run(fleet: Fleet) -> None:
+    """Issue 18: Jinja and shell payloads in the health path, a service env value, smoke checks, a hook and
+    `--message` are deployed as text: the deploy passes and no marker appears on the control node or a host."""
+    def jinja(name: str) -> str:  # no spaces: it sits in a URL too
+        return f"{{{{lookup('pipe','touch${{IFS}}/tmp/rwi-{name}')}}}}"
+
+    def shell(name: str) -> str:
+        return f"$(touch${{IFS}}/tmp/rwi-{name}-sh)"
+
+    hosts = ["lb1", "db1", *APP_HOSTS]
+    for host in hosts:
+        fleet.lab.run(host, "rm -f /tmp/rwi-*", check=True)
+    for marker in Path("/tmp").glob("rwi-*"):
+        marker.unlink()
+    lb = fleet.lab.hosts["lb1"].address
+    spec = fleet.spec("7.0.0", keep=3, smoke=[
+        {"name": f"the site {jinja('smoke-name')}", "url": f"http://{lb}/?{jinja('smoke-url')}{shell('smoke-url')}"},
+        {"command": f'test -n "{jinja("smoke-command")}"'}])
+    data = yaml.safe_load(spec.read_text())
+    data["health"]["path"] = f"/health?x={jinja('health')}{shell('health')}"
+    data["service"]["env"]["NOTE"] = f"{shell('env')} `touch /tmp/rwi-env-tick`"
+    data["hooks"] = {"after_deploy": [f': "{jinja("hook")}"']}
+    spec.write_text(yaml.safe_dump(data))
+    proc = fleet.deploy(spec, "--message", f"{jinja('message')} {shell('message')}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "7.0.0")
+    assert "rwi-env-sh" in fleet.lab.run("app1", "cat /etc/rollwright/hello.env").stdout  # it got there, as text
+    assert [str(p) for p in Path("/tmp").glob("rwi-*")] == []
+    for host in hosts:
+        assert fleet.lab.run(host, "ls /tmp | grep rwi- || true").stdout.split() == [], host
+
+
+def test_a_crash_looping_or_hanging_release_fails_its_gate_naming_why(fleet: Fleet) -> None:
+    """Issue 18: the gate's timeout is a deadline, and a unit that keeps restarting fails it at once, with what
+    its journal says (here long before the 120 s deadline, or the reason would be the deadline); a /health that
+    accepts and never answers cannot stretch a 10 s gate (its requests are cut at the deadline)."""
+    crash = fleet.deploy(fleet.spec("8.0.0", keep=3, fault="crash", health_timeout_s=120))
+    assert crash.returncode == 1, crash.stdout + crash.stderr
+    assert "unit hello keeps restarting" in crash.stdout or "unit hello failed" in crash.stdout, crash.stdout
+    assert "CRASH build: exits at start" in crash.stdout  # the journal's last lines, in the failure
+    hang = fleet.deploy(fleet.spec("8.0.1", keep=3, fault="hang", health_timeout_s=10))
+    assert hang.returncode == 1, hang.stdout + hang.stderr
+    assert "not healthy within 10s: no answer (timed out)" in hang.stdout, hang.stdout
+    assert fleet.versions(fleet.spec("7.0.0", keep=3)) == dict.fromkeys(APP_HOSTS, "7.0.0")

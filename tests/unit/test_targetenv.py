@@ -45,7 +45,7 @@ def test_plain_and_secret_values_are_stored_apart_and_listed_masked(
     vault = (folder / "inv" / SECRETS_FILE).read_bytes()
     assert vault.startswith(b"$ANSIBLE_VAULT;1.1;AES256") and SECRET.encode() not in vault
     assert (folder / "inv" / SECRETS_FILE).stat().st_mode & 0o777 == 0o600
-    assert "LOG_LEVEL: !unsafe \"debug\"" in (folder / "inv" / PLAIN_FILE).read_text()
+    assert "LOG_LEVEL: \"debug\"" in (folder / "inv" / PLAIN_FILE).read_text()
     capsys.readouterr()
     assert env("list") == 0
     assert capsys.readouterr().out.splitlines() == ["API_TOKEN=<secret>", "LOG_LEVEL=debug"]
@@ -109,3 +109,18 @@ def test_an_inventory_file_target_and_bad_names_are_refused(
     assert "make the inventory a folder" in capsys.readouterr().err
     assert env("set", "1BAD", "x") == 2
     assert "is not an environment variable name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["true", "1", "", "null", "{{ lookup('pipe', 'id') }}", "{% raw %}"])
+def test_a_value_reaches_ansible_as_the_same_string(folder: Path, value: str) -> None:
+    """As Ansible reads group_vars (trusted as templates unless `!unsafe`): the same text, never a boolean,
+    a number, None, and a value with a `{` never a template."""
+    from ansible.module_utils._internal._datatag import AnsibleTagHelper
+    from ansible.parsing.dataloader import DataLoader
+
+    assert env("set", "VALUE", value) == 0
+    loaded = DataLoader().load_from_file(str(folder / "inv" / PLAIN_FILE), cache="none",
+                                         trusted_as_template=True)["rollwright_env"]["VALUE"]
+    assert loaded == value and isinstance(loaded, str)
+    trusted = "TrustedAsTemplate" in {type(tag).__name__ for tag in AnsibleTagHelper.tags(loaded)}
+    assert not trusted or "{" not in value

@@ -68,14 +68,15 @@ def is_broken(hostname: str) -> bool:
     return hostname in hosts or hostname.split(".", 1)[0] in hosts
 
 
-def read_faults() -> tuple[float, float]:
+def read_faults() -> tuple[float, float, str]:
     """(error fraction, added seconds) for GET /, from the FAULTS file a faulty build writes: a build whose
-    health check passes while its users see 5xx or slow pages, which only a canary's SLO guard catches."""
+    health check passes while its users see 5xx or slow pages, which only a canary's SLO guard catches;
+    and its start fault: "crash" (exits at start: a crash loop) or "hang" (/health never answers)."""
     try:
         faults = json.loads((HERE / "FAULTS").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return 0.0, 0.0
-    return float(faults.get("error_rate", 0)), float(faults.get("delay_ms", 0)) / 1000
+        return 0.0, 0.0, ""
+    return float(faults.get("error_rate", 0)), float(faults.get("delay_ms", 0)) / 1000, str(faults.get("fault", ""))
 
 
 def parse_db_target(url: str) -> tuple[str, int] | None:
@@ -139,7 +140,8 @@ class AppServer(ThreadingHTTPServer):
         self.version = version
         self.hostname = socket.gethostname()
         self.broken = is_broken(self.hostname)
-        self.error_rate, self.delay_s = read_faults()
+        self.error_rate, self.delay_s, self.fault = read_faults()
+        self.stopping = threading.Event()  # set on SIGTERM: a hanging /health lets go then
         self._served = 0
         self.db = db
         self.started_at = time.monotonic()
@@ -219,6 +221,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self._send(HTTPStatus.OK, f"hello from {self.server.hostname} version {self.server.version}\n")
         elif url.path == "/health":
+            if self.server.fault == "hang":  # accepts, never answers: a gate must not wait on it past its deadline
+                self.server.stopping.wait()
+                self.close_connection = True
+                return
             status, body = self.server.health()
             self._send(status, json.dumps(body) + "\n", "application/json")
         elif url.path == "/slow":
@@ -274,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     version = read_version()
     db = DatabaseCheck(os.environ.get("DATABASE_URL") or None)
     server = AppServer((args.host, args.port), version, env_float("STARTUP_DELAY_S", 1.0), db)
+    if server.fault == "crash":
+        log(f"version {version} CRASH build: exits at start")
+        return 1
 
     serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, name="serve")
     serving.start()
@@ -282,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"version {version} listening on {args.host}:{server.server_port} database configured: {db_note}{broken_note}")
 
     signum = signal.sigwait(STOP_SIGNALS)
+    server.stopping.set()
     server.shutdown()  # stop the accept loop
     server.server_close()  # close the listening socket: new connections are refused from here on
     serving.join(timeout=5)

@@ -29,10 +29,11 @@ def _build_module() -> ModuleType:
 
 
 def build(version: str, out_dir: Path, *, broken: bool = False, broken_on: list[str] | None = None,
-          error_rate: float = 0.0, delay_ms: int = 0) -> tuple[Path, str]:
-    """Build hello-<version>.tar.gz (byte-reproducible) into out_dir; returns (path, sha256)."""
+          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "") -> tuple[Path, str]:
+    """Build hello-<version>.tar.gz (byte-reproducible) into out_dir; returns (path, sha256).
+    fault: "crash" (the app exits at start) or "hang" (/health never answers)."""
     path, digest = _build_module().build(version, out_dir, broken_on=broken_on, broken=broken,
-                                         error_rate=error_rate, delay_ms=delay_ms)
+                                         error_rate=error_rate, delay_ms=delay_ms, fault=fault)
     return Path(path), str(digest)
 
 

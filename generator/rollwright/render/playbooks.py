@@ -136,7 +136,8 @@ def switch_plays(spec: Spec) -> list[dict[str, Any]]:
         _task("Refuse a host without a release", "ansible.builtin.assert", {
             "that": ["rollwright_current.stat.exists"], "quiet": True,
             "fail_msg": "{{ inventory_hostname }} has no release to serve; the traffic stays where it is"}),
-        _include("Health gate: the colour to switch to is healthy", "healthcheck", vars=_health_args("healthcheck_")),
+        _include("Health gate: the colour to switch to is healthy", "healthcheck", vars={
+            **_health_args("healthcheck_"), "healthcheck_unit": f"{{{{ {V}service.name }}}}"}),
     ]
     check = _play("Blue/green: check the idle colour before it takes the traffic", IDLE_GROUP, checks,
                   tags=["switch"])
@@ -448,7 +449,7 @@ def _group_play(index: int, group: CommandGroup, commands: list[GroupCommand]) -
         task["register"] = "rollwright_command"
         task["failed_when"] = ("rollwright_command.rc != 0 and "
                                "not (rollwright_continue_on_failure | default(false) | bool)")
-    play = _play(f"Group {index}: {group.name} (order {group.order})", group.hosts, tasks,
+    play = _play(f"Group {index}: {group.name} (order {group.order})", Unsafe(group.hosts), tasks,
                  tags=["groups", f"group_{group.name}"])
     play["environment"] = f"{{{{ {V}target_env }}}}"  # `rollwright env set` values of the target
     return play
@@ -594,7 +595,8 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
             "release_root": f"{{{{ {V}release.root }}}}", "release_version": f"{{{{ {V}version }}}}"}),
         _include(PHASE_TASK["restart"], "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
         _include(PHASE_TASK["health"], "healthcheck", vars={
-            **_health_args("healthcheck_"), "healthcheck_expect_text": f"{{{{ {V}version }}}}"}, tags=["health"]),
+            **_health_args("healthcheck_"), "healthcheck_version": f"{{{{ {V}version }}}}",
+            "healthcheck_unit": f"{{{{ {V}service.name }}}}"}, tags=["health"]),
         *back_in,
     ]
     rescue = [
@@ -638,7 +640,7 @@ def _canary_tasks() -> list[dict[str, Any]]:
     The canary is every host the play has reached (serial batches follow the play's host order), the
     baseline the rest; not `run_once`, whose failure ansible-core spreads to every host of the play."""
     first, judged = "ansible_play_batch[0]", "hostvars[ansible_play_batch[0]].canary_guard_result"
-    reached = "ansible_play_hosts_all[:ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
+    reached = "ansible_play_hosts_all[: ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
     guard = _include(CANARY_TASK, "canary_guard", vars={
         "canary_guard_lb_host": f"{{{{ groups[{V}lb.hosts][0] }}}}",
         **_refs("canary_guard_", "lb", ["backend", "socket"]),
@@ -657,7 +659,7 @@ def _smoke_play(spec: Spec) -> dict[str, Any]:
     """The spec's smoke checks from the control node, each retried; skipped in check mode (nothing changed)."""
     tasks = []
     for index, check in enumerate(spec.smoke, 1):
-        name = f"Smoke check {index}: {check.label}"
+        name = Unsafe(f"Smoke check {index}: {check.label}")  # the spec's text: shown, never templated
         result = f"rollwright_smoke_{index}"
         retry = {"register": result, "retries": check.attempts - 1, "delay": check.delay_s,
                  "when": "not ansible_check_mode"}

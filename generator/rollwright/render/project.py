@@ -22,9 +22,9 @@ from rollwright.render import playbooks
 from rollwright.render.commands import GroupCommand, group_commands, matching_files
 from rollwright.render.playbooks import FILES_DIR
 from rollwright.render.verify import verify_files
-from rollwright.render.yamlout import dump_yaml
+from rollwright.render.yamlout import as_data, dump_yaml
 from rollwright.spec.loader import LoadedSpec, SpecError
-from rollwright.spec.model import CommandGroup, Spec, Target
+from rollwright.spec.model import ENV_REFERENCE, CommandGroup, Spec, Target
 
 MARKER = ".rollwright-generated"
 # Inside the package: the wheel carries the roles, and in a checkout rollwright/roles links to the top-level roles/.
@@ -237,12 +237,14 @@ def render(inp: RenderInput) -> dict[str, bytes]:
 
 
 def spec_values(inp: RenderInput) -> dict[str, Any]:
-    """The spec, flattened into the `rollwright_*` variables the playbooks read."""
+    """The spec, flattened into the `rollwright_*` variables the playbooks read. Every string from the spec is
+    `!unsafe` (data Ansible never templates); the only templates are this function's own, and a service env
+    value that is a whole `{{ name }}` reference to an inventory variable (a vault secret)."""
     spec = inp.spec
     values: dict[str, Any] = {
-        "rollwright_app": spec.app,
-        "rollwright_target": inp.target_name,
-        "rollwright_required_env": spec.all_required_env,
+        "rollwright_app": as_data(spec.app),
+        "rollwright_target": as_data(inp.target_name),
+        "rollwright_required_env": as_data(spec.all_required_env),
         # `rollwright env set` values from the target's group_vars: plain, then the vault's secrets
         "rollwright_target_env": "{{ (rollwright_env | default({})) | combine(rollwright_secrets | default({})) }}",
         # on the target's first host; the built-in local target (the control node) keeps it in local_state
@@ -253,47 +255,57 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
     }
     if spec.artifact and spec.release and spec.service and spec.health:
         artifact = spec.artifact
-        values["rollwright_version"] = artifact.version
+        values["rollwright_version"] = as_data(artifact.version)
+        values["rollwright_artifact_file"] = as_data(project_artifact(artifact.path) if artifact.path else "")
         values["rollwright_artifact"] = {
-            "path": f"{{{{ playbook_dir }}}}/{project_artifact(artifact.path)}" if artifact.path else "",
-            "url": artifact.url or "",
-            "sha256": artifact.sha256,
+            # a template's result is never templated again: the file name stays data
+            "path": "{{ playbook_dir }}/{{ rollwright_artifact_file }}" if artifact.path else "",
+            "url": as_data(artifact.url or ""),
+            "sha256": as_data(artifact.sha256),
         }
-        values["rollwright_release"] = spec.release.model_dump()
+        values["rollwright_release"] = as_data(spec.release.model_dump())
         service = spec.service
         values["rollwright_service"] = {
-            **service.model_dump(exclude={"name", "group", "working_dir"}),
-            "name": spec.service_name,
-            "group": service.group or service.user,
-            "working_dir": service.working_dir or "",
-            "env": {key: str(value) for key, value in service.env.items()},
+            **as_data(service.model_dump(exclude={"name", "group", "working_dir"})),
+            "name": as_data(spec.service_name),
+            "group": as_data(service.group or service.user),
+            "working_dir": as_data(service.working_dir or ""),
+            "env": {key: _env_value(value) for key, value in service.env.items()},
         }
         values["rollwright_service_env"] = "{{ rollwright_service.env | combine(rollwright_target_env) }}"
         health = spec.health
         values["rollwright_health"] = {
-            "url": f"http://127.0.0.1:{health.port}{health.path}",
+            "url": as_data(f"http://127.0.0.1:{health.port}{health.path}"),
             "status": health.status, "timeout_s": health.timeout_s, "interval_s": health.interval_s,
         }
     if spec.health and spec.health.url:
         health = spec.health
         values["rollwright_site_health"] = {
-            "url": health.url, "status": health.status, "timeout_s": health.timeout_s, "interval_s": health.interval_s,
+            "url": as_data(health.url), "status": health.status, "timeout_s": health.timeout_s,
+            "interval_s": health.interval_s,
         }
     if spec.rollout.load_balancer:
-        values["rollwright_lb"] = spec.rollout.load_balancer.model_dump()
+        values["rollwright_lb"] = as_data(spec.rollout.load_balancer.model_dump())
     if spec.rollout.strategy == "canary":
-        values["rollwright_canary"] = spec.rollout.guard.model_dump(exclude={"steps"})
+        values["rollwright_canary"] = as_data(spec.rollout.guard.model_dump(exclude={"steps"}))
     if spec.database:
-        values["rollwright_database"] = spec.database.model_dump(exclude={"migrations"})
+        values["rollwright_database"] = as_data(spec.database.model_dump(exclude={"migrations"}))
         if spec.database.migrations:
             values["rollwright_migrations"] = {
-                **spec.database.migrations.model_dump(
-                    include={"tool", "table", "allow_out_of_order", "acknowledge_destructive"}),
+                **as_data(spec.database.migrations.model_dump(
+                    include={"tool", "table", "allow_out_of_order", "acknowledge_destructive"})),
                 # read on the control node when the task runs, from the copies in the project's migrations/
-                "files": [{"name": name, "sql": f"{{{{ lookup('ansible.builtin.file', playbook_dir ~ "
+                "files": [{"name": as_data(name), "sql": f"{{{{ lookup('ansible.builtin.file', playbook_dir ~ "
                            f"'/migrations/{name}', rstrip=false) }}}}"} for name in sorted(inp.migrations)],
             }
     return values
+
+
+def _env_value(value: str | int | bool) -> str:
+    """A service env value: a whole `{{ name }}` becomes that inventory variable (a vault secret, say),
+    anything else is the literal text."""
+    reference = ENV_REFERENCE.fullmatch(str(value))
+    return f"{{{{ {reference.group(1)} }}}}" if reference else as_data(str(value))
 
 
 def _ansible_cfg(target: Target) -> str:

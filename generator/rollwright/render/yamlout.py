@@ -10,10 +10,25 @@ from ruamel.yaml.representer import RoundTripRepresenter
 
 
 class Unsafe(str):
-    """A string Ansible must never template (`!unsafe`): user commands and file names."""
+    """A string Ansible must never template (`!unsafe`): every value that comes from the spec."""
+
+
+def as_data(value: Any) -> Any:
+    """`value` with every string in it `Unsafe`, through dicts and lists: spec values are data, never templates."""
+    if isinstance(value, str):
+        return Unsafe(value)
+    if isinstance(value, dict):
+        return {key: as_data(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_data(item) for item in value]
+    return value
 
 
 def _represent_unsafe(representer: RoundTripRepresenter, data: Unsafe) -> Any:
+    """`!unsafe` where a template could be (every Jinja delimiter starts with `{`); elsewhere a plain string,
+    since ansible-core resolves an `!unsafe` scalar's type even when quoted (`!unsafe 'true'` is True)."""
+    if "{" not in data:
+        return representer.represent_str(str(data))
     return representer.represent_scalar("!unsafe", str(data), style="'")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import sys
 import threading
@@ -78,10 +79,43 @@ def run_playbook(
 ) -> PlaybookRun:
     """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it.
     `forks` overrides the target's (ansible.cfg) for this run."""
+    cmdline = ["--check", "--diff"] if check else []
+    if extravars:  # not ansible-runner's extravars: it passes them as JSON, which Ansible trusts as templates
+        cmdline += ["-e", extra_vars_as_data(extravars)]
     return _run(project, run_root, on_event, Path(playbook).stem, playbook, cancel=cancel,
-                playbook=playbook, project_dir=str(project), limit=limit or None, extravars=extravars or None,
+                playbook=playbook, project_dir=str(project), limit=limit or None,
                 skip_tags=",".join(skip_tags) if skip_tags else None, tags=",".join(tags) if tags else None,
-                cmdline="--check --diff" if check else None, forks=forks)
+                cmdline=shlex.join(cmdline) or None, forks=forks)
+
+
+def extra_vars_as_data(value: Any) -> str:
+    """`value` as an inline YAML `-e` argument with every string `!unsafe`: a deploy message, a reason or
+    a user name from the CLI or the environment is data, never a template Ansible evaluates."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_yaml_quoted(str(k))}: {extra_vars_as_data(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(extra_vars_as_data(item) for item in value) + "]"
+    if isinstance(value, str):  # `!unsafe` only where a template could be: ansible-core reads `!unsafe "1"` as 1
+        return f"!unsafe {_yaml_quoted(value)}" if "{" in value else _yaml_quoted(value)
+    return json.dumps(value)  # numbers, booleans, null: the same in YAML
+
+
+def _yaml_quoted(text: str) -> str:
+    """A double-quoted YAML scalar in plain ASCII (YAML refuses some characters raw, e.g. C1 controls)."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return '"' + "".join(out) + '"'
 
 
 def run_module(

@@ -11,12 +11,25 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 NAME_RE = r"^[a-z][a-z0-9_-]*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
 PLACEHOLDERS = ("file", "function_name", "service_name")
 PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
+
+# A service env value that is exactly `{{ name }}` reads the inventory variable `name` (a vault secret, say);
+# any other template is refused: spec values are data, never templates.
+ENV_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+TEMPLATE_MARKS = ("{{", "{%", "{#")
+
+
+def _env_value(value: str | int | bool) -> str | int | bool:
+    if isinstance(value, str) and not ENV_REFERENCE.fullmatch(value) and any(m in value for m in TEMPLATE_MARKS):
+        raise ValueError("only a whole '{{ variable_name }}' (an inventory or vault variable) may be a template; "
+                         "any other value is plain text and must not contain '{{', '{%' or '{#'")
+    return value
+
 
 Name = Annotated[str, Field(pattern=NAME_RE, min_length=1, max_length=63)]
 EnvName = Annotated[str, Field(pattern=ENV_NAME_RE)]
@@ -167,20 +180,22 @@ class Release(Strict):
 
 
 class Service(Strict):
-    """The systemd unit that runs the app from `current`."""
+    """The systemd unit that runs the app from `current`. An env value `"{{ name }}"` reads an inventory or
+    vault variable; any other value is plain text."""
 
     exec: Annotated[str, Field(min_length=1)]
     name: Name | None = None
     user: Name
     group: Name | None = None
-    env: dict[EnvName, str | int | bool] = {}
+    env: dict[EnvName, Annotated[str | int | bool, AfterValidator(_env_value)]] = {}
     working_dir: WorkingDir | None = None
     restart: Literal["always", "on-failure", "on-abnormal", "no"] = "on-failure"
     stop_timeout_s: Seconds = 30
 
 
 class Health(Strict):
-    """How to tell a host (path+port, checked on each host) or a site (url) is healthy."""
+    """How to tell a host (path+port, checked on each host) or a site (url) is healthy; `timeout_s` is a
+    deadline for the whole gate."""
 
     path: Annotated[str, Field(pattern=r"^/")] | None = None
     port: Annotated[int, Field(ge=1, le=65535)] | None = None

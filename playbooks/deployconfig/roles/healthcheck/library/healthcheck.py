@@ -1,0 +1,179 @@
+#!/usr/bin/python
+"""The health gate, polled on the host itself: one task instead of a retried uri, a real deadline.
+
+Why a module: `until/retries` counts attempts, not time (each attempt costs a task round trip and
+the request's own timeout, so "60 s" took 140 s), cannot bound one hanging request by what is left,
+and cannot notice that the unit crashed. Here the deadline bounds everything, each request's timeout
+is the time left (at most PER_REQUEST_S, so the unit is looked at between tries), the version is
+compared exactly (the body's JSON `version`, else a whole token: `10.1` is not `10.10`), and a unit
+that failed or keeps restarting fails the gate at once with the last lines of its journal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+from ansible.module_utils.basic import AnsibleModule
+
+DOCUMENTATION = r"""
+module: healthcheck
+short_description: Wait until a URL answers the expected status and version, within a deadline
+description:
+  - Polls I(url) from the host until it answers I(status) (and names I(version)), for at most I(timeout_s)
+    seconds in all; fails at once when the systemd I(unit) has failed or keeps restarting.
+options:
+  url: {type: str, required: true, description: URL to poll.}
+  status: {type: int, default: 200, description: Expected HTTP status.}
+  timeout_s: {type: int, default: 60, description: Deadline for the whole gate, requests included.}
+  interval_s: {type: int, default: 1, description: Seconds between attempts.}
+  version:
+    type: str
+    default: ""
+    description: The version the body must name (its JSON C(version) field, else a whole token); empty = any.
+  unit: {type: str, default: "", description: systemd unit whose state is checked between attempts; empty = none.}
+  restarts_allowed: {type: int, default: 2, description: Automatic restarts of I(unit) tolerated before failing.}
+"""
+
+PER_REQUEST_S = 5.0  # a hanging request is given up after this (or the time left), then the unit is checked
+BODY_SHOWN = 500
+JOURNAL_LINES = 20  # in the result; the message has the last JOURNAL_IN_MSG (one line in the runner's account)
+JOURNAL_IN_MSG = 3
+TOKEN_EDGE = r"A-Za-z0-9._+-"  # characters of a version: a match must not be part of a longer one
+
+
+def names_version(body: str, version: str) -> tuple[bool, str]:
+    """Whether the body names exactly `version`, and what it names instead (for the failure message)."""
+    if not version:
+        return True, ""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        data = None
+    if isinstance(data, dict) and "version" in data:
+        found = str(data["version"])
+        return found == version, found
+    token = re.search(rf"(?<![{TOKEN_EDGE}]){re.escape(version)}(?![{TOKEN_EDGE}])", body)
+    return token is not None, ""
+
+
+def ask(url: str, timeout: float) -> tuple[int | None, str]:
+    """(status, body) of one GET, or (None, why) when there was no answer."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as answer:
+            return answer.status, answer.read(64 * 1024).decode("utf-8", "replace")
+    except urllib.error.HTTPError as error:
+        return error.code, error.read(64 * 1024).decode("utf-8", "replace")
+    except (OSError, ValueError) as error:  # refused, reset, timed out, no such host
+        reason = getattr(error, "reason", error)
+        return None, f"no answer ({reason})"
+
+
+def unit_state(unit: str) -> tuple[str, int]:
+    """(ActiveState, NRestarts) of a systemd unit; ("", 0) when systemctl cannot tell."""
+    proc = subprocess.run(["systemctl", "show", "-p", "ActiveState", "-p", "NRestarts", "--", unit],
+                          capture_output=True, text=True, check=False)
+    props = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    try:
+        restarts = int(props.get("NRestarts") or 0)
+    except ValueError:
+        restarts = 0
+    return props.get("ActiveState", ""), restarts
+
+
+def journal_tail(unit: str) -> list[str]:
+    """The unit's last journal lines: what its process said and what systemd said about it."""
+    proc = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "json", "-n", str(JOURNAL_LINES), "-u", unit],
+                          capture_output=True, text=True, check=False)
+    lines = []
+    for line in proc.stdout.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        message = entry.get("MESSAGE")
+        if isinstance(message, list):  # journald gives non-UTF-8 messages as a list of bytes
+            message = bytes(message).decode("utf-8", "replace")
+        said_by_app = entry.get("_SYSTEMD_UNIT") == (unit if "." in unit else f"{unit}.service")
+        lines.append(("" if said_by_app else "systemd: ") + str(message or "")[:300])
+    return lines or [line[:300] for line in proc.stderr.splitlines()[-JOURNAL_LINES:]]
+
+
+def app_said(journal: list[str]) -> list[str]:
+    """The journal lines of the app itself (the ones that tell why it crashed), else all of them."""
+    own = [line for line in journal if not line.startswith("systemd: ")]
+    return own or journal
+
+
+def unit_trouble(unit: str, restarts_allowed: int) -> str:
+    """Why the unit cannot become healthy (it failed, or keeps restarting), or "" while it may still."""
+    if not unit:
+        return ""
+    state, restarts = unit_state(unit)
+    if state == "failed":
+        return f"unit {unit} failed (restarted {restarts} times)"
+    if restarts > restarts_allowed:
+        return f"unit {unit} keeps restarting ({restarts} automatic restarts, state {state or 'unknown'})"
+    return ""
+
+
+def gate(url: str, status: int, timeout_s: float, interval_s: float, version: str, unit: str,
+         restarts_allowed: int) -> dict[str, object]:
+    """Poll until healthy or a reason to stop; the result says which, with the last answer."""
+    started = time.monotonic()
+    deadline = started + timeout_s
+    attempts, last_status, last_body, last_found = 0, None, "", ""
+    while True:
+        trouble = unit_trouble(unit, restarts_allowed)
+        if trouble:
+            return {"healthy": False, "reason": trouble, "journal": journal_tail(unit), "attempts": attempts,
+                    "status": last_status, "body": last_body[:BODY_SHOWN]}
+        attempts += 1
+        left = deadline - time.monotonic()
+        last_status, last_body = ask(url, max(0.1, min(PER_REQUEST_S, left)))
+        named, last_found = names_version(last_body, version) if last_status == status else (False, last_found)
+        if last_status == status and named:
+            return {"healthy": True, "attempts": attempts, "status": last_status, "body": last_body[:BODY_SHOWN],
+                    "seconds": round(time.monotonic() - started, 2)}
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        time.sleep(min(interval_s, left))
+    if last_status is None:
+        reason = last_body
+    elif last_status != status:
+        reason = f"answered {last_status}, not {status}"
+    else:
+        reason = f"serves version {last_found or '(not named)'}, not {version}"
+    return {"healthy": False, "reason": f"not healthy within {timeout_s:g}s: {reason}", "attempts": attempts,
+            "status": last_status, "body": last_body[:BODY_SHOWN],
+            "journal": journal_tail(unit) if unit else []}
+
+
+def main() -> None:
+    module = AnsibleModule(argument_spec={
+        "url": {"type": "str", "required": True},
+        "status": {"type": "int", "default": 200},
+        "timeout_s": {"type": "int", "default": 60},
+        "interval_s": {"type": "int", "default": 1},
+        "version": {"type": "str", "default": ""},
+        "unit": {"type": "str", "default": ""},
+        "restarts_allowed": {"type": "int", "default": 2},
+    }, supports_check_mode=True)
+    p = module.params
+    result = gate(p["url"], p["status"], p["timeout_s"], p["interval_s"], p["version"], p["unit"],
+                  p["restarts_allowed"])
+    if not result["healthy"]:
+        journal = result.get("journal") or []
+        tail = ("; journal: " + " | ".join(app_said(journal)[-JOURNAL_IN_MSG:])) if journal else ""
+        body = f"; body: {result['body']}" if result.get("status") is not None else ""
+        module.fail_json(msg=f"{p['url']}: {result['reason']}{tail}{body}", changed=False, **result)
+    module.exit_json(changed=False, **result)
+
+
+if __name__ == "__main__":
+    main()
