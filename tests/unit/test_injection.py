@@ -29,7 +29,7 @@ def shell(field: str) -> str:
 # every string field that validation accepts free text in, with a payload naming the field
 FIELDS = {
     "artifact.path": "dist/{}.tar.gz", "release.root": "/srv/{}", "release.shared": "log{}",
-    "service.exec": "bin/app {}", "service.working_dir": "/srv/{}", "health.path": "/health?{}",
+    "service.exec": "bin/app {}", "service.working_dir": "web/{}", "health.path": "/health?{}",
     "health.url": "http://127.0.0.1/{}", "lb.socket": "/run/{}", "backup.dir": "/var/backups/{}",
     "migrations.command": "{}", "migrations.status_command": "{}", "migrations.ack": "{}",
     "group.hosts": "{}", "group.build": "{}", "group.deploy": "{} {{file}}",
@@ -93,6 +93,9 @@ def test_no_spec_string_reaches_a_playbook_as_a_template(tmp_path: Path) -> None
     """Every payload is in the generated project, and only ever inside an `!unsafe` string."""
     spec = tmp_path / "rollwright.yml"
     spec.write_text(yaml.safe_dump(hostile_spec()))
+    artifact = tmp_path / payload("artifact.path")
+    artifact.parent.mkdir(parents=True)
+    artifact.write_bytes(b"")  # the project carries a copy of it
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / f"{{{{ lookup('pipe', 'touch {MARK}group.file') }}}}.txt").touch()  # a file name is data too
     assert main(["generate", "-f", str(spec), "-o", str(tmp_path / "out")]) == 0
@@ -102,7 +105,10 @@ def test_no_spec_string_reaches_a_playbook_as_a_template(tmp_path: Path) -> None
     templates = [s for s in found if isinstance(s, Text) and MARK in s and "{" in s]
     assert not templates, f"spec text Ansible would template: {templates}"
     data = " ".join(s for s in found if isinstance(s, Data))
-    missing = [field for field in [*FIELDS, "group.file"] if f"{MARK}{field}'" not in data]
+    # the artifact reaches the project as a copy under its file name only (the payload's last path part)
+    assert [p.name for p in (tmp_path / "out" / "artifact").iterdir()] == [artifact.name]
+    missing = [field for field in [*FIELDS, "group.file"]
+               if field != "artifact.path" and f"{MARK}{field}'" not in data]
     missing += [] if any(f"{MARK}service.env-sh" in s for s in found) else ["service.env"]
     assert not missing, f"payloads not rendered at all (the test would prove nothing): {missing}"
     values = yaml.load((tmp_path / "out" / "group_vars/all/rollwright.yml").read_text(), Loader=_Loader)
