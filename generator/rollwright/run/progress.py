@@ -127,7 +127,7 @@ class Progress:
         if kind in ("runner_on_ok", "runner_item_on_ok") and res.get("rc") not in (None, 0):
             failure = f"{data.get('host')}: {data.get('task')}: exit {res.get('rc')}"
             self.continued.append(failure)
-            self._say("failure", f"    ! {failure}: {self._mask(_message(res))} (continuing)", host=data.get("host"),
+            self._say("failure", f"    ! {failure}: {_message(self._masked(res))} (continuing)", host=data.get("host"),
                       task=data.get("task"), continued=True)
         if kind == "playbook_on_play_start":
             self._start_play(str(data.get("play", "")))
@@ -231,8 +231,8 @@ class Progress:
         if task == RESCUE_FAIL_TASK:
             return  # the rescue re-raising the failure already shown
         record = self.host(host)
-        message = self._mask(_message(data.get("res")))
-        tail = [self._mask(line) for line in output_tail(data.get("res"))]
+        res = self._masked(data.get("res"))
+        message, tail = _message(res), output_tail(res)
         batched = self._play is not None and self._play.batch and task != CANARY_FAIL_TASK
         where = f"{record.phase}: " if batched and record.phase else ""
         record.failures.append("\n".join([f"{where}{task}: {message}", *tail]))
@@ -245,6 +245,16 @@ class Progress:
         for secret in self.secrets:
             text = text.replace(secret, SECRET_MASK)
         return URL_PASSWORD.sub(rf"\1{SECRET_MASK}@", text)
+
+    def _masked(self, value: Any) -> Any:
+        """A task result with every text in it masked (before any of it is cut short)."""
+        if isinstance(value, str):
+            return self._mask(value)
+        if isinstance(value, dict):
+            return {key: self._masked(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._masked(item) for item in value]
+        return value
 
 
 def tool_migrations(tool: str, output: list[str]) -> dict[str, Any]:
