@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,3 +28,21 @@ def hello_artifact() -> Path:
 def tool_env() -> dict[str, str]:
     """Environment in which ansible-playbook / ansible-lint from this venv are found first."""
     return {**os.environ, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}", "NO_COLOR": "1"}
+
+
+def run_with_closed_stdout(args: list[str], cwd: Path, env: dict[str, str] | None = None,
+                           timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a command whose stdout is a pipe nobody reads any more (like `| head -1` after its line):
+    every write gets a broken pipe, deterministically."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run(args, cwd=cwd, env=env, stdout=write_end, stderr=subprocess.PIPE, text=True,
+                              timeout=timeout, check=False)
+    finally:
+        os.close(write_end)
+
+
+@pytest.fixture
+def closed_stdout() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_with_closed_stdout

@@ -12,13 +12,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rollwright.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RollwrightError
+from rollwright.run.output import ClosedPipeSafe, Output
 from rollwright.spec.loader import LoadedSpec, SpecError, load_spec
-
-if TYPE_CHECKING:
-    from rollwright.run.output import Output
 
 DEFAULT_SPEC = "rollwright.yml"
 
@@ -636,8 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. A reader that closes stdout early (`| head`) only loses the rest of the output: the
+    command runs to its end (a deploy still records) and exits with its own code, without a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    stdout = sys.stdout
+    sys.stdout = ClosedPipeSafe(stdout)  # type: ignore[assignment]
     try:
         return int(args.func(args) or 0)
     except RollwrightError as exc:
@@ -646,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    finally:
+        sys.stdout.flush()
+        sys.stdout = stdout
 
 
 if __name__ == "__main__":

@@ -191,13 +191,20 @@ def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
         ("deploy", "1.0.0", "succeeded", True), ("deploy", "2.0.0", "succeeded", True),
         ("deploy", "2.0.0", "succeeded", True), ("deploy", "3.0.0", "failed", False),
         ("deploy", "4.0.0", "failed", False), ("deploy", "4.1.0", "interrupted", False),
-        ("rollback", "1.0.0", "succeeded", True), ("rollback", "2.0.0", "succeeded", True)]  # refusals leave none
+        ("rollback", "1.0.0", "succeeded", False), ("rollback", "2.0.0", "succeeded", False)]  # refusals leave none
     later_batch = json.loads(fleet.rollwright("show", rows[3]["id"], "-f", str(spec), "--json").stdout)
     assert later_batch["rolled_back_by_gate"] == ["app3"] and later_batch["rolled_back_by_runner"] == ["app1", "app2"]
     shown = fleet.rollwright("show", rows[2]["id"], "-f", str(spec))
     assert shown.stdout.startswith("# Deploy hello 4.1.0 to lab: interrupted\n")
     newest = json.loads(fleet.rollwright("show", rows[0]["id"], "-f", str(spec), "--json").stdout)
     assert {h["name"]: h["current"] for h in newest["hosts"]} == fleet.versions(spec)
+    # a rollback's own hosts are not a gate's rescue, and no verify ran after it: the record says neither
+    assert (newest["failures"], newest["rolled_back_by_gate"], newest["verified"]) == ([], [], False)
+    assert "| verified | no: verify did not run |" in fleet.rollwright("show", rows[0]["id"], "-f", str(spec)).stdout
+    for row in rows:  # one duration, start to finish, in the history and the record
+        record = json.loads(Path(row["record"]).read_text())
+        took = (datetime.fromisoformat(record["finished_at"]) - datetime.fromisoformat(record["started_at"]))
+        assert row["seconds"] == record["seconds"] and abs(record["seconds"] - took.total_seconds()) <= 1.5, record
     folder = Path(rows[0]["record"]).parent
     assert {p.name for p in folder.iterdir()} == {"record.json", "record.md"}
     for host in ("app1", "app3", "lb1"):  # every host the deploys concerned (no database here) keeps a line per run

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -80,6 +80,16 @@ def test_json_progress_is_an_event_stream_ending_with_the_result(project: Path) 
     assert "Group 2: second (order 2)" in [e.get("play") for e in events if e["event"] == "play"]
     record = next(e for e in events if e["event"] == "record")
     assert record["status"] == "succeeded" and Path(record["path"]).is_file()
+    # what happened and nothing else: no release, so no strategy, artifact or verification; one duration
+    saved = json.loads(Path(record["path"]).with_name("record.json").read_text())
+    assert (saved["version"], saved["strategy"], saved["verified"], saved["verification"]) == ("", "", False, {})
+    row = json.loads(subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=project,
+                                    capture_output=True, text=True, check=True).stdout)[0]
+    assert record["seconds"] == saved["seconds"] == row["seconds"] > 0
+    assert f"({saved['seconds']:.1f} s start to finish)" in record["text"]
+    logged = Path(record["path"]).read_text()
+    assert "| artifact |" not in logged and "| strategy |" not in logged
+    assert "| verified | no: verify did not run |" in logged
     refused = deploy(project, "--json", "--group", "nope")
     assert refused.returncode == 2
     assert [json.loads(line)["event"] for line in refused.stdout.splitlines()] == ["error"]
@@ -130,16 +140,20 @@ def _here(folder: Path, spec: str, inventory: str = "hosts.yml") -> None:
 
 
 def test_webhook_hears_start_and_end_and_the_record_is_written(
-        tmp_path: Path, receiver: tuple[str, list[dict[str, object]]]) -> None:
-    """A real deploy on the control node, its webhook a receiver on loopback: start and success arrive."""
+        tmp_path: Path, receiver: tuple[str, list[dict[str, object]]],
+        closed_stdout: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """A real deploy on the control node, its webhook a receiver on loopback: start and success arrive.
+    Its stdout is a pipe whose reader left (`deploy --json | head -1`): the deploy, its record, history
+    row and audit line happen all the same, and it ends quietly."""
     url, heard = receiver
     _here(tmp_path, f"app: hooked\ngroups:\n  - {{name: one, order: 1, "
           f"build_command: 'echo built >> {tmp_path}/ran.txt'}}\n"
           f"targets:\n  here: {{inventory: hosts.yml, webhook: '{url}'}}\n")
-    proc = deploy(tmp_path, "-t", "here")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    proc = closed_stdout([str(VENV_BIN / "rollwright"), "deploy", "--json", "-t", "here"], tmp_path)
+    assert (proc.returncode, proc.stderr) == (0, "")
+    assert (tmp_path / "ran.txt").read_text() == "built\n"
     assert [(m["event"], m["status"]) for m in heard] == [("start", "running"), ("success", "succeeded")]
-    assert heard[0]["id"] == heard[1]["id"] and heard[1]["verified"] is True
+    assert heard[0]["id"] == heard[1]["id"] and heard[1]["verified"] is False  # no release, no verify: not verified
     history = subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
                              capture_output=True, text=True, check=True)
     assert json.loads(history.stdout)[0]["id"] == heard[0]["id"]
@@ -190,6 +204,31 @@ def test_target_env_and_secrets_reach_commands_and_never_the_output(tmp_path: Pa
     assert {"history.sqlite", "record.json", "record.md", "job_events", "stdout"} <= names  # what is searched
     assert [p for p in state if secret.encode() in p.read_bytes()] == []
     assert [p for p in (tmp_path / "inv").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()] == []
+
+    # A command that fails saying its secrets: its last 20 lines are in the account and the record, masked.
+    (tmp_path / "fail.sh").write_text(
+        'for n in $(seq 1 30); do echo "step $n"; done\n'
+        'echo "django.db.utils.ProgrammingError: relation \\"no_such_table\\" does not exist" >&2\n'
+        'echo "token $API_TOKEN, url postgres://app:pw-in-url@db1/app" >&2\n'
+        'echo "LINE 1: SELECT * FROM no_such_table" >&2\necho "                      ^" >&2\nexit 1\n')
+    (tmp_path / "rollwright.yml").write_text(
+        "app: hooked\nrequired_env: [API_TOKEN]\ngroups:\n  - {name: one, order: 1, build_command: 'sh fail.sh'}\n"
+        "targets:\n  here: {inventory: inv}\n")
+    failed = subprocess.run([str(VENV_BIN / "rollwright"), "deploy"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    account = failed.stdout[failed.stdout.index("what failed:"):]
+    assert 'relation "no_such_table" does not exist' in account and "| step 15\n" in account
+    assert "token <secret>, url postgres://app:<secret>@db1/app" in account
+    assert secret not in failed.stdout + failed.stderr and "pw-in-url" not in failed.stdout
+    row = json.loads(subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
+                                    capture_output=True, text=True, check=True).stdout)[0]
+    saved = json.loads(Path(row["record"]).read_text())
+    said, *tail = saved["failures"][0].splitlines()
+    assert said.endswith("exit 1: ^") and len(tail) == 20 and tail[0] == "step 15"
+    assert 'django.db.utils.ProgrammingError: relation "no_such_table" does not exist' in tail
+    for path in (Path(row["record"]), Path(row["record"]).with_name("record.md")):
+        assert secret not in path.read_text() and "pw-in-url" not in path.read_text()
 
 
 def test_missing_env_vars_are_named_and_nothing_runs(project: Path) -> None:

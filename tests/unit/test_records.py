@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from rollwright.cli import main
 from rollwright.render.documents import checklist, rollback_plan
 from rollwright.render.plan import build_plan
 from rollwright.render.project import expand_groups
+from rollwright.run.progress import tool_migrations
 from rollwright.run.records import History, Record, markdown, write_record
 from rollwright.spec.loader import load_spec
 
@@ -88,3 +92,63 @@ def test_history_and_show_commands(tmp_path: Path, capsys: pytest.CaptureFixture
     assert capsys.readouterr().out == markdown(record)
     assert main(["show", "20991231", "-f", str(spec)]) == 2
     assert "no single deploy record" in capsys.readouterr().err
+
+
+def test_a_closed_stdout_ends_history_and_dry_run_quietly(
+        tmp_path: Path, closed_stdout: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    """`history --limit 3000 | head -2` and `deploy --dry-run | head -2`: the reader is gone, the command
+    ends with its own exit code and no traceback."""
+    spec = tmp_path / "rollwright.yml"
+    spec.write_text("app: hello\ngroups:\n  - {name: one, order: 1, build_command: 'true'}\n")
+    history = History(tmp_path / ".rollwright")
+    for minute in range(60):
+        history.add(_record("staging", "succeeded", started=f"2026-11-21T10:{minute:02d}:00Z"), tmp_path / "r.json")
+    rollwright = str(Path(sys.executable).parent / "rollwright")
+    for args in (["history", "--limit", "3000"], ["history", "--json"], ["deploy", "--dry-run"]):
+        proc = closed_stdout([rollwright, *args], tmp_path)
+        assert (proc.returncode, proc.stderr) == (0, ""), args
+    assert not (tmp_path / ".rollwright" / "local").exists()  # the dry run touched nothing
+
+
+def test_a_groups_only_deploy_records_no_release_strategy_or_verification() -> None:
+    record = Record("hello", "staging", "deploy", "", "", "", "2026-11-21T10:00:00Z", status="succeeded")
+    text = markdown(record)
+    assert text.startswith("# Deploy hello to staging: succeeded\n")
+    assert "| artifact |" not in text and "| strategy |" not in text
+    assert "| verified | no: verify did not run |" in text
+    record.verification, record.verified = {"ok": True, "passed": 9}, True
+    assert "| verified | yes: every app host serves it healthy; verify passed |" in markdown(record)
+
+
+def test_tool_migrations_are_read_from_what_each_tool_prints() -> None:
+    django = ["Operations to perform:", "  Apply all migrations: admin, shop", "Running migrations:",
+              "  Applying shop.0001_initial... OK", "  Applying shop.0002_price... OK"]
+    alembic = ["INFO  [alembic.runtime.migration] Context impl PostgresqlImpl.",
+               "INFO  [alembic.runtime.migration] Running upgrade  -> 1975ea83b712, create account table",
+               "INFO  [alembic.runtime.migration] Running upgrade 1975ea83b712 -> ae1027a6acf, add a column"]
+    flyway = ['Current version of schema "public": << Empty Schema >>',
+              'Migrating schema "public" to version "1 - Create person table"',
+              'Migrating schema "public" with repeatable migration "views"',
+              'Successfully applied 2 migrations to schema "public"']
+    assert [m["script"] for m in tool_migrations("django", django)["applied"]] == ["shop.0001_initial",
+                                                                                   "shop.0002_price"]
+    assert [m["script"] for m in tool_migrations("alembic", alembic)["applied"]] == [
+        "1975ea83b712, create account table", "ae1027a6acf, add a column"]
+    assert [m["script"] for m in tool_migrations("flyway", flyway)["applied"]] == ["1 - Create person table",
+                                                                                   "views"]
+    assert tool_migrations("django", ["No migrations to apply."])["applied"] == []
+    said = [f"step {n}" for n in range(30)]
+    command = tool_migrations("command", said)
+    assert command == {"tool": "command", "output": said[-20:]}  # what it did is only what it printed
+    record = _record("staging", "succeeded")
+    record.migrations = command
+    assert "- ran the command migrations; its last lines:\n\n  ```\n  step 10\n" in markdown(record)
+    record.migrations = tool_migrations("django", django)
+    assert "## Migrations\n\n- applied shop.0001_initial\n- applied shop.0002_price\n" in markdown(record)
+
+
+def test_a_failed_command_shows_its_last_lines_in_the_log() -> None:
+    record = _record("staging", "failed")
+    record.failures = ["app1: Apply: exit 1: ^\nProgrammingError: relation \"t\" does not exist\n    ^"]
+    assert ("- app1: Apply: exit 1: ^\n\n  ```\n  ProgrammingError: relation \"t\" does not exist\n      ^\n  ```\n"
+            in markdown(record))

@@ -124,8 +124,29 @@ def test_a_failed_command_is_reported_with_what_it_said() -> None:
     res = {"msg": "non-zero return code", "rc": 2, "stdout": "", "stderr": "warming up\nsh: cannot create x: denied\n"}
     progress, lines = _run([_event("playbook_on_play_start", play="Migrate"),
                             _event("runner_on_failed", host="app1", task="Apply", res=res)])
-    assert progress.failed[0].failures == ["Apply: exit 2: sh: cannot create x: denied"]
-    assert lines[-1].endswith("Apply: exit 2: sh: cannot create x: denied")
+    assert progress.failed[0].failures == ["Apply: exit 2: sh: cannot create x: denied\nwarming up\n"
+                                           "sh: cannot create x: denied"]
+    assert lines[-1].splitlines()[0].endswith("Apply: exit 2: sh: cannot create x: denied")
+
+
+def test_a_failed_command_keeps_its_last_twenty_lines_with_the_secrets_masked() -> None:
+    """`manage.py migrate` failing: its last line is a caret; the error is lines above it, in the tail."""
+    stdout = "".join(f"  Applying app.{n:04d}_step... OK\n" for n in range(1, 19))
+    stderr = ("Traceback (most recent call last):\n  File manage.py, line 22\n"
+              "django.db.utils.ProgrammingError: relation \"no_such_table\" does not exist\n"
+              "DETAIL: connecting as app with password hunter2-secret\nLINE 1: SELECT * FROM no_such_table\n"
+              "                      ^\n")
+    res = {"msg": "non-zero return code", "rc": 1, "stdout": stdout, "stderr": stderr}
+    lines: list[str] = []
+    progress = Progress(lines.append, secrets=("hunter2-secret", ""))
+    progress(_event("playbook_on_play_start", play="Migrate"))
+    progress(_event("runner_on_failed", host="app1", task="Apply", res=res))
+    said, *tail = progress.failed[0].failures[0].splitlines()
+    assert said == "Apply: exit 1: ^"
+    assert len(tail) == 20 and tail[0] == "  Applying app.0005_step... OK" and tail[-1].strip() == "^"
+    assert 'django.db.utils.ProgrammingError: relation "no_such_table" does not exist' in tail
+    assert "DETAIL: connecting as app with password <secret>" in tail
+    assert "hunter2-secret" not in "\n".join(lines) and 'relation "no_such_table"' in lines[-1]
 
 
 def _spec(tmp_path: Path, production: bool) -> Path:

@@ -44,6 +44,7 @@ from rollwright.run.records import History, Record, now, write_record
 from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Spec, Target
+from rollwright.targetenv import TargetEnv
 
 Write = Callable[[str], None]
 EXIT_UNSAFE = 3  # failed, and the fleet is not on one healthy version: a human must look
@@ -145,7 +146,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     workspace = prepare_workspace(loaded, name, ships_artifact=True)
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
-                    f"{spec.rollout.strategy} {spec.rollout.steps}", now())
+                    f"{spec.rollout.strategy} {spec.rollout.steps}" if spec.artifact else "", now())
     problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
     problems += host_problems(workspace.project, workspace.runs)
     if problems:
@@ -171,8 +172,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
     spec, write = loaded.spec, tell.write
     what, name = f"{spec.app} {record.version}".rstrip(), record.target
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
-    progress = Progress(write, batches=len(split_batches(app_hosts, spec.rollout.steps)))
-    started = time.perf_counter()
+    progress = Progress(write, batches=len(split_batches(app_hosts, spec.rollout.steps)),
+                        secrets=_secret_values(loaded, name))
     with Interrupts() as interrupts:
         site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
                             extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
@@ -182,7 +183,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
         if site.ok:
             states = host_states(workspace, options.limit) if spec.artifact else []
             changed = sum(site.count("changed").values())
-            tell(f"deployed {what} to {name} in {time.perf_counter() - started:.1f}s ({changed} changes)")
+            tell(f"deployed {what} to {name} ({changed} changes)")
             if progress.continued:
                 tell(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
             code, rolled_back = 0, []
@@ -209,12 +210,20 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             states = host_states(workspace, options.limit) if spec.artifact else []
             code = _account(tell, site, progress, rolled_back, states, record.version)
     record.status = _status(site, code)
-    record.verified = code == 0 and options.limit is None and (
-        one_healthy_version(states, live=not options.no_switch) == record.version if spec.artifact else True)
+    record.verified = code == 0 and bool(record.verification.get("ok"))  # verify ran (a whole-fleet deploy), passed
     if code != 0 and spec.hooks.on_failure:
         runs.append(_on_failure_hooks(workspace, record, tell))
     _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell)
     return code
+
+
+def _secret_values(loaded: LoadedSpec, name: str) -> tuple[str, ...]:
+    """The target's secret env values (`env set --secret`): commands run with them, so a failed command's
+    output may show them; Progress masks them."""
+    path = inventory_path(loaded, *resolve_target(loaded, name))
+    if path is None or not path.is_dir():
+        return ()
+    return tuple(value.value for value in TargetEnv(path, name).list() if value.secret)
 
 
 def _colours(spec: Spec, progress: Progress, inventory: dict[str, list[str]],
@@ -261,11 +270,11 @@ def _status(run: PlaybookRun, code: int) -> str:
 def _finish(workspace: Workspace, record: Record, documents: dict[str, str], progress: Progress,
             runs: list[PlaybookRun], states: list[HostState], rolled_back: list[str], code: int, tell: Told) -> None:
     """Fill in and write the deploy record, with the checklist and rollback plan made for this deploy."""
-    record.finished_at, record.exit_code = now(), code
-    record.seconds = round(sum(run.seconds for run in runs), 1)
+    record.finish(code)
     record.steps = [asdict(step) for step in progress.steps]
     record.failures = [f"{h.name}: {failure}" for h in progress.failed for failure in h.failures or [h.unreachable]]
-    record.rolled_back_by_gate = sorted(h.name for h in progress.hosts.values() if h.rolled_back)
+    if record.action == "deploy":  # a rollback's own hosts are what it did, not a gate's rescue
+        record.rolled_back_by_gate = sorted(h.name for h in progress.hosts.values() if h.rolled_back)
     record.rolled_back_by_runner = rolled_back
     record.backup, record.migrations, record.canary = progress.backup, progress.migrations, progress.canary
     applied = {m.get("script") for m in progress.migrations.get("applied") or []}
@@ -278,8 +287,8 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     record.summary = "\n".join(tell.lines)
     record.artifacts = [str(run.artifact_dir) for run in runs]
     folder = write_record(workspace.root / "records", record, documents, History(workspace.root.parent))
-    tell.write.event("record", f"record {record.id}: {folder / 'record.md'}", id=record.id, status=record.status,
-                     path=str(folder / "record.md"))
+    tell.write.event("record", f"record {record.id} ({record.seconds:.1f} s start to finish): {folder / 'record.md'}",
+                     id=record.id, status=record.status, seconds=record.seconds, path=str(folder / "record.md"))
     line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
             f"{record.status} by {record.user}")
     audit = run_playbook(workspace.project, "audit.yml", workspace.runs, lambda event: None,
@@ -385,7 +394,6 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
         code = EXIT_FAILED if serving is not None else EXIT_UNSAFE
     record.version = serving or to_version or ""
     record.status = _status(run, code)
-    record.verified = code == 0 and not limit
     _finish(workspace, record, {}, progress, [run], states, [], code, tell)
     return code
 
@@ -487,7 +495,10 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     write("what failed:")
     for record in progress.failed:
         for failure in record.failures or [record.unreachable]:
-            write(f"    {record.name:<12} {failure}")
+            said, *tail = failure.splitlines()
+            write(f"    {record.name:<12} {said}")
+            for line in tail:  # the failed command's last lines of output
+                write(f"{'':<17}| {line}")
     if site.status == "canceled":
         write("    the deploy was interrupted (Ctrl-C or SIGTERM)")
     elif not progress.failed:

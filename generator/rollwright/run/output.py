@@ -4,6 +4,10 @@ The runner speaks in events (`event(kind, text, **fields)`) and messages (`out(l
 shows them its way. Plain lines are what a log file or CI gets (no terminal, `--no-color`, NO_COLOR);
 a terminal gets a live table of the hosts and their phases above the same lines; `--json` prints one
 JSON object per line for machines, ending with a `result` event that carries the exit code.
+
+Output never decides what a command does: when whoever reads stdout goes away (`| head -1`), the
+rest of the output is dropped quietly (`ClosedPipeSafe`) and the command carries on, so a deploy
+still restores, records and audits as it would have.
 """
 
 from __future__ import annotations
@@ -13,6 +17,42 @@ import os
 import sys
 import time
 from typing import Any, TextIO
+
+
+class ClosedPipeSafe:
+    """A stream a closed pipe cannot break: after the first broken-pipe error its file descriptor points at
+    /dev/null, so this and every later write (and the interpreter's final flush) succeed and say nothing."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.closed_pipe = False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                self.stream.write(text)
+            except BrokenPipeError:
+                self._reader_gone()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self._reader_gone()
+
+    def _reader_gone(self) -> None:
+        self.closed_pipe = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a real file descriptor (a test's capture): writes stop here anyway
+            pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
 
 
 class Output:

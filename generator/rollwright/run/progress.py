@@ -8,6 +8,7 @@ moves `current` (`SWITCH_TASK`, when it reports a new target) tells which hosts 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,8 +26,18 @@ from rollwright.render.playbooks import (
 Write = Callable[[str], None]
 BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY)
 MESSAGE_LIMIT = 400
+TAIL_LINES = 20  # of a failed command's output, kept under its one-line message (the error is rarely the last line)
+SECRET_MASK = "<secret>"
 INCLUDE_ROLE = "ansible.builtin.include_role"
 BACKUP_FACT = "backup_postgresql_result"  # set by roles/backup_postgresql when the dump is verified
+TOOL_FACT = "migrate_tool_applied"  # set by roles/migrate after a tool's apply command: its tool, stdout, stderr
+# What each tool prints per migration it applies (django and flyway on stdout, alembic in its log on stderr).
+TOOL_APPLIED = {
+    "django": re.compile(r"^\s*Applying (\S+)\.\.\. OK\b"),
+    "alembic": re.compile(r"Running upgrade .*?-> (.+?)\s*$"),
+    "flyway": re.compile(r'Migrating schema \S+ (?:to version|with repeatable migration) "?(.+?)"?\s*$'),
+}
+URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")  # postgres://app:PASSWORD@db/... in a DSN someone printed
 
 
 @dataclass
@@ -65,8 +76,9 @@ class StepRecord:
 class Progress:
     """An ansible-runner event handler that prints one line per play, batch, host phase and failure."""
 
-    def __init__(self, write: Write, batches: int = 0) -> None:
+    def __init__(self, write: Write, batches: int = 0, secrets: tuple[str, ...] = ()) -> None:
         self.write = write
+        self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)  # masked in what a command said
         self._event = getattr(write, "event", None)  # an Output shows events its way (live view, JSON)
         self.batches = batches
         self.hosts: dict[str, HostRecord] = {}
@@ -115,7 +127,7 @@ class Progress:
         if kind in ("runner_on_ok", "runner_item_on_ok") and res.get("rc") not in (None, 0):
             failure = f"{data.get('host')}: {data.get('task')}: exit {res.get('rc')}"
             self.continued.append(failure)
-            self._say("failure", f"    ! {failure}: {_message(res)} (continuing)", host=data.get("host"),
+            self._say("failure", f"    ! {failure}: {_message(self._masked(res))} (continuing)", host=data.get("host"),
                       task=data.get("task"), continued=True)
         if kind == "playbook_on_play_start":
             self._start_play(str(data.get("play", "")))
@@ -173,6 +185,11 @@ class Progress:
                 self.colours[colour] = str(facts[f"rollwright_{colour}_colour"])
         if isinstance(facts.get(BACKUP_FACT), dict):
             self.backup = dict(facts[BACKUP_FACT])
+        if isinstance(facts.get(TOOL_FACT), dict):
+            said = facts[TOOL_FACT]
+            output = [self._mask(line) for stream in ("stdout", "stderr")
+                      for line in str(said.get(stream) or "").splitlines() if line.strip()]
+            self.migrations = tool_migrations(str(said.get("tool")), output)
 
     def _judged(self, res: dict[str, Any]) -> None:
         """A canary step's verdict: said at once, kept for the record."""
@@ -214,12 +231,41 @@ class Progress:
         if task == RESCUE_FAIL_TASK:
             return  # the rescue re-raising the failure already shown
         record = self.host(host)
-        message = _message(data.get("res"))
+        res = self._masked(data.get("res"))
+        message, tail = _message(res), output_tail(res)
         batched = self._play is not None and self._play.batch and task != CANARY_FAIL_TASK
         where = f"{record.phase}: " if batched and record.phase else ""
-        record.failures.append(f"{where}{task}: {message}")
-        self._say("failure", f"    {host:<12} ✗ {how} at {where}{task}: {message}", host=host, how=how,
-                  phase=record.phase, task=task, message=message)
+        record.failures.append("\n".join([f"{where}{task}: {message}", *tail]))
+        self._say("failure", "\n".join([f"    {host:<12} ✗ {how} at {where}{task}: {message}",
+                                        *(f"{'':<17}| {line}" for line in tail)]),
+                  host=host, how=how, phase=record.phase, task=task, message=message, output=tail)
+
+    def _mask(self, text: str) -> str:
+        """A command may print the target's secrets (its env holds them): never pass them on."""
+        for secret in self.secrets:
+            text = text.replace(secret, SECRET_MASK)
+        return URL_PASSWORD.sub(rf"\1{SECRET_MASK}@", text)
+
+    def _masked(self, value: Any) -> Any:
+        """A task result with every text in it masked (before any of it is cut short)."""
+        if isinstance(value, str):
+            return self._mask(value)
+        if isinstance(value, dict):
+            return {key: self._masked(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._masked(item) for item in value]
+        return value
+
+
+def tool_migrations(tool: str, output: list[str]) -> dict[str, Any]:
+    """What a migration tool's apply command reports it applied, as the record keeps it, with the last lines
+    it printed (a `command` tool's output is all there is to say what it did)."""
+    pattern = TOOL_APPLIED.get(tool)
+    found = {"tool": tool, "output": output[-TAIL_LINES:]}
+    if pattern is None:
+        return found
+    applied = [match.group(1) for line in output if (match := pattern.search(line))]
+    return {**found, "applied": [{"script": script} for script in applied]}
 
 
 def canary_line(verdict: dict[str, Any]) -> str:
@@ -235,6 +281,16 @@ def canary_line(verdict: dict[str, Any]) -> str:
     outcome = "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])
     step = f"canary step {verdict['step']} ({', '.join(canary['servers'])})"
     return f"    {step}: errors {side(canary)}{against}{times} in {verdict['window_s']} s: {outcome}"
+
+
+def output_tail(res: Any) -> list[str]:
+    """A failed command's last TAIL_LINES lines of output (stdout, then stderr, where the error usually is);
+    nothing when its one-line message already says it all."""
+    if not isinstance(res, dict) or res.get("rc") in (None, 0):
+        return []
+    said = [line.rstrip()[:MESSAGE_LIMIT] for stream in ("stdout", "stderr")
+            for line in str(res.get(stream) or "").splitlines() if line.strip()]
+    return said[-TAIL_LINES:] if len(said) > 1 else []
 
 
 def _message(res: Any) -> str:

@@ -14,6 +14,7 @@ import os
 import secrets
 import socket
 import sqlite3
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,15 +54,15 @@ class Record:
     action: str  # deploy, rollback
     version: str
     sha256: str
-    strategy: str
+    strategy: str  # how the release rolled out; "" when the deploy has no release (command groups only)
     started_at: str
     id: str = ""
     user: str = field(default_factory=operator)
     finished_at: str = ""
-    seconds: float = 0.0
+    seconds: float = 0.0  # start to finish: what `history`, `show` and the end of a deploy say
     status: str = "running"  # succeeded, failed, unsafe (split or unhealthy fleet), interrupted
     exit_code: int = 0
-    verified: bool = False  # afterwards every app host served this version healthy, and `verify` passed
+    verified: bool = False  # `verify` ran and passed, and every app host served this version healthy
     steps: list[dict[str, Any]] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     rolled_back_by_gate: list[str] = field(default_factory=list)
@@ -78,6 +79,12 @@ class Record:
 
     def __post_init__(self) -> None:
         self.id = self.id or new_id(self.started_at)
+        self._clock = time.monotonic()
+
+    def finish(self, code: int) -> None:
+        """The end: its exit code, the time, and the one duration (from this record's start) every view shows."""
+        self.finished_at, self.exit_code = now(), code
+        self.seconds = round(time.monotonic() - self._clock, 1)
 
 
 def write_record(records_dir: Path, record: Record, documents: dict[str, str], history: History) -> Path:
@@ -92,16 +99,23 @@ def write_record(records_dir: Path, record: Record, documents: dict[str, str], h
     return folder
 
 
+def _verified(record: Record) -> str:
+    if record.verified:
+        return "yes: every app host serves it healthy; verify passed"
+    return "no" if record.verification else "no: verify did not run"
+
+
 def markdown(record: Record) -> str:
     """The deployment log."""
-    title = f"{record.action.capitalize()} {record.app} {record.version} to {record.target}: {record.status}"
+    what = f"{record.app} {record.version}".rstrip()
+    title = f"{record.action.capitalize()} {what} to {record.target}: {record.status}"
     lines = [f"# {title}", "", "| | |", "|---|---|",
              f"| id | `{record.id}` |", f"| target | {record.target} |",
-             f"| artifact | {record.version}, sha256 `{record.sha256 or '-'}` |",
-             f"| strategy | {record.strategy} |", f"| by | {record.user} |",
+             *([f"| artifact | {record.version}, sha256 `{record.sha256 or '-'}` |"] if record.version else []),
+             *([f"| strategy | {record.strategy} |"] if record.strategy else []), f"| by | {record.user} |",
              f"| started | {record.started_at} |", f"| finished | {record.finished_at} ({record.seconds:.1f} s) |",
              f"| status | **{record.status}** (exit {record.exit_code}) |",
-             f"| verified | {'yes: every app host serves it healthy; verify passed' if record.verified else 'no'} |",
+             f"| verified | {_verified(record)} |",
              "", "## Steps", "", "| step | batch | status | seconds | changed |", "|---|---|---|---|---|"]
     lines += [f"| {s['name']} | {s['batch'] or ''} | {s['status']} | {s['seconds']} | {s['changed']} |"
               for s in record.steps]
@@ -112,7 +126,14 @@ def markdown(record: Record) -> str:
     if record.migrations:
         applied = record.migrations.get("applied") or []
         lines += ["", "## Migrations", ""]
-        lines += [f"- applied {m.get('script')} ({m.get('execution_time_ms')} ms)" for m in applied] or ["- none"]
+        lines += [f"- applied {m.get('script')}" + (f" ({m['execution_time_ms']} ms)" if "execution_time_ms" in m
+                                                    else "") for m in applied]
+        tool, output = record.migrations.get("tool"), record.migrations.get("output") or []
+        if tool and "applied" not in record.migrations:  # a command tool: what it printed is what is known
+            lines += [f"- ran the {tool} migrations; its last lines:", "", "  ```", *(f"  {o}" for o in output),
+                      "  ```"] if output else [f"- ran the {tool} migrations (no output)"]
+        elif not applied:
+            lines.append("- none")
         failed = record.migrations.get("failed")
         if failed:
             lines.append(f"- FAILED {failed.get('script')}, rolled back: {' '.join(str(failed.get('error')).split())}")
@@ -123,7 +144,11 @@ def markdown(record: Record) -> str:
     if record.cannot_roll_back:
         lines += ["", "## Cannot be rolled back", ""] + [f"- {item}" for item in record.cannot_roll_back]
     if record.failures or record.rolled_back_by_gate or record.rolled_back_by_runner:
-        lines += ["", "## Failures and rollback", ""] + [f"- {failure}" for failure in record.failures]
+        lines += ["", "## Failures and rollback", ""]
+        for failure in record.failures:
+            said, *tail = failure.splitlines()
+            lines.append(f"- {said}")
+            lines += ["", "  ```", *(f"  {line}" for line in tail), "  ```"] if tail else []
         if record.rolled_back_by_gate:
             lines.append(f"- rolled back by their health gate: {', '.join(record.rolled_back_by_gate)}")
         if record.rolled_back_by_runner:
