@@ -200,7 +200,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import Workspace, host_states, prepare_workspace, print_states
+    from rollwright.run.deploy import prepare_workspace
+    from rollwright.run.status import Workspace, host_states, print_states
 
     loaded = load_spec(args.spec)
     workspace: Workspace = prepare_workspace(loaded, args.target)

@@ -40,6 +40,7 @@ from rollwright.run.output import Output
 from rollwright.run.preflight import Overrides, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
+from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states
 from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Spec, Target
@@ -81,32 +82,6 @@ class Told:
     def event(self, kind: str, text: str, **fields: Any) -> None:
         self.lines.append(text)
         self.write.event(kind, text, **fields)
-
-
-@dataclass(frozen=True)
-class HostState:
-    """What an app host serves right now, as status.yml found it."""
-
-    name: str
-    current: str
-    previous: str
-    healthy: bool
-    health_status: int
-    live: bool = True  # takes traffic (blue/green: the live colour; otherwise every app host)
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A target's state beside the spec: the generated project a run uses, ansible-runner's artifacts,
-    the records. Each distinct project lives in `projects/<digest>/` and is never rewritten, so a run
-    keeps its files while another command regenerates the project from an edited spec."""
-
-    root: Path
-    project: Path
-
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
 
 
 def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
@@ -389,17 +364,6 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
     return code
 
 
-def host_states(workspace: Workspace, limit: str | None = None) -> list[HostState]:
-    """Ask every app host what it serves (status.yml changes nothing); unreachable hosts are missing."""
-    run = run_playbook(workspace.project, "status.yml", workspace.runs, lambda event: None, limit=limit)
-    found: dict[str, dict[str, Any]] = run.custom_stats.get("rollwright_hosts") or {}
-    unreachable = sorted(run.count("dark"))
-    states = [HostState(host, str(info.get("current") or ""), str(info.get("previous") or ""),
-                        bool(info.get("healthy")), int(info.get("health_status") or -1), bool(info.get("live", True)))
-              for host, info in sorted(found.items())]
-    return states + [HostState(host, "", "", False, -1) for host in unreachable if host not in found]
-
-
 def _check_options(loaded: LoadedSpec, name: str, target: Target, options: DeployOptions) -> None:
     if options.no_health_check and target.production:
         raise BadInput(f"--no-health-check is refused on target '{name}': it is marked production in {loaded.path}")
@@ -461,24 +425,6 @@ def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:
     return [*tags, "health"] if options.no_health_check else tags
 
 
-def one_healthy_version(states: list[HostState], live: bool = True) -> str | None:
-    """The release every live host (or, `live=False`, every idle blue/green host) serves when all of them
-    serve the same one and are healthy, else None."""
-    chosen = [s for s in states if s.live == live]
-    versions = {s.current for s in chosen}
-    return versions.pop() if chosen and len(versions) == 1 and all(s.healthy for s in chosen) else None
-
-
-def print_states(write: Write, states: list[HostState]) -> None:
-    """One line per app host: the release it serves, the one before it, and its health."""
-    write("hosts now:")
-    for state in states:
-        health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
-        serving = state.current or "unknown (unreachable or never deployed)"
-        idle = "" if state.live else " (idle: no traffic)"
-        write(f"    {state.name:<12} {serving:<16} previous {state.previous or '-':<16} {health}{idle}")
-
-
 def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: list[str],
              states: list[HostState], version: str) -> int:
     """The short story of a failed deploy; exit 1 when the fleet is on one healthy version, else 3."""
@@ -502,7 +448,7 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     if not progress.changed:
         write("nothing was changed on any host")
         return EXIT_FAILED
-    versions = {s.current for s in states}
+    versions = {s.serves for s in states}
     if versions == {""} and not progress.switched and not rolled_back:
         write("no app host serves a release yet (a first deploy): nothing was switched, the staged release waits")
         return EXIT_FAILED
@@ -519,5 +465,8 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     sick = [s.name for s in states if not s.healthy]
     if sick:
         problems.append(f"not healthy: {', '.join(sick)}")
+    half_done = [f"{s.name} ({', '.join(s.problems())})" for s in states if s.healthy and s.problems()]
+    if half_done:
+        problems.append(f"half-done: {'; '.join(half_done)} (`rollwright recover` repairs it)")
     write("ATTENTION, the fleet needs a human: " + "; ".join(problems))
     return EXIT_UNSAFE
