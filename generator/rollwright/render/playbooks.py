@@ -104,7 +104,8 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
 
 
 def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
-    """rollback.yml: every app host back to `previous` (or -e rollwright_rollback_version=V)."""
+    """rollback.yml: every app host back to `previous` (or -e rollwright_rollback_version=V; with
+    -e rollwright_rollback_restart=true restarted even when current already names it: recovery)."""
     if not spec.artifact:
         return [_play("Nothing to roll back (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
@@ -115,6 +116,7 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         _include("Roll back to the previous or named release", "rollback", vars={
             "rollback_root": f"{{{{ {V}release.root }}}}",
             "rollback_version": "{{ rollwright_rollback_version | default('') }}",
+            "rollback_restart": "{{ rollwright_rollback_restart | default(false) }}",
             "rollback_service_name": f"{{{{ {V}service.name }}}}",
             **_health_args("rollback_health_"),
         }),

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rollwright.errors import EXIT_FAILED, BadInput
+from rollwright.errors import EXIT_FAILED, EXIT_UNSAFE, BadInput
 from rollwright.inventory import inventory_groups
 from rollwright.render.batches import split_batches
 from rollwright.render.documents import checklist, rollback_plan
@@ -40,13 +40,13 @@ from rollwright.run.output import Output
 from rollwright.run.preflight import Overrides, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
+from rollwright.run.recover import repair_leftovers
 from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states
 from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Spec, Target
 
 Write = Callable[[str], None]
-EXIT_UNSAFE = 3  # failed, and the fleet is not on one healthy version: a human must look
 STATE_DIR = ".rollwright"
 PROJECTS_KEPT = 5
 
@@ -132,11 +132,28 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
     with lock.holding(options.lock_wait_s):
         notify(target.webhook, "start", record, write)
-        code = _run_site(loaded, options, workspace, record, documents, inventory, tell)
+        code = _repair_first(loaded, options, workspace, record, tell)
+        if code == 0:
+            code = _run_site(loaded, options, workspace, record, documents, inventory, tell)
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
     return code
+
+
+def _repair_first(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
+                  tell: Told) -> int:
+    """A killed deploy's leftovers (a host drained, `current` ahead of its process) repaired before this one
+    starts; not for blue/green (its switch is one step) nor a --limit deploy (it must not touch other hosts)."""
+    if not loaded.spec.artifact or loaded.spec.rollout.strategy == "blue_green" or options.limit:
+        return 0
+    with Interrupts() as interrupts:
+        repair = repair_leftovers(workspace, History(workspace.root.parent), record.target, tell, whole_fleet=False,
+                                  cancel=interrupts.after(1))
+    if repair.code:
+        tell(f"✗ deploy of {loaded.spec.app} {record.version} to {record.target} stopped before its rollout: "
+             "the hosts a killed run left half-done could not be repaired (see above)")
+    return repair.code
 
 
 def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
@@ -465,7 +482,10 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     sick = [s.name for s in states if not s.healthy]
     if sick:
         problems.append(f"not healthy: {', '.join(sick)}")
-    half_done = [f"{s.name} ({', '.join(s.problems())})" for s in states if s.healthy and s.problems()]
+    gone = sorted({lb for s in states for lb, state in s.lb.items() if state == "unreachable"})
+    if gone:
+        problems.append(f"the load balancer {', '.join(gone)} is unreachable: which hosts take traffic is unknown")
+    half_done = [f"{s.name} ({', '.join(s.problems())})" for s in states if s.half_done]
     if half_done:
         problems.append(f"half-done: {'; '.join(half_done)} (`rollwright recover` repairs it)")
     write("ATTENTION, the fleet needs a human: " + "; ".join(problems))

@@ -66,6 +66,15 @@ class HostState:
         return (self.healthy and self.active and self.running in ("", self.current)
                 and self.answers in ("", self.serves) and (self.in_service or not self.live))
 
+    @property
+    def half_done(self) -> bool:
+        """What a stopped run leaves behind: the process on another release than `current` names, a health
+        answer naming another, or (a live host) drained or in maintenance in a load balancer."""
+        if not self.reachable:
+            return False
+        out = self.live and any(state in ("MAINT", "DRAIN") for state in self.lb.values())
+        return out or self.running not in ("", self.current) or self.answers not in ("", self.serves)
+
     def problems(self, lb: bool = True) -> list[str]:
         """What is half-done on this host, in words (none when settled); `lb=False` leaves out the load balancer."""
         found = []
