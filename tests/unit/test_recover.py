@@ -3,12 +3,14 @@ balancer's word) and what a recovery repairs, from report shapes the lab's hosts
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from rollwright.run.recover import choose_version, last_good_version, plan_repair
 from rollwright.run.records import History, Record
-from rollwright.run.status import HostState, one_healthy_version, print_states, state_of
+from rollwright.run.recover import choose_version, last_good_version, orphans, plan_repair, wait_for_orphans
+from rollwright.run.status import HostState, Workspace, one_healthy_version, print_states, state_of
 
 
 def _report(current: str, running: str, lb: str = "ready", status: str = "UP", **extra: Any) -> dict[str, Any]:
@@ -82,3 +84,24 @@ def test_the_version_to_return_to(tmp_path: Path) -> None:
         history.add(record, tmp_path / f"{version}.json")
     assert last_good_version(history, "lab") == "1.0.0"
     assert last_good_version(history, "staging") == ""
+
+
+def test_a_killed_runners_playbook_still_working_on_the_target_is_found_and_waited_for(tmp_path: Path) -> None:
+    """A real process, started as ansible-runner starts ansible-playbook: from the project folder."""
+    project = tmp_path / "lab" / "projects" / "0123abcd"
+    project.mkdir(parents=True)
+    playbook = tmp_path / "ansible-playbook"
+    playbook.write_text("import time\ntime.sleep(float(__import__('sys').argv[1]))\n")
+    workspace = Workspace(tmp_path / "lab", project)
+    elsewhere = subprocess.Popen([sys.executable, str(playbook), "30"], cwd=tmp_path)
+    orphan = subprocess.Popen([sys.executable, str(playbook), "2"], cwd=project)
+    try:
+        assert orphans(workspace) == [orphan.pid]
+        said: list[str] = []
+        assert wait_for_orphans(workspace, said.append, wait_s=60) == []
+        assert said == [f"waiting up to 60s for the playbook processes a killed run left behind (pid {orphan.pid})"]
+        assert orphan.poll() == 0
+    finally:
+        for proc in (elsewhere, orphan):
+            proc.kill()
+            proc.wait()
