@@ -156,7 +156,8 @@ def repair_leftovers(workspace: Workspace, history: History, target: str, write:
     repair.states = host_states(workspace)
     settled = [s for s in repair.states if s.name in repair.hosts and s.settled and s.serves == repair.version]
     if len(settled) == len(repair.hosts):
-        write(f"repaired: {', '.join(repair.hosts)} serve {repair.version}, healthy and in service")
+        serve = "serves" if len(repair.hosts) == 1 else "serve"
+        write(f"repaired: {', '.join(repair.hosts)} {serve} {repair.version}, healthy and in service")
         return repair
     print_states(write, repair.states)
     write(f"✗ the repair did not settle {', '.join(h for h in repair.hosts if h not in {s.name for s in settled})}")
