@@ -319,23 +319,28 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         tasks.append(_include("Read the server state in the load balancer", "lb_haproxy", "read", vars={
             "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
             **_refs("lb_haproxy_", "lb", ["backend", "socket"])}))
-    tasks.append(_task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
-        "rollwright_hosts": (
-            "{{ {inventory_hostname: {"
-            "'current': rollwright_status_links.results[0].stat.lnk_target | default('') | basename, "
-            "'previous': rollwright_status_links.results[1].stat.lnk_target | default('') | basename, "
-            f"'root': {V}release.root, "
-            "'active': rollwright_status_unit.status.ActiveState | default(''), "
-            "'process_dir': rollwright_status_process.stat.lnk_target | default(''), "
-            "'health_status': rollwright_status_health.status | default(-1), "
-            f"'healthy': (rollwright_status_health.status | default(-1)) == {V}health.status, "
-            "'health_body': (rollwright_status_health.content | default(''))[:500]"
-            + (", 'lb': lb_haproxy_read.results | default([])" if lb else "")
-            + (", 'live': rollwright_status_live" if _blue_green(spec) else "")
-            + "}} }}")}}))
+    report = {
+        "current": "{{ rollwright_status_links.results[0].stat.lnk_target | default('') | basename }}",
+        "previous": "{{ rollwright_status_links.results[1].stat.lnk_target | default('') | basename }}",
+        "root": f"{{{{ {V}release.root }}}}",
+        "active": "{{ rollwright_status_unit.status.ActiveState | default('') }}",
+        "process_dir": "{{ rollwright_status_process.stat.lnk_target | default('') }}",
+        "health_status": "{{ rollwright_status_health.status | default(-1) }}",
+        "healthy": f"{{{{ (rollwright_status_health.status | default(-1)) == {V}health.status }}}}",
+        "health_body": "{{ (rollwright_status_health.content | default(''))[:500] }}",
+    }
+    if lb:
+        report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
+    if _blue_green(spec):
+        report["live"] = "{{ rollwright_status_live }}"
+    tasks += [
+        _task("Gather this host's report", "ansible.builtin.set_fact", {"rollwright_status_report": report}),
+        _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
+            "rollwright_hosts": "{{ {inventory_hostname: rollwright_status_report} }}"}}),
+    ]
     if _blue_green(spec):  # live: outside the idle colour (before the first switch, blue is the idle one)
         live = f"{{{{ inventory_hostname not in groups[{_lb_first(spec)}.rollwright_idle_colour] }}}}"
-        tasks.insert(-1, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
+        tasks.insert(-2, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
                                {"rollwright_status_live": live}))
     report = _play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])
     return [_colours_play(spec), report] if _blue_green(spec) else [report]

@@ -9,6 +9,7 @@ recovery all judge a host on what runs.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,7 +108,7 @@ def state_of(host: str, info: dict[str, Any]) -> HostState:
     running = release_of(str(info.get("process_dir") or ""), str(info.get("root") or ""))
     return HostState(host, current, previous, bool(info.get("healthy")), int(info.get("health_status") or -1),
                      bool(info.get("live", True)), active=info.get("active", "active") == "active", running=running,
-                     answers=version_named(str(info.get("health_body") or ""), [running, current, previous]),
+                     answers=version_named(info.get("health_body") or "", [running, current, previous]),
                      lb=lb_states(info.get("lb") or []))
 
 
@@ -117,12 +118,11 @@ def release_of(process_dir: str, root: str) -> str:
     return process_dir[len(prefix):].split("/")[0] if root and process_dir.startswith(prefix) else ""
 
 
-def version_named(body: str, candidates: list[str]) -> str:
+def version_named(body: Any, candidates: list[str]) -> str:
     """The version a health answer names: its JSON `version`, else the longest known release it mentions."""
-    try:
-        answer = json.loads(body)
-    except ValueError:
-        answer = None
+    answer, body = (body, json.dumps(body)) if isinstance(body, dict) else (None, str(body))
+    with contextlib.suppress(ValueError):
+        answer = answer or json.loads(body)
     if isinstance(answer, dict) and isinstance(answer.get("version"), str | int | float):
         return str(answer["version"])
     named = sorted((c for c in set(candidates) if c and c in body), key=len, reverse=True)
