@@ -134,7 +134,7 @@ def repair_leftovers(workspace: Workspace, history: History, target: str, write:
     repair.states = states
     if not repair.hosts:
         return repair
-    write("found half-done hosts (a deploy was killed or the control node lost power):")
+    write("found half-done hosts (a killed deploy, a lost control node or a hand left them so):")
     for host in sorted(repair.found):
         write(f"    {host:<12} {'; '.join(repair.found[host])}")
     if repair.version is None:
