@@ -196,8 +196,18 @@ def cmd_promote(args: argparse.Namespace) -> int:
                                                    lock_wait_s=args.lock_wait, message=args.message, action="promote"))
 
 
+def cmd_recover(args: argparse.Namespace) -> int:
+    from rollwright.run.deploy import prepare_workspace
+    from rollwright.run.recover import recover
+
+    loaded = load_spec(args.spec)
+    return _with_output(args, lambda out: recover(loaded, prepare_workspace(loaded, args.target), args.target, out,
+                                                  lock_wait_s=args.lock_wait))
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import Workspace, host_states, prepare_workspace, print_states
+    from rollwright.run.deploy import prepare_workspace
+    from rollwright.run.status import Workspace, host_states, print_states
 
     loaded = load_spec(args.spec)
     workspace: Workspace = prepare_workspace(loaded, args.target)
@@ -206,7 +216,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(json.dumps([vars(s) for s in states], indent=2))
     else:
         print_states(_say, states)
-    return 0 if states and all(s.healthy for s in states) else 1
+    return 0 if states and all(s.settled for s in states) else 1
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -463,6 +473,15 @@ def build_parser() -> argparse.ArgumentParser:
     _output_args(p)
     p.set_defaults(func=cmd_rollback)
 
+    p = sub.add_parser("recover", help="after a killed deploy: bring every app host back to one healthy version "
+                                       "in service (hosts drained, current ahead of the process, a stale lock)")
+    _spec_arg(p)
+    _target_arg(p)
+    p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
+                   help="wait this long for another deploy's lock (default: refuse at once)")
+    _output_args(p)
+    p.set_defaults(func=cmd_recover)
+
     p = sub.add_parser("promote", help="blue/green: the idle colour takes the traffic in one step")
     _spec_arg(p)
     _target_arg(p)
@@ -498,7 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
             a.add_argument("--force", action="store_true", help="break it although its holder may be alive elsewhere")
         a.set_defaults(func=cmd_lock)
 
-    p = sub.add_parser("status", help="what every app host serves and whether it is healthy (changes nothing)")
+    p = sub.add_parser("status", help="what every app host really runs (its process's release, the version its health "
+                                      "endpoint names), whether it is healthy and its load balancer state "
+                                      "(changes nothing; exit 1 when a host is not settled)")
     _spec_arg(p)
     _target_arg(p)
     p.add_argument("--limit", metavar="HOSTS", help="Ansible host pattern")

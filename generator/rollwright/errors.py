@@ -5,6 +5,7 @@ from __future__ import annotations
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+EXIT_UNSAFE = 3  # failed, and the fleet is not on one healthy version: a human must look
 
 
 class RollwrightError(Exception):

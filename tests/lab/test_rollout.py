@@ -320,7 +320,7 @@ def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> N
     spec = fleet.spec("6.1.0", keep=3, batches=["50%"])
     passed = fleet.rollwright("verify", "-f", str(spec), "-t", "lab", "--json")
     assert passed.returncode == 0, passed.stdout + passed.stderr
-    assert json.loads(passed.stdout)["passed"] >= 6 * len(APP_HOSTS) + 1  # six checks per app host, and the LB
+    assert json.loads(passed.stdout)["passed"] >= 7 * len(APP_HOSTS) + 1  # seven checks per app host, and the LB
     record = json.loads(fleet.rollwright("show", _newest_deploy(fleet, spec), "-f", str(spec), "--json").stdout)
     assert record["verification"]["ok"] is True and record["verified"] is True  # the deploy ran it too
 
@@ -335,6 +335,9 @@ def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> N
         assert any(line[:5] == ["app3", "current", "is", "the", "deployed"] for line in failed), broken.stdout
         assert any(line[0] == "lb1" and "app2" in line for line in failed), broken.stdout  # not ready in the LB
         assert not any(line[0] == "app1" for line in failed), broken.stdout
+        told = fleet.rollwright("status", "-f", str(spec), "-t", "lab").stdout.splitlines()  # what runs, not current
+        assert told[3].split()[:2] == ["app3", "6.1.0"] and "current is 6.0.4 but the process runs 6.1.0" in told[3]
+        assert "the service is not running" in told[2] and "DOWN in lb1" in told[2], told
     finally:
         fleet.lab.run("app3", "ln -sfn /srv/hello/releases/6.1.0 /srv/hello/current", check=True)
         fleet.lab.run("app2", "systemctl start hello", check=True)
@@ -345,7 +348,7 @@ def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> N
                            timeout=300, check=False, env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}",
                                                           "ANSIBLE_VAULT_PASSWORD_FILE": str(_vault_password(fleet))})
     assert plain.returncode == 0, plain.stdout + plain.stderr
-    assert f"{6 * len(APP_HOSTS)} passed" in plain.stdout, plain.stdout
+    assert f"{7 * len(APP_HOSTS)} passed" in plain.stdout, plain.stdout
 
 
 def _newest_deploy(fleet: Fleet, spec: Path) -> str:
@@ -431,3 +434,108 @@ def test_a_crash_looping_or_hanging_release_fails_its_gate_naming_why(fleet: Fle
     assert hang.returncode == 1, hang.stdout + hang.stderr
     assert "not healthy within 10s: no answer (timed out)" in hang.stdout, hang.stdout
     assert fleet.versions(fleet.spec("7.0.0", keep=3)) == dict.fromkeys(APP_HOSTS, "7.0.0")
+
+
+def _backend_states(fleet: Fleet) -> dict[str, str]:
+    """Each app server's status in the lab's HAProxy backend, from `show stat`."""
+    stat = fleet.lab.run("lb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
+    return {row[1]: row[17] for row in (r.split(",") for r in stat.splitlines() if r.startswith("app,app"))}
+
+
+def _process_release(fleet: Fleet, host: str) -> str:
+    """The release folder the app's process really runs in, read on the host."""
+    cwd = fleet.lab.run(host, "readlink /proc/$(systemctl show -p MainPID --value hello)/cwd").stdout.strip()
+    return cwd.removeprefix("/srv/hello/releases/")
+
+
+def test_a_deploy_after_a_killed_control_node_repairs_the_half_done_hosts(fleet: Fleet) -> None:
+    """SIGKILL of the runner while batch 2 (app2) restarts: no finally runs. status must tell the truth about
+    app2 (drained, and what its process runs), and the next deploy repairs it first, then rolls out: one
+    version everywhere, every server UP, no failed request."""
+    base = fleet.spec("6.1.0", keep=3)
+    if fleet.versions(base) != dict.fromkeys(APP_HOSTS, "6.1.0"):  # run alone: a verified fleet to return to
+        assert fleet.deploy(base).returncode == 0
+    spec = fleet.spec("6.3.0", keep=3)
+    command = [str(VENV_BIN / "rollwright"), "deploy", "-f", str(spec), "-t", "lab", "--json"]
+    killed = subprocess.Popen(command, cwd=fleet.folder, stdout=subprocess.PIPE, text=True, env=VAULT_ENV)
+    events: list[dict[str, object]] = []
+    try:
+        assert killed.stdout is not None
+        for line in killed.stdout:
+            events.append(json.loads(line))
+            if events[-1].get("event") == "phase" and events[-1].get("host") == "app2" and \
+                    events[-1].get("phase") == "restart":
+                os.kill(killed.pid, signal.SIGKILL)  # the runner only: its ansible-playbook may live on
+                break
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+        killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, events
+    time.sleep(3)  # let whatever the orphaned playbook still does on the hosts happen
+
+    status = fleet.rollwright("status", "-f", str(spec), "-t", "lab", "--json")
+    found = {host["name"]: host for host in json.loads(status.stdout)}
+    assert status.returncode == 1, status.stdout  # a host is not settled
+    assert found["app2"]["current"] == "6.3.0" and found["app2"]["lb"] == {"lb1": "MAINT"}
+    assert {h: found[h]["running"] for h in APP_HOSTS} == {h: _process_release(fleet, h) for h in APP_HOSTS}
+    assert found["app1"]["running"] == "6.3.0" and found["app3"]["running"] == "6.1.0"
+    told = fleet.rollwright("status", "-f", str(spec), "-t", "lab").stdout
+    assert "MAINT in lb1" in told.splitlines()[2], told
+    if found["app2"]["running"] != "6.3.0":
+        assert "current is 6.3.0 but the process runs 6.1.0" in told
+
+    proc, load = fleet.deploy_under_load(spec)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    assert "warning: breaking the deploy lock of" in out and "that process is gone" in out
+    assert "found half-done hosts" in out and "    app2         " in out.split("found half-done hosts")[1]
+    assert "repaired: app2 serves 6.1.0, healthy and in service" in out
+    assert load.failed == 0, load.summary()
+    after = {host["name"]: host for host in json.loads(fleet.rollwright(
+        "status", "-f", str(spec), "-t", "lab", "--json").stdout)}
+    assert {h: (after[h]["current"], after[h]["running"], after[h]["answers"]) for h in APP_HOSTS} == \
+        dict.fromkeys(APP_HOSTS, ("6.3.0", "6.3.0", "6.3.0"))
+    assert {h: _process_release(fleet, h) for h in APP_HOSTS} == dict.fromkeys(APP_HOSTS, "6.3.0")
+    assert _backend_states(fleet) == dict.fromkeys(APP_HOSTS, "UP")
+
+
+def test_a_load_balancer_lost_mid_rollout_is_blamed_and_recover_restores_one_version(fleet: Fleet) -> None:
+    """lb1 powered off while app2 (batch 2) restarts: the account names the load balancer, not the app host it
+    worked for; once lb1 is back, `rollwright recover` puts every host on one version, in service."""
+    base = fleet.spec("6.3.0", keep=3)
+    if fleet.versions(base) != dict.fromkeys(APP_HOSTS, "6.3.0"):  # run alone: the fleet the test above leaves
+        assert fleet.deploy(base).returncode == 0
+    spec = fleet.spec("6.4.0", keep=3)
+    killed_lb = False
+    lines: list[str] = []
+    proc = _start(fleet, spec)
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            if line.split() == ["app2", "restart"] and not killed_lb:  # powered off before app2's undrain
+                killed_lb = True
+                fleet.lab.stop("lb1")
+        code = proc.wait(timeout=900)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        fleet.lab.start("lb1")
+    out = "".join(lines)
+    print(out, file=sys.stderr)
+    assert code == 3, out
+    blamed = [line.split() for line in out.split("what failed:")[1].splitlines()[1:] if line.startswith("    ")]
+    assert blamed[0][:4] == ["lb1", "unreachable", "(the", "load"], out
+    assert blamed[0][6] in ("app2's", "app3's"), out  # the undrain of app2, or the drain after it
+    assert not any(line.split()[:2] in (["app2", "✗"], ["app3", "✗"]) for line in lines), out
+    assert "the load balancer lb1 is unreachable" in out
+
+    recovered = fleet.rollwright("recover", "-f", str(spec), "-t", "lab")
+    assert recovered.returncode == 0, recovered.stdout + recovered.stderr
+    assert "repaired:" in recovered.stdout or "nothing to repair" in recovered.stdout
+    after = {host["name"]: host for host in json.loads(fleet.rollwright(
+        "status", "-f", str(spec), "-t", "lab", "--json").stdout)}
+    assert len({(after[h]["current"], after[h]["running"]) for h in APP_HOSTS}) == 1, after
+    assert all(after[h]["healthy"] and after[h]["lb"] == {"lb1": "UP"} for h in APP_HOSTS), after
+    assert _backend_states(fleet) == dict.fromkeys(APP_HOSTS, "UP")

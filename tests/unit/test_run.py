@@ -120,6 +120,25 @@ def test_unreachable_host_is_a_failure_with_its_reason() -> None:
     assert progress.failed[0].unreachable == "ssh: timed out"
 
 
+def test_an_unreachable_load_balancer_is_blamed_not_the_app_host_it_worked_for() -> None:
+    """The event shape ansible-runner gave when lb1 was powered off during app2's undrain."""
+    lost = 'Task failed: Data could not be sent to remote host "10.0.0.10": Connection timed out'
+    res = {"results": [{"unreachable": True, "msg": lost, "item": "lb1", "ansible_loop_var": "item"}],
+           "unreachable": True, "msg": "All items completed", "changed": False}
+    progress, lines = _run([
+        _event("playbook_on_play_start", play=ROLLOUT),
+        _phase("app2", "drain"), _phase("app2", "switch"), _phase("app2", "undrain"),
+        _event("runner_on_unreachable", host="app2", task="Set the server state in the backend on every load balancer",
+               role="lb_haproxy", task_action="haproxy_server", res=res),
+    ])
+    assert [h.name for h in progress.failed] == ["lb1"]
+    assert progress.failed[0].failures == [
+        f"unreachable (the load balancer) at app2's undrain: Set the server state in the backend on every load "
+        f"balancer: {lost}"]
+    assert lines[-1].split()[:4] == ["lb1", "✗", "unreachable", "(the"]
+    assert "app2's undrain" in lines[-1] and "All items completed" not in lines[-1]
+
+
 def test_a_failed_command_is_reported_with_what_it_said() -> None:
     res = {"msg": "non-zero return code", "rc": 2, "stdout": "", "stderr": "warming up\nsh: cannot create x: denied\n"}
     progress, lines = _run([_event("playbook_on_play_start", play="Migrate"),

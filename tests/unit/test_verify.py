@@ -43,9 +43,11 @@ def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> Non
     assert (app["SERVICE"], app["USER"], app["ROOT"], app["VERSION"], app["PORT"]) == (
         "hello", "hello", "/srv/hello", "1.0.0", 8080)
     assert app["HEALTH_URL"] == "http://127.0.0.1:8080/health" and app["HEALTH_STATUS"] == 200
+    assert app["RUNS_IN_CURRENT"] is True  # no absolute working_dir: the process's folder names its release
     tests = [n.name for n in ast.parse(files["verify/test_app.py"]).body if isinstance(n, ast.FunctionDef)]
     assert tests == ["test_unit_is_enabled_and_running", "test_current_is_the_deployed_release",
-                     "test_release_folder_owner_and_mode", "test_env_file_is_private_to_the_service_user",
+                     "test_the_running_process_runs_the_deployed_release", "test_release_folder_owner_and_mode",
+                     "test_env_file_is_private_to_the_service_user",
                      "test_service_listens_on_its_port", "test_health_endpoint_answers_from_the_host"]
     lb = _constants(files["verify/test_lb.py"])
     assert (lb["testinfra_hosts"], lb["BACKEND"]) == (["ansible://lb"], "app")

@@ -105,7 +105,8 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
 
 
 def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
-    """rollback.yml: every app host back to `previous` (or -e rollwright_rollback_version=V)."""
+    """rollback.yml: every app host back to `previous` (or -e rollwright_rollback_version=V; with
+    -e rollwright_rollback_restart=true restarted even when current already names it: recovery)."""
     if not spec.artifact:
         return [_play("Nothing to roll back (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
@@ -116,6 +117,7 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         _include("Roll back to the previous or named release", "rollback", vars={
             "rollback_root": f"{{{{ {V}release.root }}}}",
             "rollback_version": "{{ rollwright_rollback_version | default('') }}",
+            "rollback_restart": "{{ rollwright_rollback_restart | default(false) }}",
             "rollback_service_name": f"{{{{ {V}service.name }}}}",
             **_health_args("rollback_health_"),
         }),
@@ -295,29 +297,52 @@ def undrain_plays(spec: Spec) -> list[dict[str, Any]]:
 
 
 def status_plays(spec: Spec) -> list[dict[str, Any]]:
-    """status.yml: what every app host runs and whether it is healthy, reported through set_stats."""
+    """status.yml: what every app host really runs, reported through set_stats: where `current` points, the
+    folder the service's main process runs in (a killed deploy can leave `current` ahead of the process),
+    what the health URL answers, and the host's state in every load balancer."""
     if not spec.artifact:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
+    lb = spec.rollout.load_balancer
     tasks = [
         _task("Read current and previous", "ansible.builtin.stat",
               {"path": f"{{{{ {V}release.root }}}}/{{{{ item }}}}"},
               loop=["current", "previous"], register="rollwright_status_links"),
+        _task("Read the service's main process", "ansible.builtin.systemd_service",
+              {"name": f"{{{{ {V}service.name }}}}"}, register="rollwright_status_unit", failed_when=False),
+        _task("Read the folder the service's process runs in", "ansible.builtin.stat",
+              {"path": "/proc/{{ rollwright_status_unit.status.MainPID | default(0) }}/cwd", "get_checksum": False},
+              register="rollwright_status_process"),
         _task("Ask the health URL", "ansible.builtin.uri", {
             "url": f"{{{{ {V}health.url }}}}", "return_content": True, "timeout": 5},
             register="rollwright_status_health", failed_when=False, changed_when=False),
-        _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {"rollwright_hosts": (
-            "{{ {inventory_hostname: {"
-            "'current': rollwright_status_links.results[0].stat.lnk_target | default('') | basename, "
-            "'previous': rollwright_status_links.results[1].stat.lnk_target | default('') | basename, "
-            "'health_status': rollwright_status_health.status | default(-1), "
-            f"'healthy': (rollwright_status_health.status | default(-1)) == {V}health.status"
-            + (", 'live': rollwright_status_live" if _blue_green(spec) else "")
-            + "}} }}")}}),
+    ]
+    if lb:
+        tasks.append(_include("Read the server state in the load balancer", "lb_haproxy", "read", vars={
+            "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
+            **_refs("lb_haproxy_", "lb", ["backend", "socket"])}))
+    report = {
+        "current": "{{ rollwright_status_links.results[0].stat.lnk_target | default('') | basename }}",
+        "previous": "{{ rollwright_status_links.results[1].stat.lnk_target | default('') | basename }}",
+        "root": f"{{{{ {V}release.root }}}}",
+        "active": "{{ rollwright_status_unit.status.ActiveState | default('') }}",
+        "process_dir": "{{ rollwright_status_process.stat.lnk_target | default('') }}",
+        "health_status": "{{ rollwright_status_health.status | default(-1) }}",
+        "healthy": f"{{{{ (rollwright_status_health.status | default(-1)) == {V}health.status }}}}",
+        "health_body": "{{ (rollwright_status_health.content | default(''))[:500] }}",
+    }
+    if lb:
+        report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
+    if _blue_green(spec):
+        report["live"] = "{{ rollwright_status_live }}"
+    tasks += [
+        _task("Gather this host's report", "ansible.builtin.set_fact", {"rollwright_status_report": report}),
+        _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
+            "rollwright_hosts": "{{ {inventory_hostname: rollwright_status_report} }}"}}),
     ]
     if _blue_green(spec):  # live: outside the idle colour (before the first switch, blue is the idle one)
         live = f"{{{{ inventory_hostname not in groups[{_lb_first(spec)}.rollwright_idle_colour] }}}}"
-        tasks.insert(-1, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
+        tasks.insert(-2, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
                                {"rollwright_status_live": live}))
     report = _play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])
     return [_colours_play(spec), report] if _blue_green(spec) else [report]

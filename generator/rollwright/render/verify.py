@@ -24,13 +24,15 @@ addopts = -p no:cacheprovider
 """
 
 APP_TESTS = '''
-# Prints the status a URL answers, from the host itself (python3 is on every host Ansible manages).
+# Prints the status a URL answers, then its body, from the host itself (python3 is on every host Ansible manages).
 HTTP_PROBE = (
     "import sys, urllib.error, urllib.request\\n"
     "try:\\n"
-    "    print(urllib.request.urlopen(sys.argv[1], timeout=5).status)\\n"
+    "    answer = urllib.request.urlopen(sys.argv[1], timeout=5)\\n"
     "except urllib.error.HTTPError as error:\\n"
-    "    print(error.code)\\n"
+    "    answer = error\\n"
+    "print(answer.status)\\n"
+    "print(answer.read(4096).decode(errors='replace'))\\n"
 )
 
 
@@ -46,6 +48,17 @@ def test_current_is_the_deployed_release(host):
     assert current.linked_to == f"{ROOT}/releases/{VERSION}", f"current points at {current.linked_to}, not {VERSION}"
     revision = host.file(f"{ROOT}/current/REVISION").content_string.strip()
     assert revision == VERSION, f"REVISION says {revision!r}, not {VERSION!r}"
+
+
+def test_the_running_process_runs_the_deployed_release(host):
+    """`current` can be ahead of what runs (a deploy killed between the switch and the restart)."""
+    pid = host.check_output("systemctl show -p MainPID --value %s", SERVICE)
+    assert pid not in ("", "0"), f"{SERVICE}.service has no main process"
+    if RUNS_IN_CURRENT:  # WorkingDirectory under current: the kernel keeps the folder it resolved at start
+        with host.sudo():
+            folder = host.check_output("readlink /proc/%s/cwd", pid)
+        release = f"{ROOT}/releases/{VERSION}"
+        assert folder == release or folder.startswith(release + "/"), f"the process runs in {folder}, not {release}"
 
 
 def test_release_folder_owner_and_mode(host):
@@ -71,7 +84,9 @@ def test_service_listens_on_its_port(host):
 def test_health_endpoint_answers_from_the_host(host):
     answer = host.run("python3 -c %s %s", HTTP_PROBE, HEALTH_URL)
     assert answer.rc == 0, f"{HEALTH_URL}: {answer.stderr.strip()[-200:]}"
-    assert answer.stdout.strip() == str(HEALTH_STATUS), f"{HEALTH_URL} answered {answer.stdout.strip()}"
+    status, _, body = answer.stdout.partition("\\n")
+    assert status.strip() == str(HEALTH_STATUS), f"{HEALTH_URL} answered {status.strip()}"
+    assert VERSION in body, f"{HEALTH_URL} does not name {VERSION}: {body.strip()[:200]}"
 '''
 
 LB_TESTS = '''
@@ -126,6 +141,7 @@ def verify_files(spec: Spec, spec_name: str, migrations: list[str]) -> dict[str,
             "VERSION": spec.artifact.version, "RELEASE_OWNER": "root", "RELEASE_GROUP": "root",
             "ENV_FILE": f"/etc/rollwright/{spec.service_name}.env", "PORT": health.port,
             "HEALTH_URL": f"http://127.0.0.1:{health.port}{health.path}", "HEALTH_STATUS": health.status,
+            "RUNS_IN_CURRENT": not (spec.service.working_dir or "").startswith("/"),
         }
         what = f"every {spec.rollout.hosts} host runs {spec.app} {spec.artifact.version} as the spec says."
         hosts = f'testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", {spec.rollout.hosts!r})]'

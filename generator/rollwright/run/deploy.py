@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rollwright.errors import EXIT_FAILED, BadInput
+from rollwright.errors import EXIT_FAILED, EXIT_UNSAFE, BadInput
 from rollwright.inventory import inventory_groups
 from rollwright.render.batches import split_batches
 from rollwright.render.documents import checklist, rollback_plan
@@ -41,13 +41,14 @@ from rollwright.run.output import Output
 from rollwright.run.preflight import Overrides, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
+from rollwright.run.recover import repair_leftovers
+from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states
 from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Spec, Target
 from rollwright.targetenv import TargetEnv
 
 Write = Callable[[str], None]
-EXIT_UNSAFE = 3  # failed, and the fleet is not on one healthy version: a human must look
 STATE_DIR = ".rollwright"
 PROJECTS_KEPT = 5
 
@@ -83,32 +84,6 @@ class Told:
     def event(self, kind: str, text: str, **fields: Any) -> None:
         self.lines.append(text)
         self.write.event(kind, text, **fields)
-
-
-@dataclass(frozen=True)
-class HostState:
-    """What an app host serves right now, as status.yml found it."""
-
-    name: str
-    current: str
-    previous: str
-    healthy: bool
-    health_status: int
-    live: bool = True  # takes traffic (blue/green: the live colour; otherwise every app host)
-
-
-@dataclass(frozen=True)
-class Workspace:
-    """A target's state beside the spec: the generated project a run uses, ansible-runner's artifacts,
-    the records. Each distinct project lives in `projects/<digest>/` and is never rewritten, so a run
-    keeps its files while another command regenerates the project from an edited spec."""
-
-    root: Path
-    project: Path
-
-    @property
-    def runs(self) -> Path:
-        return self.root / "runs"
 
 
 def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
@@ -159,11 +134,28 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
     with lock.holding(options.lock_wait_s):
         notify(target.webhook, "start", record, write)
-        code = _run_site(loaded, options, workspace, record, documents, inventory, tell)
+        code = _repair_first(loaded, options, workspace, record, tell)
+        if code == 0:
+            code = _run_site(loaded, options, workspace, record, documents, inventory, tell)
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
     return code
+
+
+def _repair_first(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
+                  tell: Told) -> int:
+    """A killed deploy's leftovers (a host drained, `current` ahead of its process) repaired before this one
+    starts; not for blue/green (its switch is one step) nor a --limit deploy (it must not touch other hosts)."""
+    if not loaded.spec.artifact or loaded.spec.rollout.strategy == "blue_green" or options.limit:
+        return 0
+    with Interrupts() as interrupts:
+        repair = repair_leftovers(workspace, History(workspace.root.parent), record.target, tell, whole_fleet=False,
+                                  cancel=interrupts.after(1))
+    if repair.code:
+        tell(f"✗ deploy of {loaded.spec.app} {record.version} to {record.target} stopped before its rollout: "
+             "the hosts a killed run left half-done could not be repaired (see above)")
+    return repair.code
 
 
 def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
@@ -398,17 +390,6 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
     return code
 
 
-def host_states(workspace: Workspace, limit: str | None = None) -> list[HostState]:
-    """Ask every app host what it serves (status.yml changes nothing); unreachable hosts are missing."""
-    run = run_playbook(workspace.project, "status.yml", workspace.runs, lambda event: None, limit=limit)
-    found: dict[str, dict[str, Any]] = run.custom_stats.get("rollwright_hosts") or {}
-    unreachable = sorted(run.count("dark"))
-    states = [HostState(host, str(info.get("current") or ""), str(info.get("previous") or ""),
-                        bool(info.get("healthy")), int(info.get("health_status") or -1), bool(info.get("live", True)))
-              for host, info in sorted(found.items())]
-    return states + [HostState(host, "", "", False, -1) for host in unreachable if host not in found]
-
-
 def _check_options(loaded: LoadedSpec, name: str, target: Target, options: DeployOptions) -> None:
     if options.no_health_check and target.production:
         raise BadInput(f"--no-health-check is refused on target '{name}': it is marked production in {loaded.path}")
@@ -471,24 +452,6 @@ def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:
     return [*tags, "health"] if options.no_health_check else tags
 
 
-def one_healthy_version(states: list[HostState], live: bool = True) -> str | None:
-    """The release every live host (or, `live=False`, every idle blue/green host) serves when all of them
-    serve the same one and are healthy, else None."""
-    chosen = [s for s in states if s.live == live]
-    versions = {s.current for s in chosen}
-    return versions.pop() if chosen and len(versions) == 1 and all(s.healthy for s in chosen) else None
-
-
-def print_states(write: Write, states: list[HostState]) -> None:
-    """One line per app host: the release it serves, the one before it, and its health."""
-    write("hosts now:")
-    for state in states:
-        health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
-        serving = state.current or "unknown (unreachable or never deployed)"
-        idle = "" if state.live else " (idle: no traffic)"
-        write(f"    {state.name:<12} {serving:<16} previous {state.previous or '-':<16} {health}{idle}")
-
-
 def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: list[str],
              states: list[HostState], version: str) -> int:
     """The short story of a failed deploy; exit 1 when the fleet is on one healthy version, else 3."""
@@ -515,7 +478,7 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     if not progress.changed:
         write("nothing was changed on any host")
         return EXIT_FAILED
-    versions = {s.current for s in states}
+    versions = {s.serves for s in states}
     if versions == {""} and not progress.switched and not rolled_back:
         write("no app host serves a release yet (a first deploy): nothing was switched, the staged release waits")
         return EXIT_FAILED
@@ -532,5 +495,11 @@ def _account(write: Write, site: PlaybookRun, progress: Progress, rolled_back: l
     sick = [s.name for s in states if not s.healthy]
     if sick:
         problems.append(f"not healthy: {', '.join(sick)}")
+    gone = sorted({lb for s in states for lb, state in s.lb.items() if state == "unreachable"})
+    if gone:
+        problems.append(f"the load balancer {', '.join(gone)} is unreachable: which hosts take traffic is unknown")
+    half_done = [f"{s.name} ({', '.join(s.problems())})" for s in states if s.half_done]
+    if half_done:
+        problems.append(f"half-done: {'; '.join(half_done)} (`rollwright recover` repairs it)")
     write("ATTENTION, the fleet needs a human: " + "; ".join(problems))
     return EXIT_UNSAFE

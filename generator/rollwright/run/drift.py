@@ -13,8 +13,9 @@ from collections.abc import Callable
 from typing import Any
 
 from rollwright.errors import EXIT_FAILED
-from rollwright.run.deploy import host_states, prepare_workspace
+from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import Event, PlaybookRun, run_playbook
+from rollwright.run.status import host_states
 from rollwright.spec.loader import LoadedSpec
 
 Write = Callable[[str], None]

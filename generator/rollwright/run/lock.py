@@ -59,6 +59,7 @@ class DeployLock:
         self.holder = {"id": deploy_id, "user": operator(), "control_host": socket.gethostname(),
                        "pid": os.getpid(), "version": version, "message": message}
         self.held = False
+        self.broke: dict[str, Any] = {}  # the holder of a stale lock this one broke
 
     def call(self, action: str, *, force: bool = False, stale: str = "") -> tuple[bool, dict[str, Any]]:
         """One lock.yml run; returns (ok, the module's result or the failure)."""
@@ -87,6 +88,7 @@ class DeployLock:
             if not ok and holder and holder_alive(holder) is False:
                 self.write(f"warning: breaking the deploy lock of {describe(holder)}: that process is gone")
                 ok, result = self.call("acquire", stale=str(holder.get("id")))
+                self.broke = holder if ok else {}
                 holder = result.get("holder") or {}
             if ok:
                 self.held = True

@@ -136,9 +136,10 @@ class Progress:
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             self._failed(data, "failed")
         elif kind == "runner_on_unreachable":
-            record = self.host(str(data.get("host")))
+            balancer = _unreachable_balancer(data)
+            record = self.host(balancer or str(data.get("host")))
             record.unreachable = _message(data.get("res"))
-            self._failed(data, "unreachable")
+            self._failed(data, "unreachable", balancer)
         elif kind == "playbook_on_stats":
             self._end_play()
 
@@ -221,7 +222,9 @@ class Progress:
             elif record.phase == "rollback":
                 record.rolled_back = True
 
-    def _failed(self, data: dict[str, Any], how: str) -> None:
+    def _failed(self, data: dict[str, Any], how: str, balancer: str = "") -> None:
+        """A failed task; `balancer`: the load balancer host a delegated task could not reach, which is what
+        failed (the app host it worked for is named in the message, not blamed)."""
         host, task = str(data.get("host")), str(data.get("task", ""))
         if isinstance(data.get("res"), dict):
             self._remember(data, data["res"])
@@ -235,7 +238,11 @@ class Progress:
         message, tail = _message(res), output_tail(res)
         batched = self._play is not None and self._play.batch and task != CANARY_FAIL_TASK
         where = f"{record.phase}: " if batched and record.phase else ""
-        record.failures.append("\n".join([f"{where}{task}: {message}", *tail]))
+        if balancer:
+            where, how = f"{host}'s {record.phase or task}: ", "unreachable (the load balancer)"
+            record, host = self.host(balancer), balancer
+        told = f"{how} at {where}{task}: {message}" if balancer else f"{where}{task}: {message}"
+        record.failures.append("\n".join([told, *tail]))
         self._say("failure", "\n".join([f"    {host:<12} ✗ {how} at {where}{task}: {message}",
                                         *(f"{'':<17}| {line}" for line in tail)]),
                   host=host, how=how, phase=record.phase, task=task, message=message, output=tail)
@@ -293,6 +300,15 @@ def output_tail(res: Any) -> list[str]:
     return said[-TAIL_LINES:] if len(said) > 1 else []
 
 
+def _unreachable_balancer(data: dict[str, Any]) -> str:
+    """The load balancer host an lb_haproxy task (delegated to each load balancer in a loop) could not reach."""
+    res = data.get("res") if isinstance(data.get("res"), dict) else {}
+    if data.get("role") != "lb_haproxy":
+        return ""
+    items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("unreachable")]
+    return ", ".join(str(r.get("item")) for r in items if r.get("item"))
+
+
 def _message(res: Any) -> str:
     """The one line that says why a task failed (a module's msg; for a command, its last output line)."""
     if not isinstance(res, dict):
@@ -301,7 +317,8 @@ def _message(res: Any) -> str:
     if text == "non-zero return code" and (res.get("stderr") or res.get("stdout")):  # say what the command said
         said = str(res.get("stderr") or res.get("stdout")).strip().splitlines()[-1]
         text = f"exit {res.get('rc')}: {said}"
-    if not text and isinstance(res.get("results"), list):
-        text = "; ".join(_message(r) for r in res["results"] if isinstance(r, dict) and r.get("failed"))
+    if (not text or text == "All items completed") and isinstance(res.get("results"), list):
+        failed = [r for r in res["results"] if isinstance(r, dict) and (r.get("failed") or r.get("unreachable"))]
+        text = "; ".join(_message(r) for r in failed)
     text = " ".join(str(text).split())
     return (text[: MESSAGE_LIMIT - 1] + "…") if len(text) > MESSAGE_LIMIT else (text or "failed")
