@@ -79,9 +79,9 @@ class DeployLock:
         return run.ok, found
 
     def acquire(self, wait_s: float = 0.0) -> None:
-        """Take the lock, waiting up to `wait_s` for its holder; raises BadInput naming the holder."""
-        deadline = time.monotonic() + wait_s
-        said = False
+        """Take the lock, waiting up to `wait_s` for its holder; raises BadInput naming the holder. The wait
+        counts from the first answer that the lock is held (one lock call can itself take seconds)."""
+        deadline: float | None = None
         while True:
             ok, result = self.call("acquire")
             holder = result.get("holder") or {}
@@ -95,14 +95,15 @@ class DeployLock:
                 return
             if not holder:  # not a held lock: the host did not answer, or the module failed
                 raise BadInput(f"could not take the deploy lock: {result.get('msg', 'failed')}")
+            if deadline is None:
+                deadline = time.monotonic() + wait_s
+                if wait_s > 0:
+                    self.write(f"waiting up to {wait_s:.0f}s for the deploy lock held by {describe(holder)}")
             if time.monotonic() >= deadline:
                 age = time.time() - float(holder.get("since") or time.time())
                 hint = ("if that deploy is gone, `rollwright lock release --force`" if age > OLD_LOCK_S
                         else "wait for it, or retry with --lock-wait SECONDS")
                 raise BadInput(f"the target is locked by {describe(holder)}; {hint}")
-            if not said:
-                self.write(f"waiting up to {wait_s:.0f}s for the deploy lock held by {describe(holder)}")
-                said = True
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     @contextmanager
