@@ -138,6 +138,7 @@ def release(module, path, me, current):
         module.exit_json(changed=True, held=False, holder={}, **({} if mine else {"broken": current}))
     if mine:
         gone = f"{path}.released-{UNSAFE_NAME.sub('_', str(me.get('id')))}"
+        shutil.rmtree(gone, ignore_errors=True)  # left by a release interrupted between its two steps
         os.rename(path, gone)  # the lock disappears at once, never half-removed under a new taker
         shutil.rmtree(gone)
         module.exit_json(changed=True, held=False, holder={})
