@@ -87,7 +87,7 @@ def send(module, path, commands, result):
 def checked_config(module, path, backend, serve, retire):
     """The config as the switch leaves it, checked by HAProxy, in a file beside it; None when it needs no change."""
     try:
-        with open(path, encoding="utf-8") as handle:
+        with open(path, encoding="utf-8", newline="") as handle:  # every byte kept, line ends too
             text = handle.read()
     except OSError as exc:
         module.fail_json(msg=f"cannot read HAProxy's config {path}: {exc}; traffic not switched")
@@ -100,7 +100,7 @@ def checked_config(module, path, backend, serve, retire):
     if module.check_mode:
         return ""
     handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".rollwright-", suffix=".cfg")
-    with os.fdopen(handle, "w", encoding="utf-8") as out:
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
         out.write(wanted)
     shutil.copystat(path, staged)
     info = os.stat(path)
@@ -136,7 +136,7 @@ def main():
     if missing:
         module.fail_json(msg=f"HAProxy has no server {', '.join(f'{backend}/{name}' for name in missing)}")
     done = all(ready_at_full_weight(state[s]) for s in serve) and all(in_maintenance(state[s]) for s in retire)
-    config = module.params["config"]
+    config = os.path.realpath(module.params["config"])  # a linked config is edited where it lives
     staged = checked_config(module, config, backend, serve, retire)
     result = {"changed": not done or staged is not None, "switched": not done, "config_changed": staged is not None,
               "waited": 0.0}
