@@ -167,7 +167,7 @@ def test_every_preflight_problem_is_listed_before_any_change(fleet: Fleet) -> No
                     "reason": "year-end"}]}
     spec.write_text(yaml.safe_dump(data))
     socket = "/run/haproxy/admin.sock"
-    fleet.lab.run("app1", "mount -t tmpfs -o size=64m,nr_inodes=200 rollwright-test /srv/hello", check=True)
+    fleet.lab.run("app1", "mount -t tmpfs -o size=1g,nr_inodes=200 rollwright-test /srv/hello", check=True)
     try:
         fleet.lab.run("lb1", f"mv {socket} {socket}.aside", check=True)  # HAProxy still listens, unreachable by path
         try:
