@@ -7,12 +7,15 @@ through the lab's HAProxy; a single failed request fails the test.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +24,7 @@ import pytest
 import yaml
 from fleets import APP_HOSTS, LOAD_RATE, VAULT_ENV, VENV_BIN, Fleet
 
+from rollwright.lab import sample
 from rollwright.lab.fleet import Lab
 from rollwright.lab.load import Load
 
@@ -145,8 +149,9 @@ def test_checksum_mismatch_refuses_before_touching_any_host(fleet: Fleet) -> Non
 
 
 def test_every_preflight_problem_is_listed_before_any_change(fleet: Fleet) -> None:
-    """Missing env var, checksum mismatch, freeze window, unpromoted artifact and an unreachable host on a
-    production target: one refusal naming all five, exit 2, no host touched."""
+    """Missing env var, checksum mismatch, freeze window, unpromoted artifact, an unreachable host, HAProxy's
+    admin socket gone from lb1 and app1's release root out of inodes (a 200-inode tmpfs over it) on a
+    production target: one refusal naming all seven, exit 2, no host touched."""
     spec = fleet.spec("5.1.0", sha256="0" * 64)
     data = yaml.safe_load(spec.read_text())
     inventory = yaml.safe_load(fleet.lab.inventory_path.read_text())
@@ -161,12 +166,23 @@ def test_every_preflight_problem_is_listed_before_any_change(fleet: Fleet) -> No
         "freeze": [{"start": (now - timedelta(hours=1)).isoformat(), "end": (now + timedelta(hours=1)).isoformat(),
                     "reason": "year-end"}]}
     spec.write_text(yaml.safe_dump(data))
-    proc = fleet.rollwright("deploy", "-f", str(spec), "-t", "prod")
+    socket = "/run/haproxy/admin.sock"
+    fleet.lab.run("app1", "mount -t tmpfs -o size=1g,nr_inodes=200 rollwright-test /srv/hello", check=True)
+    try:
+        fleet.lab.run("lb1", f"mv {socket} {socket}.aside", check=True)  # HAProxy still listens, unreachable by path
+        try:
+            proc = fleet.rollwright("deploy", "-f", str(spec), "-t", "prod")
+        finally:
+            fleet.lab.run("lb1", f"mv {socket}.aside {socket}", check=True)
+    finally:
+        fleet.lab.run("app1", "umount /srv/hello", check=True)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     listed = [line for line in proc.stderr.splitlines() if line.startswith("  - ")]
-    assert len(listed) == 5, proc.stderr
+    assert len(listed) == 7, proc.stderr
     for expected in ("ROLLWRIGHT_TEST_NEVER_SET is not set", "artifact sha256 mismatch", "change freeze on prod",
-                     "has no successful, verified deploy on lab", "app9 does not answer"):
+                     "has no successful, verified deploy on lab", "app9 does not answer",
+                     f"lb1: HAProxy's admin socket {socket} is missing on lb1",
+                     "app1: only 199 free inodes on /srv/hello for /srv/hello, 10000 needed"):
         assert any(expected in line for line in listed), (expected, proc.stderr)
     assert fleet.versions(fleet.spec("2.0.0")) == dict.fromkeys(APP_HOSTS, "2.0.0")
 
@@ -267,6 +283,28 @@ def test_a_lock_left_by_a_killed_deploy_is_broken_with_a_warning(fleet: Fleet) -
     after = fleet.deploy(spec)
     assert after.returncode == 0, after.stdout + after.stderr
     assert "warning: breaking the deploy lock of" in after.stdout and "that process is gone" in after.stdout
+
+
+def test_a_tarball_tar_refuses_fails_the_deploy_naming_the_member_and_why(fleet: Fleet) -> None:
+    built, _ = sample.build("5.9.0", fleet.folder / "dist")
+    bad = fleet.folder / "dist" / "hello-5.9.0-dotdot.tar.gz"
+    with tarfile.open(built) as good, tarfile.open(bad, "w:gz") as out:
+        for member in good.getmembers():
+            out.addfile(member, good.extractfile(member) if member.isfile() else None)
+        escape = tarfile.TarInfo("../escape.txt")
+        escape.size = 4
+        out.addfile(escape, io.BytesIO(b"out\n"))
+    sha = hashlib.sha256(bad.read_bytes()).hexdigest()
+    spec = sample.write_spec(fleet.folder, fleet.inventory, bad, sha, "5.9.0", name="hello-5.9.0-dotdot.yml")
+    proc = fleet.deploy(spec)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    said = proc.stdout + proc.stderr
+    assert "cannot unpack /srv/hello/artifacts/5.9.0.tar.gz: " in said, said
+    assert "tar: ../escape.txt: Member name contains '..'" in said, said
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+    for host in APP_HOSTS:
+        left = fleet.lab.run(host, "ls /srv/hello/releases").stdout.split()
+        assert "5.9.0" not in left and "escape.txt" not in left, (host, left)
 
 
 def test_keep_n_releases_after_n_plus_two_deploys(fleet: Fleet) -> None:

@@ -134,6 +134,19 @@ def _traffic(fleet: Fleet, requests: int = 60) -> dict[str, int]:
     return dict(load.result.versions)
 
 
+def _reload_haproxy(fleet: Fleet) -> dict[str, int]:
+    """`systemctl reload haproxy` on lb1, then each server's admin state bits as the new process has them."""
+    reloaded = fleet.lab.run("lb1", "systemctl reload haproxy")
+    assert reloaded.returncode == 0, reloaded.stderr
+    for _ in range(50):  # the new process opens the admin socket a moment after the reload returns
+        shown = fleet.lab.run("lb1", "echo 'show servers state app' | socat stdio /run/haproxy/admin.sock")
+        rows = [line.split() for line in shown.stdout.splitlines() if line[:1].isdigit() and len(line.split()) > 7]
+        if rows:
+            return {row[3]: int(row[6]) for row in rows}
+        time.sleep(0.2)
+    raise AssertionError(f"HAProxy's admin socket did not answer after the reload: {shown.stdout}{shown.stderr}")
+
+
 def test_a_first_blue_green_deploy_can_wait_for_its_switch(colours: Fleet) -> None:
     """No colour has been live yet: blue, the idle one, gets the release and the traffic stays where it was."""
     spec = colours.spec("30.0.0", rollout=BLUE_GREEN)
@@ -157,6 +170,9 @@ def test_blue_green_switches_in_one_step_and_switches_back(colours: Fleet) -> No
     assert set(load.versions) == {"30.0.0", "30.1.0"}, load.summary()
     assert colours.versions(spec) == {"app1": "30.0.0", "app2": "30.1.0", "app3": "30.1.0"}
     assert list(_traffic(colours)) == ["30.1.0"]
+    states = _reload_haproxy(colours)  # the idle colour stays out of service: its servers start in maintenance
+    assert [name for name, bits in states.items() if bits & 0x23] == ["app1"], states
+    assert list(_traffic(colours)) == ["30.1.0"]
 
     with Load(colours.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as during:
         back = colours.rollwright("rollback", "-f", str(spec), "-t", "lab")
@@ -164,6 +180,9 @@ def test_blue_green_switches_in_one_step_and_switches_back(colours: Fleet) -> No
     assert during.result.failed == 0, during.result.summary()
     assert list(_traffic(colours)) == ["30.0.0"]  # the old colour serves at once, nothing restarted
     assert colours.versions(spec) == {"app1": "30.0.0", "app2": "30.1.0", "app3": "30.1.0"}
+    states = _reload_haproxy(colours)  # and the rollback's colours survive a reload as well
+    assert [name for name, bits in states.items() if bits & 0x23] == ["app2", "app3"], states
+    assert list(_traffic(colours)) == ["30.0.0"]
 
 
 def test_blue_green_deploy_now_switch_later(colours: Fleet) -> None:

@@ -429,6 +429,10 @@ def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
              _include("Check there is room for the release", "preflight", "hosts",
                       vars={"preflight_release_root": f"{{{{ {V}release.root }}}}"},
                       when=f"inventory_hostname in groups[{spec.rollout.hosts!r}] | default([])")]
+    if spec.rollout.load_balancer:
+        tasks.append(_include("Check HAProxy's admin socket is there", "preflight", "load_balancer",
+                              vars={"preflight_haproxy_socket": f"{{{{ {V}lb.socket }}}}"},
+                              when=f"inventory_hostname in groups[{spec.rollout.load_balancer.hosts!r}] | default([])"))
     play = _play("Preflight on the hosts (changes nothing)", hosts, tasks if fatal else _all_checks(tasks),
                  tags=["preflight"])
     if fatal:

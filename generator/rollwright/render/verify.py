@@ -90,7 +90,8 @@ def test_health_endpoint_answers_from_the_host(host):
 '''
 
 LB_TESTS = '''
-# `show servers state` columns: 4 srv_name, 6 srv_op_state (2 = running), 7 srv_admin_state (0 = ready)
+# `show servers state` columns: 4 srv_name, 6 srv_op_state (2 = running), 7 srv_admin_state (ready: no
+# maintenance or drain bit, 0x3b; 0x04 alone marks a server `disabled` in the config that the runtime API readied)
 SHOW_STATE = (
     "import socket, sys\\n"
     "s = socket.socket(socket.AF_UNIX)\\n"
@@ -107,7 +108,7 @@ def test_every_app_server_is_ready_in_the_backend(host):
     assert servers, f"backend {BACKEND} has no servers: {out.strip()[-200:]}"
     serving = [name for name in os.environ.get("ROLLWRIGHT_VERIFY_SERVERS", "").split(",") if name]
     not_ready = [f"{row[3]} (op state {row[5]}, admin state {row[6]})" for row in servers
-                 if (row[5] != "2" or row[6] != "0") and (not serving or row[3] in serving)]
+                 if (row[5] != "2" or int(row[6]) & 0x3B) and (not serving or row[3] in serving)]
     assert not not_ready, f"not ready in backend {BACKEND}: {', '.join(not_ready)}"
 '''
 

@@ -3,7 +3,8 @@
 lock.yml runs the deploy_lock role there; the folder it makes with mkdir holds who took it (user,
 control host, pid), for which deploy and version, and why. Only the runner can tell that a holder on
 this same control node is gone (its pid no longer exists), so it is the runner that asks the module
-to break such a lock; a holder elsewhere is only broken by `rollwright lock release --force`.
+to break such a lock (atomically: of two deploys breaking it at once, one takes it and the other
+is refused naming it); a holder elsewhere is only broken by `rollwright lock release --force`.
 """
 
 from __future__ import annotations

@@ -31,10 +31,11 @@ def server_row(path, backend, server):
     return None
 
 
-# srv_admin_state bits of `show servers state` (HAProxy's SRV_ADMF_*): forced, inherited, configured and
-# resolver/hostname maintenance, and forced, inherited and configured drain.
-MAINT_BITS = 0x01 | 0x02 | 0x04 | 0x40 | 0x80
-DRAIN_BITS = 0x08 | 0x10 | 0x20
+# srv_admin_state bits of `show servers state` (HAProxy's SRV_ADMF_MAINT and SRV_ADMF_DRAIN masks): forced,
+# inherited and resolver maintenance; forced and inherited drain. Configured maintenance (`disabled` in the
+# config, 0x04) stays set on a server the runtime API readied: alone it is no maintenance.
+MAINT_BITS = 0x01 | 0x02 | 0x20
+DRAIN_BITS = 0x08 | 0x10
 
 
 def servers_state(path, backend):

@@ -1,5 +1,9 @@
 #!/usr/bin/python
-"""Move a backend's traffic from one set of servers to another in one runtime API request (blue/green)."""
+"""Move a backend's traffic from one set of servers to another in one runtime API request (blue/green).
+
+The colours are kept in HAProxy's config file too (the retired servers' lines say `disabled`), so a
+reload or restart, which starts every server from the config, keeps the idle colour out of service.
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,15 @@ description:
   - Then one runtime API request gives the O(serve) servers their configured weight and drains the
     O(retire) servers, so new requests move at once; the module waits (bounded) for the retired servers'
     sessions to end and puts them into maintenance, still running, for an instant switch back.
-  - Changes nothing when the O(serve) servers are ready at full weight and the O(retire) ones in maintenance.
+  - The O(config) file keeps the colours where a reload or restart finds them: the O(retire) servers' lines
+    in the backend get the C(disabled) word, the O(serve) servers' lines lose it (nothing else changes). The
+    new file is checked with C(haproxy -c) before the traffic moves and written once it has moved.
+  - Changes nothing when the O(serve) servers are ready at full weight, the O(retire) ones in maintenance
+    and the config says so.
 options:
   socket: {description: Path of the admin socket (level admin)., type: path, default: /run/haproxy/admin.sock}
+  config: {description: HAProxy's config file (its backend has a C(server) line per server)., type: path,
+           default: /etc/haproxy/haproxy.cfg}
   backend: {description: Backend (proxy) name., type: str, required: true}
   serve: {description: Servers that take the traffic afterwards., type: list, elements: str, required: true}
   retire: {description: Servers that stop taking it (kept running, in maintenance)., type: list, elements: str,
@@ -35,12 +45,18 @@ EXAMPLES = r"""
 
 RETURN = r"""
 switched: {description: Whether the traffic moved in this run., returned: always, type: bool}
+config_changed: {description: Whether the config file was rewritten to keep the colours., returned: always,
+                 type: bool}
 waited: {description: Seconds spent waiting for health checks and drains., returned: always, type: float}
 """
 
+import os
+import shutil
+import tempfile
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.haproxy_config import mark_colours
 from ansible.module_utils.haproxy_runtime import (
     DRAIN_BITS,
     MAINT_BITS,
@@ -68,10 +84,40 @@ def send(module, path, commands, result):
         module.fail_json(msg=f"HAProxy refused `{'; '.join(commands)}`: {answer}", **result)
 
 
+def checked_config(module, path, backend, serve, retire):
+    """The config as the switch leaves it, checked by HAProxy, in a file beside it; None when it needs no change."""
+    try:
+        with open(path, encoding="utf-8", newline="") as handle:  # every byte kept, line ends too
+            text = handle.read()
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read HAProxy's config {path}: {exc}; traffic not switched")
+    wanted, missing = mark_colours(text, backend, serve, retire)
+    if missing:
+        module.fail_json(msg=f"{path}: backend {backend} has no `server` line for {', '.join(missing)}, so a reload "
+                             "would not keep the colours; traffic not switched")
+    if wanted == text:
+        return None
+    if module.check_mode:
+        return ""
+    handle, staged = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".rollwright-", suffix=".cfg")
+    with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+        out.write(wanted)
+    shutil.copystat(path, staged)
+    info = os.stat(path)
+    os.chown(staged, info.st_uid, info.st_gid)
+    rc, out, err = module.run_command([module.get_bin_path("haproxy", required=True), "-c", "-q", "-f", staged])
+    if rc != 0:
+        os.unlink(staged)
+        module.fail_json(msg=f"HAProxy refuses {path} with the colours marked: {(err or out).strip()[-400:]}; "
+                             "traffic not switched")
+    return staged
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
             "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            "config": {"type": "path", "default": "/etc/haproxy/haproxy.cfg"},
             "backend": {"type": "str", "required": True},
             "serve": {"type": "list", "elements": "str", "required": True},
             "retire": {"type": "list", "elements": "str", "default": []},
@@ -90,9 +136,25 @@ def main():
     if missing:
         module.fail_json(msg=f"HAProxy has no server {', '.join(f'{backend}/{name}' for name in missing)}")
     done = all(ready_at_full_weight(state[s]) for s in serve) and all(in_maintenance(state[s]) for s in retire)
-    result = {"changed": not done, "switched": not done, "waited": 0.0}
-    if done or module.check_mode:
-        module.exit_json(**result)
+    config = os.path.realpath(module.params["config"])  # a linked config is edited where it lives
+    staged = checked_config(module, config, backend, serve, retire)
+    result = {"changed": not done or staged is not None, "switched": not done, "config_changed": staged is not None,
+              "waited": 0.0}
+    try:
+        if not (done or module.check_mode):
+            start = time.monotonic()
+            switch(module, path, backend, serve, retire, state, result)
+            result["waited"] = round(time.monotonic() - start, 2)
+        if staged:
+            os.replace(staged, config)  # in one rename, once the runtime state matches it
+    finally:
+        if staged and os.path.exists(staged):  # the switch failed: the config stays as it was
+            os.unlink(staged)
+    module.exit_json(**result)
+
+
+def switch(module, path, backend, serve, retire, state, result):
+    """Ready the cold serving servers at weight 0, then move the traffic in one request; fails on a server not UP."""
     start, timeout = time.monotonic(), module.params["wait_timeout"]
     cold = [s for s in serve if not ready_at_full_weight(state[s])]
     send(module, path, [c for s in cold for c in (f"set weight {backend}/{s} 0", f"set server {backend}/{s} state ready")],
@@ -110,8 +172,6 @@ def main():
                    lambda row: int(row.get("scur") or 0) == 0)
     if retire:
         send(module, path, [f"set server {backend}/{s} state maint" for s in retire], result)
-    result["waited"] = round(time.monotonic() - start, 2)
-    module.exit_json(**result)
 
 
 if __name__ == "__main__":
