@@ -14,15 +14,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-## Everything: fast unit tests, then the lab suite on real systemd hosts (needs root).
+## Everything: fast unit tests and the lab suite on real systemd hosts (needs root), on two workers: each boots
+## a session lab of its own, a lab module runs whole on one worker, each Molecule scenario is a group of its own.
+PYTEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest tests
+	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 test-unit: venv
 	$(BIN)/python -m pytest tests -m "not lab"
 
 test-lab: venv
-	$(BIN)/python -m pytest tests -m lab
+	$(BIN)/python -m pytest tests -m lab -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
 
 lint: venv
 	$(BIN)/ruff check generator tests bench
