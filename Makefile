@@ -15,16 +15,16 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 ## Everything: fast unit tests and the lab suite on real systemd hosts (needs root), on two workers: each boots
-## a session lab of its own, a lab module runs whole on one worker, each Molecule scenario is a group of its own.
+## a session lab of its own; tests/conftest.py keeps a lab module whole on one worker.
 PYTEST_WORKERS ?= 2
 test: venv
-	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
+	$(BIN)/python -m pytest tests -n $(PYTEST_WORKERS) --durations=25
 
 test-unit: venv
 	$(BIN)/python -m pytest tests -m "not lab"
 
 test-lab: venv
-	$(BIN)/python -m pytest tests -m lab -n $(PYTEST_WORKERS) --dist loadgroup --durations=25
+	$(BIN)/python -m pytest tests -m lab -n $(PYTEST_WORKERS) --durations=25
 
 lint: venv
 	$(BIN)/ruff check generator tests bench

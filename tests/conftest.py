@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 REPO = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
@@ -46,3 +47,18 @@ def run_with_closed_stdout(args: list[str], cwd: Path, env: dict[str, str] | Non
 @pytest.fixture
 def closed_stdout() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_with_closed_stdout
+
+
+class LabModules(LoadScopeScheduling):
+    """Under `pytest -n N`: a lab module runs whole on one worker (its module-scoped fleet is deployed once, and
+    its tests build on each other), in the worker's own session lab; each Molecule scenario (a lab of its own)
+    and each unit test is a unit by itself, so they spread over the workers. Largest modules go first."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        path = nodeid.split("::", 1)[0]
+        return path if path.startswith("tests/lab/") and not path.endswith("/test_molecule.py") else nodeid
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> LoadScopeScheduling:
+    """pytest-xdist's scheduler for this suite (its loadgroup marks are lost on pytest 9's node ids)."""
+    return LabModules(config, log)

@@ -24,18 +24,10 @@ SESSION_APP_HOSTS = 3
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every test in this directory `lab` (hooks in a conftest see the whole session's items).
-
-    Under `pytest -n N --dist loadgroup` a lab module runs whole on one worker (its module-scoped
-    fleet is deployed once), while each Molecule scenario, which boots a lab of its own, is a group
-    by itself so the scenarios spread over the workers.
-    """
+    """Mark every test in this directory `lab` (hooks in a conftest see the whole session's items)."""
     for item in items:
         if LAB_DIR in item.path.parents:
             item.add_marker(pytest.mark.lab)
-            scenario = item.callspec.params.get("scenario") if hasattr(item, "callspec") else None
-            group = f"molecule-{scenario}" if scenario and item.path.name == "test_molecule.py" else item.path.name
-            item.add_marker(pytest.mark.xdist_group(group))
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ def test_the_version_to_return_to(tmp_path: Path) -> None:
     assert choose_version(states, "1.0.0") == "1.0.0"  # the last verified one, still on the hosts
     assert choose_version(states, "0.9.0") == "2.0.0"  # gone from the hosts: what most settled hosts serve
     assert choose_version(states, "") == "2.0.0"
+    fresh = _states(("2.0.0", "2.0.0", "ready"), ("3.0.0", "3.0.0", "maint"), ("2.0.0", "2.0.0", "ready"))
+    fresh[1] = replace(fresh[1], previous="")  # a host that never staged the last verified one (added later)
+    assert choose_version(fresh, "1.0.0", {"app2"}) == "3.0.0"  # what it can serve: it is only put back
+    repair = plan_repair(fresh, "1.0.0", whole_fleet=False)
+    assert (repair.version, repair.restart, repair.undrain) == ("3.0.0", [], ["app2"])
     history = History(tmp_path)
     for version, status, verified in (("1.0.0", "succeeded", True), ("2.0.0", "failed", False)):
         record = Record("hello", "lab", "deploy", version, "", "rolling", f"2026-01-01T00:0{version[0]}:00Z")

@@ -57,14 +57,21 @@ def last_good_version(history: History, target: str) -> str:
     return ""
 
 
-def choose_version(states: list[HostState], last_good: str) -> str | None:
-    """The one version to bring the fleet back to: the last verified one while a host still has it in its
-    history (current, previous or running), else the one most settled live hosts serve, else None."""
-    known = {v for s in states for v in (s.current, s.previous, s.running) if v}
-    if last_good and last_good in known:
+def choose_version(states: list[HostState], last_good: str, hosts: set[str] | None = None) -> str | None:
+    """The one version to bring the fleet back to, among those every host that may need it (`hosts`, default
+    all) still has (its current, previous or running release; a rollback cannot switch to a release a host
+    never staged): the last verified one, else the one most settled live hosts serve, else the one the hosts
+    themselves serve, else None."""
+    def staged_everywhere(version: str) -> bool:
+        return all(version in (s.current, s.previous, s.running) for s in states if hosts is None or s.name in hosts)
+
+    if last_good and staged_everywhere(last_good):
         return last_good
-    serving = Counter(s.serves for s in states if s.live and s.settled and s.serves)
-    return max(sorted(serving), key=lambda v: serving[v]) if serving else None
+    serving = Counter(s.serves for s in states if s.live and s.settled and s.serves and staged_everywhere(s.serves))
+    if serving:
+        return max(sorted(serving), key=lambda v: serving[v])
+    own = {s.serves for s in states if (hosts is None or s.name in hosts) and s.serves}
+    return own.pop() if len(own) == 1 else None
 
 
 def plan_repair(states: list[HostState], last_good: str, whole_fleet: bool) -> Repair:
@@ -79,7 +86,7 @@ def plan_repair(states: list[HostState], last_good: str, whole_fleet: bool) -> R
                            for s in live if s.name in broken})
     if not broken and not split:
         return repair
-    repair.version = choose_version(states, last_good)
+    repair.version = choose_version(states, last_good, None if whole_fleet else broken)
     for state in live:
         if state.name not in broken and not (split and state.serves != repair.version):
             continue
