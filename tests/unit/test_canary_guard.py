@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
+from role_files import load_role_file
+
 LIMITS = {"min_requests": 20, "max_error_rate": 0.01, "max_error_ratio": 2.0, "max_latency_ratio": 2.0,
           "max_latency_ms": 0}
 HEADER = ("# pxname,svname,scur,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,rtime,status\n")
 
 
 def _guard() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("canary_guard", REPO / "roles/canary_guard/library/canary_guard.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_role_file("canary_guard/library/canary_guard.py")
 
 
 def _stat(rows: dict[str, tuple[int, int, int]]) -> str:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
 from types import ModuleType
 
-REPO = Path(__file__).resolve().parents[2]
+from role_files import load_role_file
+
 CONFIG = """global
     stats socket /run/haproxy/admin.sock mode 660 level admin
 
@@ -26,12 +25,7 @@ listen other
 
 
 def _config() -> ModuleType:
-    path = REPO / "roles/lb_haproxy/module_utils/haproxy_config.py"
-    spec = importlib.util.spec_from_file_location("haproxy_config", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_role_file("lb_haproxy/module_utils/haproxy_config.py")
 
 
 def test_the_retired_colour_is_disabled_and_the_serving_one_enabled_in_its_backend_only() -> None:

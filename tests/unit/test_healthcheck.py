@@ -3,24 +3,17 @@ the exact version, a deadline that bounds a hanging request, and the reason it g
 
 from __future__ import annotations
 
-import importlib.util
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[2]
+from role_files import load_role_file
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("healthcheck", REPO / "roles/healthcheck/library/healthcheck.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_role_file("healthcheck/library/healthcheck.py")
 
 
 healthcheck = _module()

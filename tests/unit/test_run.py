@@ -4,15 +4,16 @@ the release history module, and the load generator against a loopback server."""
 from __future__ import annotations
 
 import http.server
-import importlib.util
 import io
 import json
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
 from rich.console import Console
+from role_files import load_role_file
 
 from rollwright.cli import main
 from rollwright.lab import sample
@@ -22,7 +23,6 @@ from rollwright.run.output import JsonOutput, LiveOutput, Output, choose_output
 from rollwright.run.progress import INCLUDE_ROLE, Progress
 from rollwright.run.records import Record, markdown
 
-REPO = Path(__file__).resolve().parents[2]
 ROLLOUT = f"{ROLLOUT_PLAY} [1, 2]"
 
 
@@ -195,13 +195,8 @@ def test_dry_run_prints_the_plan_and_touches_nothing(tmp_path: Path, capsys: pyt
     assert not (tmp_path / ".rollwright").exists()
 
 
-def _switch_module() -> Any:
-    path = REPO / "roles/release/library/release_switch.py"
-    spec = importlib.util.spec_from_file_location("release_switch", path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _switch_module() -> ModuleType:
+    return load_role_file("release/library/release_switch.py")
 
 
 def _run_module(root: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],

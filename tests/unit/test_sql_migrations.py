@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
+from role_files import load_role_file
 
-REPO = Path(__file__).resolve().parents[2]
 
-
-def _module() -> Any:
-    spec = importlib.util.spec_from_file_location("sql_migrations", REPO / "roles/migrate/library/sql_migrations.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _module() -> ModuleType:
+    return load_role_file("migrate/library/sql_migrations.py")
 
 
 SQL = _module()
