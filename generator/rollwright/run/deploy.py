@@ -38,7 +38,7 @@ from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.lock import DeployLock, lock_answer
 from rollwright.run.notify import notify
 from rollwright.run.output import Output
-from rollwright.run.preflight import Overrides, Refusals, refuse_read_only, target_gates
+from rollwright.run.preflight import Overrides, Refusals, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
 from rollwright.run.recover import repair_leftovers
@@ -123,8 +123,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
                     spec.artifact.sha256 if spec.artifact else "",
                     f"{spec.rollout.strategy} {spec.rollout.steps}" if spec.artifact else "", now())
     problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
-    if problems:
-        raise _refused(what, name, problems)
+    if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
+        raise _refused(what, name, problems + host_problems(workspace.project, workspace.runs))
     record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
         ("change freeze overridden", options.overrides.override_freeze),
         ("promotion gate forced", options.overrides.force)) if used]

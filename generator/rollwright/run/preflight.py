@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rollwright.errors import BadInput
 from rollwright.render.playbooks import BEFORE_DEPLOY_HOOK, POLICY_TASK, PREFLIGHT_PLAY
-from rollwright.run.engine import Event
+from rollwright.run.engine import Event, run_playbook
 from rollwright.run.records import History
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Target
@@ -73,6 +73,16 @@ def _gate_file(path: Path) -> list[str]:
     if status.strip().upper() != "PASS":
         return [f"gate {path.name} says status {status.strip() or '(none)'!r}, not PASS"]
     return []
+
+
+def host_problems(project: Path, runs: Path) -> list[str]:
+    """preflight.yml on the control node and every host at once, every check to its end: each failure and
+    unreachable host. For a deploy the target's gates already refuse, so that one refusal names everything."""
+    refusals = Refusals()
+    run = run_playbook(project, "preflight.yml", runs, refusals)
+    if not run.ok and not refusals.problems:
+        refusals.problems.append("preflight.yml failed: " + " ".join(run.error_tail(4)))
+    return refusals.problems
 
 
 class Refusals:
