@@ -2,8 +2,11 @@
 
 It is the independent proof of a deploy (the playbook's own word is not enough): it reads the hosts
 over SSH with testinfra, knowing only the spec's values, which are written into the files as
-constants. Each file names its inventory group in `testinfra_hosts`, so a plain
-`pytest verify --ansible-inventory=inventory` checks every group; `--hosts=ansible://app` only one.
+constants. An app host's facts (unit state, links, owners and modes, listening ports, the process's
+folder, the health answer) are gathered in one remote call by a module-scoped fixture, as JSON, and
+each check is a test of its own asserting on them, so a failure still names its check. Each file
+names its inventory group in `testinfra_hosts`, so a plain `pytest verify --ansible-inventory=inventory`
+checks every group; `--hosts=ansible://app` only one.
 Blue/green checks the live colour only: ROLLWRIGHT_VERIFY_HOSTS names its group, and
 ROLLWRIGHT_VERIFY_SERVERS the backend servers that must be ready (the idle ones are in maintenance).
 """
