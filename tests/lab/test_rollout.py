@@ -347,7 +347,8 @@ def test_drift_names_a_hand_edited_unit_and_a_deploy_repairs_it(fleet: Fleet) ->
     found = json.loads(drifted.stdout)["changes"]
     assert list(found) == ["app2"] and any(unit in item for item in found["app2"]), found
     would = fleet.deploy(spec, "--check")  # the whole site.yml in check mode: app2 would be updated
-    assert would.returncode == 1 and f"Write the systemd unit: {unit}" in would.stdout and "Restart" in would.stdout
+    installed = f"Install the service (account, 0600 env file, systemd unit, enabled; no restart): {unit}"
+    assert would.returncode == 1 and installed in would.stdout and "Restart" in would.stdout
     assert "app1:" not in would.stdout and "app3:" not in would.stdout
     assert fleet.deploy(spec).returncode == 0  # the unit changed, so app2 is updated (and restarted)
     assert fleet.rollwright("drift", "-f", str(spec), "-t", "lab").returncode == 0

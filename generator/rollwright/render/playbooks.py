@@ -60,6 +60,8 @@ AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
 SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
 AFTER_ROLLOUT_PLAYS = (CLEANUP_PLAY, AFTER_DEPLOY_PLAY)  # their failure is reported, the new release stays
 POLICY_TASK = "Refuse what the strategy policy forbids"
+PREFLIGHT_PLAY = "Preflight"  # the plays whose checks change nothing; their failures are the runner's refusals
+BEFORE_DEPLOY_HOOK = "Run before_deploy hook"  # in the control node's preflight play, but a hook, not a check
 COLOURS_PLAY = "Blue/green: find the live and the idle colour"
 SWITCH_PLAY = "Blue/green: switch the traffic to the idle colour in one step"
 IDLE_GROUP = "rollwright_idle"  # the hosts of the idle colour, which a blue/green deploy updates
@@ -101,6 +103,8 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         plays.append(_smoke_play(spec))
     if spec.hooks.after_deploy:
         plays.append(_hook_play(AFTER_DEPLOY_PLAY, spec.hooks.after_deploy, "hooks"))
+    if spec.artifact:  # the runner's account of the fleet comes from this run, not from one more
+        plays += status_plays(spec)
     return plays
 
 
@@ -238,22 +242,27 @@ def migrations_plays(spec: Spec) -> list[dict[str, Any]]:
 def lock_plays(spec: Spec) -> list[dict[str, Any]]:
     """lock.yml: take, release or read the target's deploy lock on its first host
     (-e deploy_lock_action=acquire|release|status deploy_lock_holder={...})."""
+    return [_lock_play(spec, "The deploy lock")]
+
+
+def _lock_play(spec: Spec, name: str, when: str | None = None) -> dict[str, Any]:
     task = _include("Take, release or read the deploy lock", "deploy_lock", vars={
-        "deploy_lock_path": f"{{{{ {V}lock_path }}}}"})
+        "deploy_lock_path": f"{{{{ {V}lock_path }}}}"}, **({"when": when} if when else {}))
     host = f"{spec.rollout.hosts}[0]" if spec.artifact else "all[0]"
-    return [_play("The deploy lock", host, [task], tags=["lock"])]
+    return _play(name, host, [task], tags=["lock"])
 
 
-def audit_plays(spec: Spec) -> list[dict[str, Any]]:
-    """audit.yml: one line per deploy or rollback on every host it concerned (-e rollwright_audit_line=...).
-    Separate from site.yml, whose second run must change nothing."""
+def finish_plays(spec: Spec) -> list[dict[str, Any]]:
+    """finish.yml, the end of every deploy and rollback the runner makes, in one run: one audit line on every
+    host it concerned (-e rollwright_audit_line=...), then the deploy lock given back when the runner passes
+    -e deploy_lock_action=release. Separate from site.yml, whose second run must change nothing."""
     hosts = ":".join(dict.fromkeys(_deploy_groups(spec))) if spec.artifact else "all"
     task = _task("Append to the audit log", "ansible.builtin.lineinfile", {
         "path": f"{{{{ {V}audit_log }}}}", "line": "{{ rollwright_audit_line }}", "insertafter": "EOF",
         "create": True, "owner": "root", "group": "root", "mode": "0640"})
     play = _play("Audit log", hosts, [task], tags=["audit"])
     play["strategy"] = "ansible.builtin.free"  # each host on its own: no order to keep
-    return [play]
+    return [play, _lock_play(spec, "Give the deploy lock back", when="deploy_lock_action is defined")]
 
 
 def on_failure_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -376,6 +385,12 @@ def _include(name: str, role: str, tasks_from: str | None = None, vars: dict[str
     return task
 
 
+def _import(name: str, role: str, tasks_from: str, vars: dict[str, Any]) -> dict[str, Any]:
+    """A role's entry point imported statically (no include task at run time), without the argument check task."""
+    return {"name": name, "ansible.builtin.import_role": {"name": role, "tasks_from": tasks_from,
+                                                          "rolespec_validate": False}, "vars": vars}
+
+
 def _refs(prefix: str, section: str, keys: list[str]) -> dict[str, str]:
     """Role arguments `<prefix><key>` that read `rollwright_<section>.<key>` from group_vars."""
     return {f"{prefix}{key}": f"{{{{ {V}{section}.{key} }}}}" for key in keys}
@@ -409,10 +424,10 @@ def _preflight_local(spec: Spec, hooks: bool = True) -> dict[str, Any]:
         role_vars["preflight_artifact_sha256"] = f"{{{{ {V}artifact.sha256 }}}}"
     tasks = [_include("Check env vars and the artifact", "preflight", vars=role_vars)]
     if hooks:
-        tasks += [_shell(f"Run before_deploy hook {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
+        tasks += [_shell(f"{BEFORE_DEPLOY_HOOK} {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
     else:
         tasks = _all_checks(tasks)
-    return _play("Preflight on the control node (changes nothing)", "localhost", tasks, tags=["preflight"])
+    return _play(f"{PREFLIGHT_PLAY} on the control node (changes nothing)", "localhost", tasks, tags=["preflight"])
 
 
 def _all_checks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -433,7 +448,7 @@ def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
         tasks.append(_include("Check HAProxy's admin socket is there", "preflight", "load_balancer",
                               vars={"preflight_haproxy_socket": f"{{{{ {V}lb.socket }}}}"},
                               when=f"inventory_hostname in groups[{spec.rollout.load_balancer.hosts!r}] | default([])"))
-    play = _play("Preflight on the hosts (changes nothing)", hosts, tasks if fatal else _all_checks(tasks),
+    play = _play(f"{PREFLIGHT_PLAY} on the hosts (changes nothing)", hosts, tasks if fatal else _all_checks(tasks),
                  tags=["preflight"])
     if fatal:
         play["any_errors_fatal"] = True
@@ -499,13 +514,14 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
         "service_root": f"{{{{ {V}release.root }}}}",
         "service_env": f"{{{{ {V}service_env }}}}",
     }
+    # static imports without their argument check (the spec was validated): 4 module calls per host, and
+    # on a staged host only 2 (the upload and the unpack are skipped). The service first: it creates the
+    # user that owns the shared folders the stage makes.
     tasks = [
-        _include("Create the service user", "service", "account",
-                 vars={key: service_vars[key] for key in ("service_user", "service_group", "service_root")}),
-        _include("Stage the release (upload, verify sha256, unpack, link shared)", "release", vars={
+        _import("Install the account, unit and env file (no restart yet)", "service", "install", service_vars),
+        _import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
             **release_vars, "release_shared_owner": f"{{{{ {V}service.user }}}}",
             "release_shared_group": f"{{{{ {V}service.group }}}}"}),
-        _include("Install the unit and env file (no restart yet)", "service", "install", vars=service_vars),
     ]
     tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
     title = "on the idle colour's hosts" if _blue_green(spec) else "on every app host at once"
@@ -550,8 +566,8 @@ def _policy_play(spec: Spec) -> dict[str, Any]:
     """preflight.yml's copy of the rule, so the runner refuses before it takes the lock."""
     status = _include("Find pending migrations", "migrate", "sql", vars={**_sql_migrate_vars(),
                                                                        "migrate_action": "status"})
-    return _play("Preflight: the strategy policy on pending migrations (changes nothing)", f"{_db_hosts(spec)}[0]",
-                 _all_checks([status, *_policy_check(spec)]), tags=["preflight"])
+    return _play(f"{PREFLIGHT_PLAY}: the strategy policy on pending migrations (changes nothing)",
+                 f"{_db_hosts(spec)}[0]", _all_checks([status, *_policy_check(spec)]), tags=["preflight"])
 
 
 def _sql_migrations(spec: Spec) -> bool:

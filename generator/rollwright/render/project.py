@@ -216,7 +216,7 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "migrations.yml": dump_yaml(playbooks.migrations_plays(spec), header),
         "backups.yml": dump_yaml(playbooks.backups_plays(spec), header),
         "lock.yml": dump_yaml(playbooks.lock_plays(spec), header),
-        "audit.yml": dump_yaml(playbooks.audit_plays(spec), header),
+        "finish.yml": dump_yaml(playbooks.finish_plays(spec), header),
         "on_failure.yml": dump_yaml(playbooks.on_failure_plays(spec), header),
         "preflight.yml": dump_yaml(playbooks.preflight_plays(spec), header),
         "group_vars/all/rollwright.yml": dump_yaml(spec_values(inp), header),
@@ -374,8 +374,9 @@ A failed health gate rolls that host back and stops the rollout; hosts of earlie
 new version (rollwright's runner is where whole-fleet rollback, the deploy lock and records live).
 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
-health gate, site health), `rollback.yml`, `status.yml` (read-only report), `undrain.yml`,
-`migrations.yml`, `backups.yml`, `lock.yml`, `audit.yml`, `preflight.yml`, `on_failure.yml`,
+health gate, site health, then what every app host runs), `rollback.yml`, `status.yml` (read-only report),
+`undrain.yml`, `migrations.yml`, `backups.yml`, `lock.yml`, `finish.yml` (audit line, lock back),
+`preflight.yml`, `on_failure.yml`,
 `verify/` (the testinfra suite: unit, release, env file, port, health, load balancer, migrations;
 it needs pytest-testinfra, and pytest-xdist for `-n`), `group_vars/all/rollwright.yml` (the spec's
 values), `inventory/` (the target's inventory, with

@@ -35,14 +35,14 @@ from rollwright.render.project import (
     write_project_once,
 )
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
-from rollwright.run.lock import DeployLock
+from rollwright.run.lock import DeployLock, lock_answer
 from rollwright.run.notify import notify
 from rollwright.run.output import Output
-from rollwright.run.preflight import Overrides, host_problems, refuse_read_only, target_gates
+from rollwright.run.preflight import Overrides, Refusals, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
 from rollwright.run.recover import repair_leftovers
-from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states
+from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states, states_of
 from rollwright.run.verify import print_verification, run_verify
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Spec, Target
@@ -123,10 +123,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
                     spec.artifact.sha256 if spec.artifact else "",
                     f"{spec.rollout.strategy} {spec.rollout.steps}" if spec.artifact else "", now())
     problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
-    problems += host_problems(workspace.project, workspace.runs)
-    if problems:
-        raise BadInput(f"deploy of {what} to {name} refused before any change:\n" +
-                       "\n".join(f"  - {problem}" for problem in problems))
+    if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
+        raise _refused(what, name, problems + host_problems(workspace.project, workspace.runs))
     record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
         ("change freeze overridden", options.overrides.override_freeze),
         ("promotion gate forced", options.overrides.force)) if used]
@@ -134,19 +132,26 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
     with lock.holding(options.lock_wait_s):
         notify(target.webhook, "start", record, write)
-        code = _repair_first(loaded, options, workspace, record, tell)
+        code = _repair_first(loaded, options, workspace, record, tell) if lock.broke else 0
         if code == 0:
-            code = _run_site(loaded, options, workspace, record, documents, inventory, tell)
+            code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
     return code
 
 
+def _refused(what: str, name: str, problems: list[str]) -> BadInput:
+    return BadInput(f"deploy of {what} to {name} refused before any change:\n" +
+                    "\n".join(f"  - {problem}" for problem in problems))
+
+
 def _repair_first(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
                   tell: Told) -> int:
     """A killed deploy's leftovers (a host drained, `current` ahead of its process) repaired before this one
-    starts; not for blue/green (its switch is one step) nor a --limit deploy (it must not touch other hosts)."""
+    starts, when this deploy broke the lock of a runner that died holding it (a runner that ends, however it
+    ends, leaves no such leftovers); not for blue/green (its switch is one step) nor a --limit deploy (it must
+    not touch other hosts)."""
     if not loaded.spec.artifact or loaded.spec.rollout.strategy == "blue_green" or options.limit:
         return 0
     with Interrupts() as interrupts:
@@ -159,21 +164,26 @@ def _repair_first(loaded: LoadedSpec, options: DeployOptions, workspace: Workspa
 
 
 def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, record: Record,
-              documents: dict[str, str], inventory: dict[str, list[str]], tell: Told) -> int:
-    """site.yml under the lock; on failure the restore and the account; then the record."""
+              documents: dict[str, str], inventory: dict[str, list[str]], tell: Told, lock: DeployLock) -> int:
+    """site.yml under the lock; on failure the restore and the account; then the record. A failed check before
+    any change (preflight, the strategy policy) is a refusal, exit 2, as the target's own gates are."""
     spec, write = loaded.spec, tell.write
     what, name = f"{spec.app} {record.version}".rstrip(), record.target
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     progress = Progress(write, batches=len(split_batches(app_hosts, spec.rollout.steps)),
                         secrets=_secret_values(loaded, name))
+    refusals = Refusals()
     with Interrupts() as interrupts:
-        site = run_playbook(workspace.project, "site.yml", workspace.runs, progress, limit=options.limit,
-                            extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
+        site = run_playbook(workspace.project, "site.yml", workspace.runs, lambda event: (refusals(event),
+                                                                                          progress(event)),
+                            limit=options.limit, extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
                             cancel=interrupts.after(1), forks=options.forks)
         progress.close()
+        if not site.ok and refusals.problems and not progress.changed:
+            raise _refused(what, name, refusals.problems)
         runs = [site]
         if site.ok:
-            states = host_states(workspace, options.limit) if spec.artifact else []
+            states = states_of(site) if spec.artifact else []  # site.yml ends with the status plays
             changed = sum(site.count("changed").values())
             tell(f"deployed {what} to {name} ({changed} changes)")
             if progress.continued:
@@ -205,7 +215,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
     record.verified = code == 0 and bool(record.verification.get("ok"))  # verify ran (a whole-fleet deploy), passed
     if code != 0 and spec.hooks.on_failure:
         runs.append(_on_failure_hooks(workspace, record, tell))
-    _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell)
+    _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
     return code
 
 
@@ -260,8 +270,10 @@ def _status(run: PlaybookRun, code: int) -> str:
 
 
 def _finish(workspace: Workspace, record: Record, documents: dict[str, str], progress: Progress,
-            runs: list[PlaybookRun], states: list[HostState], rolled_back: list[str], code: int, tell: Told) -> None:
-    """Fill in and write the deploy record, with the checklist and rollback plan made for this deploy."""
+            runs: list[PlaybookRun], states: list[HostState], rolled_back: list[str], code: int, tell: Told,
+            lock: DeployLock) -> None:
+    """Fill in and write the deploy record, with the checklist and rollback plan made for this deploy; then, in
+    one run (finish.yml), the audit line on every host and the lock given back."""
     record.finish(code)
     record.steps = [asdict(step) for step in progress.steps]
     record.failures = [f"{h.name}: {failure}" for h in progress.failed for failure in h.failures or [h.unreachable]]
@@ -283,10 +295,13 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
                      id=record.id, status=record.status, seconds=record.seconds, path=str(folder / "record.md"))
     line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
             f"{record.status} by {record.user}")
-    audit = run_playbook(workspace.project, "audit.yml", workspace.runs, lambda event: None,
-                         extravars={"rollwright_audit_line": line})
-    if audit.count("dark") or audit.count("failures"):
-        missed = sorted({*audit.count("dark"), *audit.count("failures")})
+    answers: list[dict[str, Any] | None] = []
+    finish = run_playbook(workspace.project, "finish.yml", workspace.runs, lambda event: answers.append(
+        lock_answer(event)), extravars={"rollwright_audit_line": line, **(lock.extravars("release") if lock.held
+                                                                             else {})})
+    lock.released_by(next((answer for answer in answers if answer is not None), None))
+    if finish.count("dark") or finish.count("failures"):
+        missed = sorted({*finish.count("dark"), *finish.count("failures")})
         tell.write(f"warning: no audit log line on {', '.join(missed)}")
 
 
@@ -360,13 +375,13 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
     tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
     with lock.holding(lock_wait_s):
-        code = _run_rollback(workspace, record, to_version, limit, where, tell)
+        code = _run_rollback(workspace, record, to_version, limit, where, tell, lock)
     notify(target.webhook, "rollback", record, write)
     return code
 
 
 def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None, where: str,
-                  tell: Told) -> int:
+                  tell: Told, lock: DeployLock) -> int:
     tell(f"{record.action} {record.app} on {record.target} {where}")
     extravars = {"rollwright_rollback_version": to_version} if to_version else None
     progress = Progress(tell.write)
@@ -386,7 +401,7 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
         code = EXIT_FAILED if serving is not None else EXIT_UNSAFE
     record.version = serving or to_version or ""
     record.status = _status(run, code)
-    _finish(workspace, record, {}, progress, [run], states, [], code, tell)
+    _finish(workspace, record, {}, progress, [run], states, [], code, tell, lock)
     return code
 
 

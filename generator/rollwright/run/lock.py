@@ -38,6 +38,14 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def lock_answer(event: Event) -> dict[str, Any] | None:
+    """The deploy_lock module's result in an event of any run, else None."""
+    data = event.get("event_data") or {}
+    if event.get("event") in ("runner_on_ok", "runner_on_failed") and data.get("task_action") == "deploy_lock":
+        return {**(data.get("res") or {}), "failed": event["event"] == "runner_on_failed"}
+    return None
+
+
 def holder_alive(holder: dict[str, Any]) -> bool | None:
     """Whether the holder's process still runs; None when it ran on another control node (unknowable)."""
     if holder.get("control_host") != socket.gethostname():
@@ -67,17 +75,25 @@ class DeployLock:
         found: dict[str, Any] = {}
 
         def on_event(event: Event) -> None:
-            data = event.get("event_data") or {}
-            if event.get("event") in ("runner_on_ok", "runner_on_failed", "runner_on_unreachable") and (
-                    data.get("task_action") == "deploy_lock" or event["event"] == "runner_on_unreachable"):
-                found.update(data.get("res") or {})
+            if event.get("event") == "runner_on_unreachable":
+                found.update((event.get("event_data") or {}).get("res") or {})
+            found.update(lock_answer(event) or {})
 
-        run = run_playbook(self.project, "lock.yml", self.runs, on_event, extravars={
-            "deploy_lock_action": action, "deploy_lock_holder": self.holder, "deploy_lock_force": force,
-            "deploy_lock_stale_holder": stale})
+        run = run_playbook(self.project, "lock.yml", self.runs, on_event, extravars=self.extravars(
+            action, force=force, stale=stale))
         if not found and not run.ok:
             found = {"msg": " ".join(run.error_tail()) or f"lock.yml {run.status}"}
         return run.ok, found
+
+    def extravars(self, action: str, *, force: bool = False, stale: str = "") -> dict[str, Any]:
+        """What the deploy_lock role needs to do `action` for this holder, in lock.yml or in finish.yml."""
+        return {"deploy_lock_action": action, "deploy_lock_holder": self.holder, "deploy_lock_force": force,
+                "deploy_lock_stale_holder": stale}
+
+    def released_by(self, answer: dict[str, Any] | None) -> None:
+        """The lock module's answer to a release another run carried (finish.yml): held no more if it says so."""
+        if answer is not None and not answer.get("failed"):
+            self.held = False
 
     def acquire(self, wait_s: float = 0.0) -> None:
         """Take the lock, waiting up to `wait_s` for its holder; raises BadInput naming the holder. The wait

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from rollwright.errors import BadInput
-from rollwright.run.engine import run_playbook
-from rollwright.run.progress import Progress
+from rollwright.render.playbooks import BEFORE_DEPLOY_HOOK, POLICY_TASK, PREFLIGHT_PLAY
+from rollwright.run.engine import Event, run_playbook
 from rollwright.run.records import History
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Target
@@ -76,17 +76,34 @@ def _gate_file(path: Path) -> list[str]:
 
 
 def host_problems(project: Path, runs: Path) -> list[str]:
-    """preflight.yml on the control node and every host at once: each failure and unreachable host."""
-    progress = Progress(lambda line: None)
-    run = run_playbook(project, "preflight.yml", runs, progress)
-    problems = []
-    for host in progress.failed:
-        if host.unreachable:
-            problems.append(f"{host.name} does not answer: {host.unreachable}")
-            continue
-        for failure in host.failures:
-            detail = failure.split(": ", 1)[-1].removeprefix("Preflight failed, nothing was changed: ")
-            problems += [f"{host.name}: {item}" if host.name != "localhost" else item for item in detail.split("; ")]
-    if not run.ok and not problems:
-        problems.append("preflight.yml failed: " + " ".join(run.error_tail(4)))
-    return problems
+    """preflight.yml on the control node and every host at once, every check to its end: each failure and
+    unreachable host. For a deploy the target's gates already refuse, so that one refusal names everything."""
+    refusals = Refusals()
+    run = run_playbook(project, "preflight.yml", runs, refusals)
+    if not run.ok and not refusals.problems:
+        refusals.problems.append("preflight.yml failed: " + " ".join(run.error_tail(4)))
+    return refusals.problems
+
+
+class Refusals:
+    """The failures of site.yml's checks that come before any change (its preflight plays, the strategy policy
+    on pending migrations), read from the run's events: the runner refuses with them, listed, exit 2."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def __call__(self, event: Event) -> None:
+        data = event.get("event_data") or {}
+        kind = event.get("event")
+        if kind not in ("runner_on_failed", "runner_on_unreachable") or data.get("ignore_errors"):
+            return
+        task = str(data.get("task") or "")
+        if task.startswith(BEFORE_DEPLOY_HOOK) or not (
+                str(data.get("play") or "").startswith(PREFLIGHT_PLAY) or task == POLICY_TASK):
+            return
+        host, message = str(data.get("host") or "?"), str((data.get("res") or {}).get("msg") or "failed")
+        if kind == "runner_on_unreachable":
+            self.problems.append(f"{host} does not answer: {message}")
+            return
+        detail = message.removeprefix("Preflight failed, nothing was changed: ")
+        self.problems += [item if host == "localhost" else f"{host}: {item}" for item in detail.split("; ")]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rollwright.run.engine import run_playbook
+from rollwright.run.engine import PlaybookRun, run_playbook
 
 Write = Callable[[str], None]
 
@@ -94,7 +94,11 @@ class HostState:
 
 def host_states(workspace: Workspace, limit: str | None = None) -> list[HostState]:
     """Ask every app host what it serves (status.yml changes nothing); unreachable hosts are missing."""
-    run = run_playbook(workspace.project, "status.yml", workspace.runs, lambda event: None, limit=limit)
+    return states_of(run_playbook(workspace.project, "status.yml", workspace.runs, lambda event: None, limit=limit))
+
+
+def states_of(run: PlaybookRun) -> list[HostState]:
+    """The app hosts' reports a run of the status plays published (status.yml, or the end of site.yml)."""
     found: dict[str, dict[str, Any]] = run.custom_stats.get("rollwright_hosts") or {}
     unreachable = sorted(run.count("dark"))
     states = [state_of(host, info) for host, info in sorted(found.items())]
