@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import ast
+import json
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,7 +48,8 @@ def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> Non
         "hello", "hello", "/srv/hello", "1.0.0", 8080)
     assert app["HEALTH_URL"] == "http://127.0.0.1:8080/health" and app["HEALTH_STATUS"] == 200
     assert app["RUNS_IN_CURRENT"] is True  # no absolute working_dir: the process's folder names its release
-    tests = [n.name for n in ast.parse(files["verify/test_app.py"]).body if isinstance(n, ast.FunctionDef)]
+    tests = [n.name for n in ast.parse(files["verify/test_app.py"]).body
+             if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
     assert tests == ["test_unit_is_enabled_and_running", "test_current_is_the_deployed_release",
                      "test_the_running_process_runs_the_deployed_release", "test_release_folder_owner_and_mode",
                      "test_env_file_is_private_to_the_service_user",
@@ -57,6 +62,46 @@ def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> Non
     for source in files.values():
         if source.startswith('"""'):
             compile(source, "generated", "exec")
+
+
+def test_one_remote_call_gathers_the_facts_and_each_check_fails_on_its_own(tmp_path: Path) -> None:
+    """The app file's gather script runs here (python3, as on a host); every check passes on good facts
+    and fails, in its own words, when its one fact is wrong."""
+    source = _verify_files(tmp_path)["verify/test_app.py"]
+    suite: dict[str, object] = {}
+    exec(compile(source, "test_app", "exec"), suite)  # the generated file, rendered above
+    (tmp_path / "srv/releases/1.0.0").mkdir(parents=True)
+    (tmp_path / "srv/releases/1.0.0/REVISION").write_text("1.0.0\n")
+    (tmp_path / "srv/current").symlink_to(tmp_path / "srv/releases/1.0.0")
+    gathered = subprocess.run([sys.executable, "-c", str(suite["GATHER"]), "hello", str(tmp_path / "srv"), "1.0.0",
+                               str(tmp_path / "none.env"), "http://127.0.0.1:9/health"],
+                              capture_output=True, text=True, check=True)
+    facts = json.loads(gathered.stdout)
+    assert facts["current_is_link"] and facts["revision"] == "1.0.0" and facts["release"]["dir"]
+    assert facts["env_file"] is None and facts["health"]["error"]
+    suite["ROOT"] = "/srv/hello"
+    good = {"unit": {"UnitFileState": "enabled", "ActiveState": "active", "MainPID": "42"},
+            "current_is_link": True, "current_target": "/srv/hello/releases/1.0.0", "revision": "1.0.0",
+            "cwd": "/srv/hello/releases/1.0.0", "ports": [22, 8080],
+            "release": {"dir": True, "file": False, "mode": "0o755", "user": "root", "group": "root"},
+            "env_file": {"dir": False, "file": True, "mode": "0o600", "user": "hello", "group": "hello"},
+            "health": {"status": 200, "body": '{"version": "1.0.0"}', "error": ""}}
+    broken = {
+        "test_unit_is_enabled_and_running": ("unit", {"UnitFileState": "enabled", "ActiveState": "failed"},
+                                             "hello.service is not running"),
+        "test_current_is_the_deployed_release": ("revision", "0.9.0", "REVISION says '0.9.0'"),
+        "test_the_running_process_runs_the_deployed_release": ("cwd", "/srv/hello/releases/0.9.0",
+                                                               "the process runs in /srv/hello/releases/0.9.0"),
+        "test_release_folder_owner_and_mode": ("release", {**good["release"], "mode": "0o777"}, "owner, group, mode"),
+        "test_env_file_is_private_to_the_service_user": ("env_file", None, "hello.env is missing"),
+        "test_service_listens_on_its_port": ("ports", [22], "nothing listens on port 8080"),
+        "test_health_endpoint_answers_from_the_host": ("health", {**good["health"], "status": 503}, "answered 503"),
+    }
+    for name, (key, value, said) in broken.items():
+        check = suite[name]
+        check(good)  # type: ignore[operator]
+        with pytest.raises(AssertionError, match=re.escape(said)):
+            check({**good, key: value})  # type: ignore[operator]
 
 
 def test_the_report_names_each_failing_host_and_check(tmp_path: Path) -> None:

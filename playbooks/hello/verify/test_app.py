@@ -3,7 +3,10 @@
 Run from the project folder: pytest verify --ansible-inventory=inventory  (needs pytest-testinfra)
 """
 
+import json
 import os
+
+import pytest
 
 testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", 'app')]
 SERVICE = 'hello'
@@ -18,66 +21,105 @@ HEALTH_URL = 'http://127.0.0.1:8080/health'
 HEALTH_STATUS = 200
 RUNS_IN_CURRENT = True
 
-# Prints the status a URL answers, then its body, from the host itself (python3 is on every host Ansible manages).
-HTTP_PROBE = (
-    "import sys, urllib.error, urllib.request\n"
+# Gathers every fact the checks below assert on in one remote call (one SSH round trip per host), as JSON:
+# the unit's state, the links and their targets, owners and modes, the listening TCP ports, the process's
+# folder and the health answer. It runs as root (the process folder of another user's process needs it).
+GATHER = (
+    "import grp, json, os, pwd, subprocess, sys, urllib.error, urllib.request\n"
+    "service, root, version, env_file, url = sys.argv[1:6]\n"
+    "def node(path):\n"
+    "    try:\n"
+    "        st = os.stat(path)\n"
+    "    except OSError:\n"
+    "        return None\n"
+    "    return {'dir': os.path.isdir(path), 'file': os.path.isfile(path), 'mode': oct(st.st_mode & 0o7777),\n"
+    "            'user': pwd.getpwuid(st.st_uid).pw_name, 'group': grp.getgrgid(st.st_gid).gr_name}\n"
+    "shown = subprocess.run(['systemctl', 'show', '-p', 'ActiveState,UnitFileState,MainPID', service],\n"
+    "                       capture_output=True, text=True).stdout\n"
+    "unit = dict(line.partition('=')[::2] for line in shown.splitlines())\n"
+    "current = root + '/current'\n"
     "try:\n"
-    "    answer = urllib.request.urlopen(sys.argv[1], timeout=5)\n"
+    "    revision = open(current + '/REVISION').read().strip()\n"
+    "except OSError:\n"
+    "    revision = None\n"
+    "try:\n"
+    "    cwd = os.readlink('/proc/%s/cwd' % unit.get('MainPID', '0'))\n"
+    "except OSError:\n"
+    "    cwd = None\n"
+    "ports = set()\n"
+    "for table in ('/proc/net/tcp', '/proc/net/tcp6'):\n"
+    "    try:\n"
+    "        rows = open(table).read().splitlines()[1:]\n"
+    "    except OSError:\n"
+    "        rows = []\n"
+    "    ports.update(int(r.split()[1].rsplit(':', 1)[1], 16) for r in rows if r.split()[3] == '0A')\n"
+    "try:\n"
+    "    answer = urllib.request.urlopen(url, timeout=5)\n"
     "except urllib.error.HTTPError as error:\n"
     "    answer = error\n"
-    "print(answer.status)\n"
-    "print(answer.read(4096).decode(errors='replace'))\n"
+    "except OSError as error:\n"
+    "    answer = None\n"
+    "    health = {'status': None, 'body': '', 'error': str(error)}\n"
+    "if answer is not None:\n"
+    "    health = {'status': answer.status, 'body': answer.read(4096).decode(errors='replace'), 'error': ''}\n"
+    "print(json.dumps({'unit': unit, 'current_is_link': os.path.islink(current),\n"
+    "                  'current_target': os.path.realpath(current), 'revision': revision, 'cwd': cwd,\n"
+    "                  'release': node(root + '/releases/' + version), 'env_file': node(env_file),\n"
+    "                  'ports': sorted(ports), 'health': health}))\n"
 )
 
 
-def test_unit_is_enabled_and_running(host):
-    unit = host.service(SERVICE)
-    assert unit.is_enabled, f"{SERVICE}.service is not enabled"
-    assert unit.is_running, f"{SERVICE}.service is not running"
+@pytest.fixture(scope="module")
+def facts(host):
+    """The host's facts, gathered once for all the checks of this file."""
+    with host.sudo():
+        out = host.check_output("python3 -c %s %s %s %s %s %s", GATHER, SERVICE, ROOT, VERSION, ENV_FILE,
+                                HEALTH_URL)
+    return json.loads(out)
 
 
-def test_current_is_the_deployed_release(host):
-    current = host.file(f"{ROOT}/current")
-    assert current.is_symlink, f"{ROOT}/current is not a symlink"
-    assert current.linked_to == f"{ROOT}/releases/{VERSION}", f"current points at {current.linked_to}, not {VERSION}"
-    revision = host.file(f"{ROOT}/current/REVISION").content_string.strip()
-    assert revision == VERSION, f"REVISION says {revision!r}, not {VERSION!r}"
+def test_unit_is_enabled_and_running(facts):
+    unit = facts["unit"]
+    assert unit.get("UnitFileState") == "enabled", f"{SERVICE}.service is not enabled"
+    assert unit.get("ActiveState") == "active", f"{SERVICE}.service is not running"
 
 
-def test_the_running_process_runs_the_deployed_release(host):
+def test_current_is_the_deployed_release(facts):
+    assert facts["current_is_link"], f"{ROOT}/current is not a symlink"
+    target = facts["current_target"]
+    assert target == f"{ROOT}/releases/{VERSION}", f"current points at {target}, not {VERSION}"
+    assert facts["revision"] == VERSION, f"REVISION says {facts['revision']!r}, not {VERSION!r}"
+
+
+def test_the_running_process_runs_the_deployed_release(facts):
     """`current` can be ahead of what runs (a deploy killed between the switch and the restart)."""
-    pid = host.check_output("systemctl show -p MainPID --value %s", SERVICE)
-    assert pid not in ("", "0"), f"{SERVICE}.service has no main process"
+    assert facts["unit"].get("MainPID", "0") not in ("", "0"), f"{SERVICE}.service has no main process"
     if RUNS_IN_CURRENT:  # WorkingDirectory under current: the kernel keeps the folder it resolved at start
-        with host.sudo():
-            folder = host.check_output("readlink /proc/%s/cwd", pid)
-        release = f"{ROOT}/releases/{VERSION}"
-        assert folder == release or folder.startswith(release + "/"), f"the process runs in {folder}, not {release}"
+        folder, release = facts["cwd"], f"{ROOT}/releases/{VERSION}"
+        assert folder and (folder == release or folder.startswith(release + "/")), (
+            f"the process runs in {folder}, not {release}")
 
 
-def test_release_folder_owner_and_mode(host):
-    release = host.file(f"{ROOT}/releases/{VERSION}")
-    assert release.is_directory, f"{ROOT}/releases/{VERSION} is missing"
-    found = (release.user, release.group, oct(release.mode))
+def test_release_folder_owner_and_mode(facts):
+    release = facts["release"]
+    assert release and release["dir"], f"{ROOT}/releases/{VERSION} is missing"
+    found = (release["user"], release["group"], release["mode"])
     assert found == (RELEASE_OWNER, RELEASE_GROUP, "0o755"), f"owner, group, mode are {found}"
 
 
-def test_env_file_is_private_to_the_service_user(host):
-    env_file = host.file(ENV_FILE)
-    assert env_file.is_file, f"{ENV_FILE} is missing"
-    found = (env_file.user, oct(env_file.mode))
+def test_env_file_is_private_to_the_service_user(facts):
+    env_file = facts["env_file"]
+    assert env_file and env_file["file"], f"{ENV_FILE} is missing"
+    found = (env_file["user"], env_file["mode"])
     assert found == (USER, "0o600"), f"{ENV_FILE}: owner and mode are {found}, not ({USER!r}, '0o600')"
 
 
-def test_service_listens_on_its_port(host):
-    ports = [address.rsplit(":", 1)[-1] for address in host.socket.get_listening_sockets()
-             if address.startswith("tcp://")]
-    assert str(PORT) in ports, f"nothing listens on port {PORT}"
+def test_service_listens_on_its_port(facts):
+    assert PORT in facts["ports"], f"nothing listens on port {PORT}"
 
 
-def test_health_endpoint_answers_from_the_host(host):
-    answer = host.run("python3 -c %s %s", HTTP_PROBE, HEALTH_URL)
-    assert answer.rc == 0, f"{HEALTH_URL}: {answer.stderr.strip()[-200:]}"
-    status, _, body = answer.stdout.partition("\n")
-    assert status.strip() == str(HEALTH_STATUS), f"{HEALTH_URL} answered {status.strip()}"
-    assert VERSION in body, f"{HEALTH_URL} does not name {VERSION}: {body.strip()[:200]}"
+def test_health_endpoint_answers_from_the_host(facts):
+    health = facts["health"]
+    assert not health["error"], f"{HEALTH_URL}: {health['error'][-200:]}"
+    assert health["status"] == HEALTH_STATUS, f"{HEALTH_URL} answered {health['status']}"
+    assert VERSION in health["body"], f"{HEALTH_URL} does not name {VERSION}: {health['body'].strip()[:200]}"
