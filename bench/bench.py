@@ -186,6 +186,12 @@ def measured(command: list[str], cwd: Path, *, load_to: str | None = None,
     return row
 
 
+def progress(row: Row) -> Row:
+    """Print a measured row to stderr as it comes, so a run stopped early still shows its figures."""
+    print(" | ".join(f"{column}: {cell}" for column, cell in zip(COLUMNS, row.cells(), strict=True)), file=sys.stderr)
+    return row
+
+
 def rollwright(*args: str) -> list[str]:
     return [ROLLWRIGHT, *args]
 
@@ -278,13 +284,13 @@ def serial_rows(lab: Lab, hosts: int, serial: int | str, number: int, folder: Pa
     for name, command, floor in runs:
         row = measured(command, folder, load_to=balancer)
         row.measurement, row.hosts, row.serial, row.floor = name, str(hosts), str(serial), floor
-        rows.append(row)
+        rows.append(progress(row))
     baseline = baseline_row(f"3.{number}.0", folder, lab.inventory_path, balancer)
     baseline.measurement, baseline.hosts, baseline.serial, baseline.floor = ("baseline deploy (plain Ansible)",
                                                                             str(hosts), "1", floors[1])
     deploy, noop = rows[0], rows[1]
     deploy.baseline, noop.deploy = baseline, deploy
-    return [*rows, baseline]
+    return [*rows, progress(baseline)]
 
 
 def fleet_rows(hosts: int, serials: list[int | str], workdir: Path, prefix: str, floor_runs: int) -> list[Row]:
