@@ -1,15 +1,28 @@
 """rollwright's benchmark: generation, lab boot and rolling deploys under load, in one table.
 
-Run as root: `make bench` (about 45 minutes; `--hosts 3` for one lab size, `--cold` adds a cold image
+Run as root: `make bench` (about an hour; `--hosts 3` for one lab size, `--cold` adds a cold image
 build). Prints figures and asserts nothing: machines are shared and noisy, so compare within one run.
 
-For each lab size (3, 6 and 12 app hosts by default, each on a fresh lab) and for serial 1 and 50%, it
-deploys v1 (setup, not shown), then measures, each under a bounded load through HAProxy: a rolling
-deploy of v2, a no-op re-run of v2 and `rollwright rollback`. Next to each wall time stands its floor:
-the sum over the rollout's batches of the slowest host's restart + time-to-healthy, read from the
-run's own ansible-runner events. Everything above the floor is what rollwright and Ansible add
-(preflight, lock, staging, draining, verify, records); the sample spec has no database, so no backup
-or migration runs.
+For each lab size (3, 6 and 12 app hosts by default, each on a fresh lab named <prefix><hosts>) and for
+serial 1 and 50%, it deploys v1 (setup, not shown) and measures the physical floor, then, each under a
+bounded load through HAProxy: a rolling deploy of v2, a no-op re-run of v2, `rollwright rollback`,
+`rollwright verify` and the plain-Ansible baseline (bench/baseline/site.yml, serial 1) deploying a
+version of its own. The next serial's setup deploy brings the lab back under rollwright.
+
+Physical floor: nothing but a restart and the wait until healthy, measured on the hosts. Per batch of
+the rollout (split_batches over the app hosts in inventory order), one ssh per host, started together,
+runs a probe with the host's python3 that restarts the unit and polls /health until it answers 200 with
+the release's version, and prints its own elapsed seconds (the host's clock: ssh setup stays out). A
+batch's floor is its slowest host; the deploy's floor is the sum over batches; the median of --floor-runs
+rounds is shown. rollback.yml batches as site.yml does, so a rollback's floor is the deploy's. Everything
+above the floor is what rollwright and Ansible add (preflight, lock, staging, draining, verify, records);
+the sample spec has no database, so no backup or migration runs.
+
+Control-node CPU: user + system seconds of the measured command's whole process tree (rollwright,
+ansible-playbook, its forks, their ssh clients), from getrusage(RUSAGE_CHILDREN) before and after the
+command is waited for. The load generator and the memory sampler are threads of this process, so they
+are not counted; an ssh ControlPersist master daemonises and is never waited for by the tree, so its
+CPU (and memory) escapes both figures, for rollwright and the baseline alike.
 """
 
 from __future__ import annotations
@@ -19,17 +32,17 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -39,16 +52,39 @@ from rollwright.lab.fleet import Lab
 from rollwright.lab.load import Load
 from rollwright.lab.state import load as load_state
 from rollwright.lab.system import remove_tree, require_root
+from rollwright.render.batches import split_batches
 
 REPO = Path(__file__).resolve().parents[1]
-ROLLWRIGHT = str(Path(sys.executable).parent / "rollwright")
+BIN = Path(sys.executable).parent
+ROLLWRIGHT = str(BIN / "rollwright")
+ANSIBLE_PLAYBOOK = str(BIN / "ansible-playbook")
+BASELINE = Path(__file__).resolve().parent / "baseline"
 HELLO_SPEC = REPO / "examples/hello/rollwright.yml"
-LOAD_RATE = 100.0  # requests/s through HAProxy during every measured deploy and rollback
+LOAD_RATE = 100.0  # requests/s through HAProxy during every measured run on a lab
 SAMPLE_EVERY_S = 0.2  # how often the runner's memory is read
-RESTART_TASK = "roles/service/tasks/restart.yml:"  # the task paths of the floor's two steps
-HEALTH_TASK = "roles/healthcheck/tasks/main.yml:"
-COLUMNS = ("measurement", "app hosts", "serial", "wall s", "floor s", "wall/floor", "requests", "failed",
-           "memory MiB", "exit")
+SETTLE_S = 5.0  # after the floor's restarts: HAProxy (check every 1 s, rise 2) sees every host up again
+SCALING = (3, 12, "50%")  # t(12 hosts) / t(3 hosts) of the rolling deploy at serial 50%
+COLUMNS = ("measurement", "app hosts", "serial", "wall s", "CPU s", "floor s", "wall/floor", "vs baseline",
+           "no-op/deploy", "requests", "failed", "memory MiB", "exit")
+# Runs on an app host with its own python3: restart the unit, wait until /health answers 200 with the
+# version current points at, print the seconds that took by the host's clock.
+FLOOR_PROBE = """\
+import subprocess, time, urllib.request
+version = open("/srv/hello/current/VERSION", encoding="utf-8").read().strip()
+began = time.monotonic()
+subprocess.run(["systemctl", "restart", "hello"], check=True)
+while time.monotonic() - began < 60:
+    try:
+        with urllib.request.urlopen("http://127.0.0.1:8080/health", timeout=2) as answer:
+            if answer.status == 200 and answer.headers.get("X-App-Version") == version:
+                print(time.monotonic() - began)
+                break
+    except OSError:
+        pass
+    time.sleep(0.02)
+else:
+    raise SystemExit("hello did not answer healthy with version " + version + " within 60 s")
+"""
 
 
 @dataclass
@@ -57,38 +93,54 @@ class Row:
     hosts: str = "-"
     serial: str = "-"
     wall: float | None = None
+    cpu: float | None = None
     floor: float | None = None
     requests: int | None = None
     failed: int | None = None
     memory_mib: float | None = None
     exit: int | None = None
+    baseline: Row | None = None  # a rolling deploy's plain-Ansible run, from the same lab and serial
+    deploy: Row | None = None  # a no-op re-run's rolling deploy
 
     def cells(self) -> list[str]:
-        ratio = f"{self.wall / self.floor:.1f}x" if self.wall and self.floor else "-"
+        versus = "-"
+        if self.baseline:
+            versus = (f"{ratio(self.wall, self.baseline.wall)} wall, "
+                      f"{ratio(self.cpu, self.baseline.cpu)} CPU")
+        noop = ratio(self.wall, self.deploy.wall) if self.deploy else "-"
         return [self.measurement, self.hosts, self.serial, _fmt(self.wall, ".2f" if (self.wall or 0) < 1 else ".1f"),
-                _fmt(self.floor, ".1f"), ratio, _fmt(self.requests, "d"), _fmt(self.failed, "d"),
-                _fmt(self.memory_mib, ".0f"), _fmt(self.exit, "d")]
+                _fmt(self.cpu, ".1f"), _fmt(self.floor, ".1f"), ratio(self.wall, self.floor), versus, noop,
+                _fmt(self.requests, "d"), _fmt(self.failed, "d"), _fmt(self.memory_mib, ".0f"), _fmt(self.exit, "d")]
 
 
 def _fmt(value: float | int | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def restart_floor(events: Iterable[dict[str, Any]]) -> float | None:
-    """Seconds a rollout cannot go below: per batch (one run of a serial play), the slowest host's
-    restart plus its wait until healthy; summed over batches. None when nothing was restarted."""
-    per_batch: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
-    for event in events:
-        data = event.get("event_data") or {}
-        path = str(data.get("task_path") or "")
-        if event.get("event") == "runner_on_ok" and (RESTART_TASK in path or HEALTH_TASK in path):
-            per_batch[data["play_uuid"]][data["host"]] += float(data.get("duration") or 0.0)
-    return sum(max(hosts.values()) for hosts in per_batch.values()) if per_batch else None
+def ratio(part: float | None, whole: float | None) -> str:
+    """part / whole as "1.23x", or "-" when either is missing (or whole is 0)."""
+    return f"{part / whole:.2f}x" if part is not None and whole else "-"
 
 
-def run_events(artifact_dir: Path) -> list[dict[str, Any]]:
-    """The events ansible-runner kept for one run (job_events/<counter>-<uuid>.json)."""
-    return [json.loads(path.read_text(encoding="utf-8")) for path in (artifact_dir / "job_events").glob("*.json")]
+def deploy_floor(seconds: Mapping[str, float], batches: Sequence[Sequence[str]]) -> float:
+    """The sum over batches of the batch's slowest host (seconds: host -> restart + time to healthy)."""
+    return sum(max(seconds[host] for host in batch) for batch in batches if batch)
+
+
+def scaling_line(rows: Sequence[Row]) -> str | None:
+    """t(12)/t(3) of the rolling deploy at serial 50%, when both lab sizes ran."""
+    small, large, serial = SCALING
+    walls = {row.hosts: row.wall for row in rows if row.measurement == "rolling deploy" and row.serial == serial}
+    if walls.get(str(small)) is None or walls.get(str(large)) is None:
+        return None
+    return (f"t({large})/t({small}) at serial {serial}: {ratio(walls[str(large)], walls[str(small)])} "
+            f"({walls[str(large)]:.1f} s / {walls[str(small)]:.1f} s)")
+
+
+def children_cpu() -> float:
+    """User + system seconds of every child process waited for so far (and of what they waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 class PeakMemory:
@@ -114,28 +166,69 @@ class PeakMemory:
             self._stop.wait(SAMPLE_EVERY_S)
 
 
-def measured(command: list[str], cwd: Path, *, load_to: str | None = None) -> Row:
-    """Run one rollwright command (under load when load_to is the load balancer's address): wall time,
-    exit code, the runner's peak memory, the load's outcome and the floor from the runs it made."""
-    artifacts = cwd / ".rollwright" / "lab" / "runs" / "artifacts"
-    before = set(artifacts.iterdir()) if artifacts.is_dir() else set()
+def measured(command: list[str], cwd: Path, *, load_to: str | None = None,
+             env: Mapping[str, str] | None = None) -> Row:
+    """Run one command (under load when load_to is the load balancer's address): wall time, the process
+    tree's CPU, exit code, its peak memory and the load's outcome."""
     load = Load(load_to, 80, rate=LOAD_RATE) if load_to else None
     with load or contextlib.nullcontext():
-        started = time.perf_counter()
-        proc = subprocess.Popen([ROLLWRIGHT, *command], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        cpu_before, started = children_cpu(), time.perf_counter()
+        proc = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                env=None if env is None else {**os.environ, **env})
         with PeakMemory(proc.pid) as memory:
             output, _ = proc.communicate(timeout=1800)
-        wall = time.perf_counter() - started
+        wall, cpu = time.perf_counter() - started, children_cpu() - cpu_before
     if proc.returncode != 0:
-        print(f"$ rollwright {' '.join(command)} exited {proc.returncode}:\n{output[-3000:]}", file=sys.stderr)
-    runs = sorted(set(artifacts.iterdir()) - before) if artifacts.is_dir() else []
-    events = [event for run in runs for event in run_events(run)]
-    row = Row(" ".join(command[:1]), wall=wall, floor=restart_floor(events), memory_mib=memory.peak_kib / 1024,
-              exit=proc.returncode)
+        print(f"$ {' '.join(command)} exited {proc.returncode}:\n{output[-3000:]}", file=sys.stderr)
+    row = Row(Path(command[0]).name, wall=wall, cpu=cpu, memory_mib=memory.peak_kib / 1024, exit=proc.returncode)
     if load:
         row.requests, row.failed = load.result.sent, load.result.failed
     return row
+
+
+def progress(row: Row) -> Row:
+    """Print a measured row to stderr as it comes, so a run stopped early still shows its figures."""
+    print(" | ".join(f"{column}: {cell}" for column, cell in zip(COLUMNS, row.cells(), strict=True)), file=sys.stderr)
+    return row
+
+
+def rollwright(*args: str) -> list[str]:
+    return [ROLLWRIGHT, *args]
+
+
+def restart_seconds(lab: Lab, batch: Sequence[str]) -> dict[str, float]:
+    """Restart + time to healthy of each host of one batch, all at once, each by its own clock."""
+    def probe(host: str) -> float:
+        proc = subprocess.run([*lab.ssh_args(host), "python3", "-"], input=FLOOR_PROBE, capture_output=True,
+                              text=True, timeout=120, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"the floor probe on {host} failed: {proc.stderr.strip()}")
+        return float(proc.stdout)
+
+    with ThreadPoolExecutor(max_workers=len(batch)) as pool:
+        return dict(zip(batch, pool.map(probe, batch), strict=True))
+
+
+def measure_floor(lab: Lab, app_hosts: Sequence[str], serial: int | str, rounds: int) -> float:
+    """The median over rounds of the deploy floor at this serial (the lab quiet, no deploy running)."""
+    batches = split_batches(app_hosts, [serial])
+    floors = []
+    for _ in range(rounds):
+        seconds: dict[str, float] = {}
+        for batch in batches:
+            seconds.update(restart_seconds(lab, batch))
+        floors.append(deploy_floor(seconds, batches))
+    time.sleep(SETTLE_S)
+    return statistics.median(floors)
+
+
+def baseline_row(version: str, folder: Path, inventory: Path, balancer: str) -> Row:
+    """The plain-Ansible rolling playbook deploying its own version (3.x.0), under the same load."""
+    artifact, _ = sample.build(version, folder / "dist")
+    variables = folder / f"baseline-{version}.json"
+    variables.write_text(json.dumps({"baseline_version": version, "baseline_artifact": str(artifact.resolve())}))
+    return measured([ANSIBLE_PLAYBOOK, "-i", str(inventory), "-e", f"@{variables}", str(BASELINE / "site.yml")],
+                    folder, load_to=balancer, env={"ANSIBLE_CONFIG": str(BASELINE / "ansible.cfg")})
 
 
 def generation_rows(runs: int) -> list[Row]:
@@ -144,15 +237,18 @@ def generation_rows(runs: int) -> list[Row]:
     from rollwright.spec.loader import load_spec
 
     sample.build("1.0.0", HELLO_SPEC.parent / "dist")  # the artifact the spec pins; the project carries a copy
-    times = []
+    times, cpus = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for run in range(runs):
             out = Path(tmp) / str(run)
-            began = time.perf_counter()
+            began, cpu = time.perf_counter(), time.process_time()
             write_project(render(prepare(load_spec(HELLO_SPEC), "staging")), out)
             times.append(time.perf_counter() - began)
-        process = measured(["generate", "-f", str(HELLO_SPEC), "-t", "staging", "-o", f"{tmp}/process"], REPO)
-    inside = Row(f"generate hello, in-process (median of {runs})", wall=statistics.median(times))
+            cpus.append(time.process_time() - cpu)
+        process = measured(rollwright("generate", "-f", str(HELLO_SPEC), "-t", "staging", "-o", f"{tmp}/process"),
+                           REPO)
+    inside = Row(f"generate hello, in-process (median of {runs})", wall=statistics.median(times),
+                 cpu=statistics.median(cpus))
     process.measurement = "generate hello, whole process"
     return [inside, process]
 
@@ -168,10 +264,39 @@ def cold_build_row() -> Row:
         remove_tree(cache)
 
 
-def fleet_rows(hosts: int, serials: list[int | str], workdir: Path) -> list[Row]:
-    """Boot a fresh lab of `hosts` app hosts, then per serial: deploy, no-op re-run and rollback of v2."""
-    lab = Lab(f"rwb{hosts}", hosts, inventory=workdir / f"rwb{hosts}" / "hosts.yml",
-              log=lambda message: print(message, file=sys.stderr))
+def serial_rows(lab: Lab, hosts: int, serial: int | str, number: int, folder: Path, floor_runs: int) -> list[Row]:
+    """On a booted lab, at one serial: the setup deploy of v1, the floors, then the measured runs."""
+    specs = {}
+    for version in (f"1.{number}.0", f"2.{number}.0"):
+        artifact, sha = sample.build(version, folder / "dist")
+        specs[version] = str(sample.write_spec(folder, lab.inventory_path, artifact, sha, version, batches=[serial]))
+    old, new = specs.values()
+    if measured(rollwright("deploy", "-f", old, "-t", "lab"), folder).exit != 0:
+        raise SystemExit(f"the setup deploy on {hosts} app hosts failed; see above")
+    app_hosts = [name for name, host in lab.hosts.items() if host.group == "app"]  # inventory order
+    floors = {each: measure_floor(lab, app_hosts, each, floor_runs) for each in dict.fromkeys([serial, 1])}
+    balancer = lab.hosts["lb1"].address
+    runs = (("rolling deploy", rollwright("deploy", "-f", new, "-t", "lab"), floors[serial]),
+            ("no-op re-run", rollwright("deploy", "-f", new, "-t", "lab"), None),
+            ("rollback", rollwright("rollback", "-f", new, "-t", "lab"), floors[serial]),
+            ("verify", rollwright("verify", "-f", old, "-t", "lab"), None))
+    rows = []
+    for name, command, floor in runs:
+        row = measured(command, folder, load_to=balancer)
+        row.measurement, row.hosts, row.serial, row.floor = name, str(hosts), str(serial), floor
+        rows.append(progress(row))
+    baseline = baseline_row(f"3.{number}.0", folder, lab.inventory_path, balancer)
+    baseline.measurement, baseline.hosts, baseline.serial, baseline.floor = ("baseline deploy (plain Ansible)",
+                                                                            str(hosts), "1", floors[1])
+    deploy, noop = rows[0], rows[1]
+    deploy.baseline, noop.deploy = baseline, deploy
+    return [*rows, progress(baseline)]
+
+
+def fleet_rows(hosts: int, serials: list[int | str], workdir: Path, prefix: str, floor_runs: int) -> list[Row]:
+    """Boot a fresh lab of `hosts` app hosts, then per serial: its measured runs (serial_rows)."""
+    name = f"{prefix}{hosts}"
+    lab = Lab(name, hosts, inventory=workdir / name / "hosts.yml", log=lambda message: print(message, file=sys.stderr))
     lab.down()  # a clean start, so the boot figure is a full boot
     rows = []
     try:
@@ -181,24 +306,8 @@ def fleet_rows(hosts: int, serials: list[int | str], workdir: Path) -> list[Row]
         fleet = sum((machine.memory(host) for host in state.hosts.values()), machine.Memory())
         rows.append(Row(f"lab boot ({hosts + 2} hosts; memory: the fleet's)", str(hosts), wall=booted.boot_seconds,
                         memory_mib=(fleet.pss + fleet.tmpfs) / 1024))
-        balancer = lab.hosts["lb1"].address
         for number, serial in enumerate(serials):
-            folder = workdir / f"{hosts}-{number}"
-            specs = {}
-            for version in (f"1.{number}.0", f"2.{number}.0"):
-                artifact, sha = sample.build(version, folder / "dist")
-                specs[version] = str(sample.write_spec(folder, lab.inventory_path, artifact, sha, version,
-                                                       batches=[serial]))
-            old, new = specs.values()
-            setup = measured(["deploy", "-f", old, "-t", "lab"], folder)
-            if setup.exit != 0:
-                raise SystemExit(f"the setup deploy on {hosts} app hosts failed; see above")
-            for name, command in (("rolling deploy", ["deploy", "-f", new, "-t", "lab"]),
-                                  ("no-op re-run", ["deploy", "-f", new, "-t", "lab"]),
-                                  ("rollback", ["rollback", "-f", new, "-t", "lab"])):
-                row = measured(command, folder, load_to=balancer)
-                row.measurement, row.hosts, row.serial = name, str(hosts), str(serial)
-                rows.append(row)
+            rows += serial_rows(lab, hosts, serial, number, workdir / f"{hosts}-{number}", floor_runs)
     finally:
         lab.down()
     return rows
@@ -211,11 +320,22 @@ def machine_line() -> str:
             f"kernel {platform.release()}, Python {platform.python_version()}")
 
 
+def table_of(rows: Sequence[Row]) -> Table:
+    table = Table(title=f"rollwright benchmark: {machine_line()}")
+    for column in COLUMNS:
+        table.add_column(column, justify="left" if column == "measurement" else "right")
+    for row in rows:
+        table.add_row(*row.cells())
+    return table
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hosts", type=int, action="append", help="app hosts of a lab (default: 3, 6 and 12)")
     parser.add_argument("--cold", action="store_true", help="also time a cold build of the lab image")
     parser.add_argument("--runs", type=int, default=20, help="in-process generation runs (default 20)")
+    parser.add_argument("--floor-runs", type=int, default=3, help="rounds of the floor's median (default 3)")
+    parser.add_argument("--lab-prefix", default="rwb", help="labs are named <prefix><hosts> (default rwb)")
     args = parser.parse_args()
     require_root()
     rows = generation_rows(args.runs)
@@ -224,18 +344,19 @@ def main() -> int:
     image.ensure_image(lambda message: print(message, file=sys.stderr))  # the boots below time boots only
     with tempfile.TemporaryDirectory(prefix="rwbench-") as workdir:
         for hosts in args.hosts or [3, 6, 12]:
-            rows += fleet_rows(hosts, [1, "50%"], Path(workdir))
-    table = Table(title=f"rollwright benchmark: {machine_line()}")
-    for column in COLUMNS:
-        table.add_column(column, justify="left" if column == "measurement" else "right")
-    for row in rows:
-        table.add_row(*row.cells())
-    console = Console(width=160)
-    console.print(table)
-    console.print(f"Deploys and rollbacks ran under {LOAD_RATE:.0f} requests/s through HAProxy. floor: the sum over "
-                  "batches of the slowest host's restart + time-to-healthy, from the run's events. memory: the "
-                  "runner's peak PSS (rollwright, ansible-playbook, its forks and ssh clients), except for a lab "
-                  "boot, where it is the booted fleet's PSS + tmpfs.")
+            rows += fleet_rows(hosts, [1, "50%"], Path(workdir), args.lab_prefix, args.floor_runs)
+    console = Console(width=200)
+    console.print(table_of(rows))
+    scaling = scaling_line(rows)
+    if scaling:
+        console.print(scaling)
+    console.print(f"Runs on a lab ran under {LOAD_RATE:.0f} requests/s through HAProxy. floor: restart + time to "
+                  f"healthy measured on the hosts, the slowest host of each batch summed over batches (median of "
+                  f"{args.floor_runs}). CPU: user + system of the command's process tree on the control node. "
+                  "vs baseline: the deploy's wall and CPU over the plain-Ansible playbook's (bench/baseline, "
+                  "serial 1). "
+                  "memory: peak PSS of the command's process tree, except for a lab boot, where it is the booted "
+                  "fleet's PSS + tmpfs.")
     return 0
 
 

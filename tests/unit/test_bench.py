@@ -1,4 +1,4 @@
-"""The benchmark's floor: the sum over batches of the slowest host's restart + time-to-healthy."""
+"""The benchmark's pure parts: the physical floor over batches, the ratio cells and the table's rows."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from rollwright.render.batches import split_batches
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "bench.py"
 
@@ -22,28 +24,57 @@ def bench() -> Any:
     return module
 
 
-RESTART, HEALTH = "roles/service/tasks/restart.yml", "roles/healthcheck/tasks/main.yml"
-
-
-def ok(batch: str, host: str, path: str, duration: float) -> dict[str, Any]:
-    return {"event": "runner_on_ok",
-            "event_data": {"play_uuid": batch, "host": host, "task_path": f"/p/{path}:3", "duration": duration}}
+SECONDS = {"app1": 1.2, "app2": 1.5, "app3": 1.1, "app4": 2.0}
 
 
 def test_floor_sums_the_slowest_host_of_each_batch(bench: Any) -> None:
-    events = [
-        ok("b1", "app1", RESTART, 0.5), ok("b1", "app1", HEALTH, 2.0),
-        ok("b1", "app2", RESTART, 0.4), ok("b1", "app2", HEALTH, 3.0),
-        ok("b2", "app3", RESTART, 1.0), ok("b2", "app3", HEALTH, 1.5),
-        # not part of the floor: the include that wraps the restart, another role's task, a drain
-        ok("b1", "app1", "site.yml", 9.0), ok("b2", "app3", "roles/release/tasks/main.yml", 9.0),
-        ok("b2", "app3", "roles/lb_haproxy/tasks/main.yml", 9.0),
-    ]
-    assert bench.restart_floor(events) == pytest.approx(3.4 + 2.5)
+    hosts = list(SECONDS)
+    assert bench.deploy_floor(SECONDS, split_batches(hosts, [1])) == pytest.approx(1.2 + 1.5 + 1.1 + 2.0)
+    # 50% of 4: [app1, app2], [app3, app4]
+    assert bench.deploy_floor(SECONDS, split_batches(hosts, ["50%"])) == pytest.approx(1.5 + 2.0)
+    assert bench.deploy_floor(SECONDS, split_batches(hosts, ["100%"])) == pytest.approx(2.0)
 
 
-def test_no_restart_has_no_floor(bench: Any) -> None:
-    events = [ok("b1", "app1", "roles/release/tasks/main.yml", 1.0), {"event": "playbook_on_stats"},
-              {"event": "runner_on_failed", "event_data": {"play_uuid": "b1", "host": "app1",
-                                                           "task_path": "/p/roles/service/tasks/restart.yml:2"}}]
-    assert bench.restart_floor(events) is None
+def test_floor_needs_every_host_of_a_batch(bench: Any) -> None:
+    with pytest.raises(KeyError):
+        bench.deploy_floor({"app1": 1.0}, [["app1", "app2"]])
+
+
+def test_ratio_cells(bench: Any) -> None:
+    assert bench.ratio(3.0, 1.5) == "2.00x"
+    assert bench.ratio(0.0, 2.0) == "0.00x"
+    assert bench.ratio(None, 2.0) == "-"
+    assert bench.ratio(1.0, None) == "-"
+    assert bench.ratio(1.0, 0.0) == "-"
+
+
+def test_a_deploy_row_compares_with_its_floor_and_baseline(bench: Any) -> None:
+    baseline = bench.Row("baseline deploy (plain Ansible)", "3", "1", wall=20.0, cpu=5.0, floor=3.6, requests=2000,
+                         failed=0, memory_mib=80.0, exit=0)
+    deploy = bench.Row("rolling deploy", "3", "1", wall=30.0, cpu=15.0, floor=3.6, requests=3000, failed=0,
+                       memory_mib=120.4, exit=0, baseline=baseline)
+    noop = bench.Row("no-op re-run", "3", "1", wall=6.0, cpu=3.0, requests=600, failed=0, memory_mib=90.0, exit=0,
+                     deploy=deploy)
+    cells = [dict(zip(bench.COLUMNS, row.cells(), strict=True)) for row in (deploy, noop, baseline)]
+    assert cells[0] == {"measurement": "rolling deploy", "app hosts": "3", "serial": "1", "wall s": "30.0",
+                        "CPU s": "15.0", "floor s": "3.6", "wall/floor": "8.33x",
+                        "vs baseline": "1.50x wall, 3.00x CPU", "no-op/deploy": "-",
+                        "requests": "3000", "failed": "0", "memory MiB": "120", "exit": "0"}
+    assert cells[1]["no-op/deploy"] == "0.20x"
+    assert (cells[1]["floor s"], cells[1]["wall/floor"], cells[1]["vs baseline"]) == ("-", "-", "-")
+    assert (cells[2]["wall/floor"], cells[2]["vs baseline"], cells[2]["no-op/deploy"]) == ("5.56x", "-", "-")
+
+
+def test_a_row_without_figures_shows_dashes(bench: Any) -> None:
+    cells = bench.Row("verify").cells()
+    assert cells[0] == "verify"
+    assert set(cells[1:]) == {"-"}
+    assert bench.Row("generate", wall=0.0123).cells()[3] == "0.01"
+
+
+def test_scaling_line_needs_both_lab_sizes_at_serial_50(bench: Any) -> None:
+    rows = [bench.Row("rolling deploy", "3", "50%", wall=20.0), bench.Row("rolling deploy", "3", "1", wall=99.0),
+            bench.Row("no-op re-run", "12", "50%", wall=99.0)]
+    assert bench.scaling_line(rows) is None
+    rows.append(bench.Row("rolling deploy", "12", "50%", wall=26.0))
+    assert bench.scaling_line(rows) == "t(12)/t(3) at serial 50%: 1.30x (26.0 s / 20.0 s)"
