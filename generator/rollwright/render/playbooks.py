@@ -103,8 +103,8 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         plays.append(_smoke_play(spec))
     if spec.hooks.after_deploy:
         plays.append(_hook_play(AFTER_DEPLOY_PLAY, spec.hooks.after_deploy, "hooks"))
-    if spec.artifact:  # the runner's account of the fleet comes from this run, not from one more
-        plays += status_plays(spec)
+    if spec.artifact and not _blue_green(spec):  # the runner's account of the fleet comes from this run
+        plays += status_plays(spec)  # (blue/green's would find the colours again, after the run's own account)
     return plays
 
 

@@ -183,7 +183,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             raise _refused(what, name, refusals.problems)
         runs = [site]
         if site.ok:
-            states = states_of(site) if spec.artifact else []  # site.yml ends with the status plays
+            states = _states_after(site, workspace, options.limit) if spec.artifact else []
             changed = sum(site.count("changed").values())
             tell(f"deployed {what} to {name} ({changed} changes)")
             if progress.continued:
@@ -217,6 +217,11 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
         runs.append(_on_failure_hooks(workspace, record, tell))
     _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
     return code
+
+
+def _states_after(site: PlaybookRun, workspace: Workspace, limit: str | None) -> list[HostState]:
+    """Every app host's state from the status plays site.yml ends with, else (blue/green) from status.yml."""
+    return states_of(site) if "rollwright_hosts" in site.custom_stats else host_states(workspace, limit)
 
 
 def _secret_values(loaded: LoadedSpec, name: str) -> tuple[str, ...]:
