@@ -57,6 +57,7 @@ def lab(lab_environment: None, tmp_path_factory: pytest.TempPathFactory, lab_log
     inventory = tmp_path_factory.mktemp("lab") / "hosts.yml"
     fleet = Lab(SESSION_LAB, SESSION_APP_HOSTS, inventory=inventory, log=log)
     try:
+        fleet.down()  # a lab of this name left up by a killed session would carry its state (colours, releases) in
         fleet.up()
         yield fleet
     finally:

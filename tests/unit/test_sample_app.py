@@ -25,6 +25,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+import yaml
 
 HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello"
 BUILD_PY = HELLO / "build.py"
@@ -180,6 +181,14 @@ def test_build_is_byte_reproducible(tmp_path: Path) -> None:
     assert build_mod.build(VERSION, tmp_path / "a")[0].read_bytes() == first_bytes
     # a different version is a different artifact
     assert build_mod.build("1.2.4", tmp_path / "a")[1] != sha1
+
+
+def test_the_committed_spec_pins_what_the_build_gives(tmp_path: Path) -> None:
+    """`make demo` deploys examples/hello/rollwright.yml: its sha256 must be the 1.0.0 build's (an app.py change
+    without a new pin makes the demo's preflight refuse the artifact)."""
+    artifact = yaml.safe_load((HELLO / "rollwright.yml").read_text())["artifact"]
+    _, digest = build_mod.build(artifact["version"], tmp_path)
+    assert artifact["sha256"] == digest, "run `python examples/hello/build.py 1.0.0` and pin its sha256 in the spec"
 
 
 def test_build_contents_and_metadata(tmp_path: Path) -> None:
