@@ -7,17 +7,14 @@ from __future__ import annotations
 import grp
 import hashlib
 import io
-import json
 import os
 import pwd
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-VENV_BIN = Path(sys.executable).parent
+from role_files import run_role_module
+
 ME = {"owner": pwd.getpwuid(os.getuid()).pw_name, "group": grp.getgrgid(os.getgid()).gr_name}
 
 
@@ -31,15 +28,7 @@ def _tarball(path: Path, members: dict[str, bytes]) -> tuple[Path, str]:
 
 
 def _module(name: str, args: dict[str, Any], *extra: str) -> dict[str, Any]:
-    """The role's module `name` on localhost, through ansible itself (it finds the role's module_utils)."""
-    proc = subprocess.run([str(VENV_BIN / "ansible"), "localhost", "-c", "local", "-o", "-m", name,
-                           "-a", json.dumps(args), *extra], capture_output=True, text=True, timeout=120, check=False,
-                          env={**os.environ, "ANSIBLE_LIBRARY": str(REPO / "roles/release/library"),
-                               "ANSIBLE_MODULE_UTILS": str(REPO / "roles/release/module_utils"),
-                               "ANSIBLE_STDOUT_CALLBACK": "minimal", "ANSIBLE_LOCALHOST_WARNING": "false"})
-    assert " => " in proc.stdout, proc.stdout + proc.stderr
-    said, result = proc.stdout.split(" => ", 1)
-    return {**json.loads(result), "failed": "FAILED!" in said}
+    return run_role_module("release", name, args, *extra)
 
 
 def _stage(root: Path, tarball: Path, sha: str, *extra: str, **args: Any) -> dict[str, Any]:

@@ -92,7 +92,7 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         if _blue_green(spec):
             plays.append(_switch_play(spec, optional=True))
         cleanup = _play(CLEANUP_PLAY, _updated_hosts(spec), [
-            _include("Remove old releases", "release", "cleanup", vars={
+            _import("Remove old releases", "release", "cleanup", {
                 "release_root": f"{{{{ {V}release.root }}}}", "release_keep": f"{{{{ {V}release.keep }}}}"})],
             tags=["cleanup"])
         cleanup["strategy"] = "ansible.builtin.free"  # each host on its own: no order to keep
@@ -305,6 +305,10 @@ def undrain_plays(spec: Spec) -> list[dict[str, Any]]:
     return [_play("Put app hosts back in the load balancer", spec.rollout.hosts, tasks, tags=["undrain"])]
 
 
+# What roles/healthcheck's host_report returns, as status.yml publishes it (run/status.py reads it).
+HOST_REPORT_KEYS = ["current", "previous", "root", "active", "process_dir", "health_status", "healthy", "health_body"]
+
+
 def status_plays(spec: Spec) -> list[dict[str, Any]]:
     """status.yml: what every app host really runs, reported through set_stats: where `current` points, the
     folder the service's main process runs in (a killed deploy can leave `current` ahead of the process),
@@ -313,33 +317,14 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
     lb = spec.rollout.load_balancer
-    tasks = [
-        _task("Read current and previous", "ansible.builtin.stat",
-              {"path": f"{{{{ {V}release.root }}}}/{{{{ item }}}}"},
-              loop=["current", "previous"], register="rollwright_status_links"),
-        _task("Read the service's main process", "ansible.builtin.systemd_service",
-              {"name": f"{{{{ {V}service.name }}}}"}, register="rollwright_status_unit", failed_when=False),
-        _task("Read the folder the service's process runs in", "ansible.builtin.stat",
-              {"path": "/proc/{{ rollwright_status_unit.status.MainPID | default(0) }}/cwd", "get_checksum": False},
-              register="rollwright_status_process"),
-        _task("Ask the health URL", "ansible.builtin.uri", {
-            "url": f"{{{{ {V}health.url }}}}", "return_content": True, "timeout": 5},
-            register="rollwright_status_health", failed_when=False, changed_when=False),
-    ]
+    tasks = [_import("Report what this host serves (links, process, unit, health)", "healthcheck", "report", {
+        "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}",
+        **_refs("healthcheck_", "health", ["url", "status"])})]
     if lb:
-        tasks.append(_include("Read the server state in the load balancer", "lb_haproxy", "read", vars={
+        tasks.append(_import("Read the server state in the load balancer", "lb_haproxy", "read", {
             "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
             **_refs("lb_haproxy_", "lb", ["backend", "socket"])}))
-    report = {
-        "current": "{{ rollwright_status_links.results[0].stat.lnk_target | default('') | basename }}",
-        "previous": "{{ rollwright_status_links.results[1].stat.lnk_target | default('') | basename }}",
-        "root": f"{{{{ {V}release.root }}}}",
-        "active": "{{ rollwright_status_unit.status.ActiveState | default('') }}",
-        "process_dir": "{{ rollwright_status_process.stat.lnk_target | default('') }}",
-        "health_status": "{{ rollwright_status_health.status | default(-1) }}",
-        "healthy": f"{{{{ (rollwright_status_health.status | default(-1)) == {V}health.status }}}}",
-        "health_body": "{{ (rollwright_status_health.content | default(''))[:500] }}",
-    }
+    report = {key: f"{{{{ healthcheck_report.{key} }}}}" for key in HOST_REPORT_KEYS}
     if lb:
         report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
     if _blue_green(spec):
@@ -656,17 +641,21 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
                    "{{ ansible_failed_result.msg | default('unknown error') }}"}),
     ]
     tasks = [
-        _task("Read where current points", "ansible.builtin.stat", {"path": f"{{{{ {V}release.root }}}}/current"},
-              register="rollwright_current"),
-        _task("Read whether the service runs", "ansible.builtin.systemd_service",
-              {"name": f"{{{{ {V}service.name }}}}"}, register="rollwright_service_unit"),
-        # a host is updated when current is another release, its unit or env file changed, or the service
-        # is not running (stopped by hand, crashed): it then goes through drain, restart and health gate
+        _import("Read what this host runs (current, the unit, its process)", "healthcheck", "report", {
+            "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}"}),
+        # a host is updated when current is another release, its process runs another one (a killed deploy
+        # moved current ahead of it), its unit or env file changed, or the service is not running (stopped
+        # by hand, crashed): it then goes through drain, restart and health gate
         _task("Decide whether this host needs the new release", "ansible.builtin.set_fact", {
-            "rollwright_host_stale": (
-                f"{{{{ (rollwright_current.stat.lnk_target | default('')) != {V}release.root ~ '/releases/' ~ "
-                f"{V}version or (service_restart_needed | default(false)) or "
-                "(rollwright_service_unit.status.ActiveState | default('')) != 'active' }}")}),
+            "rollwright_host_stale": (f"{{{{ healthcheck_report.current != {V}version or "
+                                      "rollwright_runs_another | bool or rollwright_unit_stale | bool }}")},
+              vars={"rollwright_releases": f"{{{{ {V}release.root }}}}/releases/",
+                    "rollwright_new_release": f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}/",
+                    "rollwright_process": "{{ healthcheck_report.process_dir }}/",
+                    "rollwright_runs_another": ("{{ rollwright_process.startswith(rollwright_releases) and "
+                                                "not rollwright_process.startswith(rollwright_new_release) }}"),
+                    "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
+                                              "healthcheck_report.active != 'active' }}")}),
         {"name": "Update this host (drain, switch, restart, health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]

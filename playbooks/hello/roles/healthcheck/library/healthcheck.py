@@ -15,10 +15,9 @@ import json
 import re
 import subprocess
 import time
-import urllib.error
-import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.health_probe import ask, unit_properties
 
 DOCUMENTATION = r"""
 module: healthcheck
@@ -30,7 +29,7 @@ options:
   url: {type: str, required: true, description: URL to poll.}
   status: {type: int, default: 200, description: Expected HTTP status.}
   timeout_s: {type: int, default: 60, description: Deadline for the whole gate, requests included.}
-  interval_s: {type: int, default: 1, description: Seconds between attempts.}
+  interval_s: {type: int, default: 1, description: "Most seconds between attempts (the first pause is 0.1 s, each next one doubles)."}
   version:
     type: str
     default: ""
@@ -39,6 +38,7 @@ options:
   restarts_allowed: {type: int, default: 2, description: Automatic restarts of I(unit) tolerated before failing.}
 """
 
+FIRST_WAIT_S = 0.1  # the first pause between attempts; each next one doubles, up to interval_s
 PER_REQUEST_S = 5.0  # a hanging request is given up after this (or the time left), then the unit is checked
 BODY_SHOWN = 500
 JOURNAL_LINES = 20  # in the result; the message has the last JOURNAL_IN_MSG (one line in the runner's account)
@@ -61,23 +61,9 @@ def names_version(body: str, version: str) -> tuple[bool, str]:
     return token is not None, ""
 
 
-def ask(url: str, timeout: float) -> tuple[int | None, str]:
-    """(status, body) of one GET, or (None, why) when there was no answer."""
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as answer:
-            return answer.status, answer.read(64 * 1024).decode("utf-8", "replace")
-    except urllib.error.HTTPError as error:
-        return error.code, error.read(64 * 1024).decode("utf-8", "replace")
-    except (OSError, ValueError) as error:  # refused, reset, timed out, no such host
-        reason = getattr(error, "reason", error)
-        return None, f"no answer ({reason})"
-
-
 def unit_state(unit: str) -> tuple[str, int]:
     """(ActiveState, NRestarts) of a systemd unit; ("", 0) when systemctl cannot tell."""
-    proc = subprocess.run(["systemctl", "show", "-p", "ActiveState", "-p", "NRestarts", "--", unit],
-                          capture_output=True, text=True, check=False)
-    props = dict(line.split("=", 1) for line in proc.stdout.splitlines() if "=" in line)
+    props = unit_properties(unit, ["ActiveState", "NRestarts"])
     try:
         restarts = int(props.get("NRestarts") or 0)
     except ValueError:
@@ -127,6 +113,7 @@ def gate(url: str, status: int, timeout_s: float, interval_s: float, version: st
     started = time.monotonic()
     deadline = started + timeout_s
     attempts, last_status, last_body, last_found = 0, None, "", ""
+    wait = FIRST_WAIT_S  # a restarted app is often healthy well within the interval: look sooner first
     while True:
         trouble = unit_trouble(unit, restarts_allowed)
         if trouble:
@@ -142,7 +129,8 @@ def gate(url: str, status: int, timeout_s: float, interval_s: float, version: st
         left = deadline - time.monotonic()
         if left <= 0:
             break
-        time.sleep(min(interval_s, left))
+        time.sleep(min(wait, interval_s, left))
+        wait *= 2
     if last_status is None:
         reason = last_body
     elif last_status != status:
