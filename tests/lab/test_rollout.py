@@ -74,12 +74,17 @@ def test_secrets_never_reach_output_artifacts_records_or_history(fleet: Fleet) -
 
 
 def test_redeploying_the_same_version_changes_nothing(fleet: Fleet) -> None:
+    """One read-only look (current.yml) says it is deployed: no lock, no rollout, no process restarted."""
     before = fleet.main_pids()
-    proc = fleet.deploy(fleet.spec("2.0.0"))
+    spec = fleet.spec("2.0.0")
+    proc = fleet.deploy(spec)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "(0 changes)" in proc.stdout
-    assert " drain" not in proc.stdout and " restart" not in proc.stdout
+    assert "already deployed: every app host runs hello 2.0.0, healthy and in service" in proc.stdout, proc.stdout
+    assert "Roll out in batches" not in proc.stdout and " drain" not in proc.stdout and " restart" not in proc.stdout
     assert fleet.main_pids() == before
+    record = json.loads(fleet.rollwright("show", _newest_deploy(fleet, spec), "-f", str(spec), "--json").stdout)
+    assert (record["status"], record["version"], record["verified"]) == ("succeeded", "2.0.0", False), record
+    assert [host["running"] for host in record["hosts"]] == ["2.0.0"] * len(APP_HOSTS)
 
 
 def test_broken_release_is_rolled_back_without_failing_a_request(fleet: Fleet) -> None:
@@ -205,7 +210,7 @@ def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
     seen = [(row["action"], row["version"], row["status"], bool(row["verified"])) for row in reversed(rows)]
     assert seen == [
         ("deploy", "1.0.0", "succeeded", True), ("deploy", "2.0.0", "succeeded", True),
-        ("deploy", "2.0.0", "succeeded", True), ("deploy", "3.0.0", "failed", False),
+        ("deploy", "2.0.0", "succeeded", False), ("deploy", "3.0.0", "failed", False),  # the no-op: no verify ran
         ("deploy", "4.0.0", "failed", False), ("deploy", "4.1.0", "interrupted", False),
         ("rollback", "1.0.0", "succeeded", False), ("rollback", "2.0.0", "succeeded", False)]  # refusals leave none
     later_batch = json.loads(fleet.rollwright("show", rows[3]["id"], "-f", str(spec), "--json").stdout)
@@ -223,9 +228,13 @@ def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
         assert row["seconds"] == record["seconds"] and abs(record["seconds"] - took.total_seconds()) <= 1.5, record
     folder = Path(rows[0]["record"]).parent
     assert {p.name for p in folder.iterdir()} == {"record.json", "record.md"}
+    touched = [row for row in rows if not json.loads(Path(row["record"]).read_text())["summary"].startswith(
+        "already deployed")]  # the no-op redeploy touched no host
+    assert len(touched) == len(rows) - 1
     for host in ("app1", "app3", "lb1"):  # every host the deploys concerned (no database here) keeps a line per run
         audit = fleet.lab.run(host, "cat /var/log/rollwright/audit.log").stdout
-        assert all(row["id"] in audit for row in rows), host
+        assert all(row["id"] in audit for row in touched), host
+        assert rows[-3]["id"] not in audit, host
     first = Path(rows[-1]["record"]).parent
     assert {p.name for p in first.iterdir()} == {"record.json", "record.md", "checklist.md", "rollback-plan.md"}
 
@@ -308,10 +317,10 @@ def test_a_tarball_tar_refuses_fails_the_deploy_naming_the_member_and_why(fleet:
 
 
 def test_keep_n_releases_after_n_plus_two_deploys(fleet: Fleet) -> None:
-    keep = 3
-    versions = [f"6.0.{n}" for n in range(keep + 2)]
-    for version in versions:
-        proc = fleet.deploy(fleet.spec(version, keep=keep, batches=["50%"]))
+    keep = 2  # the least a spec may keep: the fewest deploys that prove it
+    versions = [f"6.0.{n}" for n in range(1, keep + 3)]
+    for version in versions:  # one batch each: what is kept does not depend on the batches
+        proc = fleet.deploy(fleet.spec(version, keep=keep, batches=["100%"]))
         assert proc.returncode == 0, proc.stdout + proc.stderr
     for host in APP_HOSTS:
         releases = fleet.lab.run(host, "ls /srv/hello/releases").stdout.split()

@@ -20,7 +20,7 @@ from fleets import APP_HOSTS, LOAD_RATE, Fleet
 from rollwright.lab.fleet import Lab
 from rollwright.lab.load import Load
 
-CANARY = {"strategy": "canary", "canary": {"steps": [1, "100%"], "window_s": 12}}
+CANARY = {"strategy": "canary", "canary": {"steps": [1, "100%"], "window_s": 6}}  # 300 requests a window at LOAD_RATE
 BLUE_GREEN = {"strategy": "blue_green", "blue_green": {"blue": "blue", "green": "green"}}
 BASELINE = "20.0.0"
 

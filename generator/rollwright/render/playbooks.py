@@ -252,6 +252,29 @@ def _lock_play(spec: Spec, name: str, when: str | None = None) -> dict[str, Any]
     return _play(name, host, [task], tags=["lock"])
 
 
+ALREADY_PLAY = "Already deployed?"  # current.yml's plays
+
+
+def current_plays(spec: Spec) -> list[dict[str, Any]]:
+    """current.yml: is the spec's release already deployed, so that a deploy has nothing to do? Changes nothing:
+    the deploy lock's holder, the pending migrations (tool sql), what the stage would change (check mode) and
+    what every app host runs (the status plays). The runner decides; any doubt takes the normal path."""
+    if not spec.artifact:
+        return [_play("Nothing to check (the spec deploys no release)", "localhost",
+                      [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
+    plays = [_lock_play(spec, f"{ALREADY_PLAY} Read the deploy lock (changes nothing)")]  # status: the default
+    if _sql_migrations(spec):
+        pending = _include("Find pending migrations", "migrate", "sql", vars={**_sql_migrate_vars(),
+                                                                            "migrate_action": "status"})
+        report = _task("Report how many are pending", "ansible.builtin.set_stats", {"data": {
+            "rollwright_pending_migrations": "{{ migrate_sql.pending | default([]) | length }}"}})
+        plays.append(_play(f"{ALREADY_PLAY} Find pending migrations (changes nothing)", f"{_db_hosts(spec)}[0]",
+                           [pending, report]))
+    stage = _stage_play(spec)
+    stage.update(name=f"{ALREADY_PLAY} What the stage would change (check mode)", check_mode=True)
+    return [*plays, stage, *status_plays(spec)]
+
+
 def finish_plays(spec: Spec) -> list[dict[str, Any]]:
     """finish.yml, the end of every deploy and rollback the runner makes, in one run: one audit line on every
     host it concerned (-e rollwright_audit_line=...), then the deploy lock given back when the runner passes

@@ -212,6 +212,7 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "site.yml": dump_yaml(playbooks.site_plays(spec, inp.groups), header),
         "rollback.yml": dump_yaml(playbooks.rollback_plays(spec), header),
         "status.yml": dump_yaml(playbooks.status_plays(spec), header),
+        "current.yml": dump_yaml(playbooks.current_plays(spec), header),
         "undrain.yml": dump_yaml(playbooks.undrain_plays(spec), header),
         "migrations.yml": dump_yaml(playbooks.migrations_plays(spec), header),
         "backups.yml": dump_yaml(playbooks.backups_plays(spec), header),
@@ -359,6 +360,7 @@ ansible-playbook site.yml --check --diff  # what would change
 ansible-playbook rollback.yml             # every app host back to its previous release
 ansible-playbook rollback.yml -e rollwright_rollback_version=1.2.3
 ansible-playbook status.yml               # what every app host runs and whether it is healthy
+ansible-playbook current.yml              # is this release already deployed? (lock, migrations, stage --check, status)
 ansible-playbook undrain.yml --limit app2 # put a host left drained back in the load balancer
 ansible-playbook migrations.yml -e rollwright_migrations_action=status   # or apply, mark_applied, baseline
 ansible-playbook on_failure.yml -e '{{"rollwright_failure": {{"status": "failed"}}}}'  # the spec's on_failure hooks
@@ -375,6 +377,7 @@ new version (rollwright's runner is where whole-fleet rollback, the deploy lock 
 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
 health gate, site health, then what every app host runs), `rollback.yml`, `status.yml` (read-only report),
+`current.yml` (read-only: whether a deploy would have nothing to do),
 `undrain.yml`, `migrations.yml`, `backups.yml`, `lock.yml`, `finish.yml` (audit line, lock back),
 `preflight.yml`, `on_failure.yml`,
 `verify/` (the testinfra suite: unit, release, env file, port, health, load balancer, migrations;

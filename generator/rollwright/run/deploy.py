@@ -34,6 +34,7 @@ from rollwright.render.project import (
     resolve_target,
     write_project_once,
 )
+from rollwright.run.already import check_current, may_be_current
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.lock import DeployLock, lock_answer
 from rollwright.run.notify import notify
@@ -129,6 +130,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
         ("change freeze overridden", options.overrides.override_freeze),
         ("promotion gate forced", options.overrides.force)) if used]
     tell = Told(write)
+    if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
+        return 0
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
     with lock.holding(options.lock_wait_s):
         notify(target.webhook, "start", record, write)
@@ -139,6 +142,25 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
     return code
+
+
+def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, record: Record,
+                      documents: dict[str, str], app_hosts: list[str], tell: Told) -> bool:
+    """A deploy of what already runs everywhere ends after one read-only run (current.yml), without the lock,
+    recorded as what it was; else (or in doubt) the normal path follows."""
+    if not may_be_current(spec, limited=bool(options.limit), groups_chosen=bool(options.only_groups or
+                          options.skip_groups), direct=options.direct, no_switch=options.no_switch):
+        return False
+    current = check_current(workspace, record.version, app_hosts)
+    if not current.deployed:
+        return False
+    tell(f"already deployed: every app host runs {spec.app} {record.version}, healthy and in service, and the stage "
+         "would change nothing; no host was touched")
+    record.finish(0)
+    record.status, record.summary = "succeeded", tell.lines[-1]
+    record.hosts = [asdict(state) for state in current.states]
+    _write_record(workspace, record, documents, tell)
+    return True
 
 
 def _refused(what: str, name: str, problems: list[str]) -> BadInput:
@@ -295,9 +317,7 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     record.hosts = [asdict(state) for state in states]
     record.summary = "\n".join(tell.lines)
     record.artifacts = [str(run.artifact_dir) for run in runs]
-    folder = write_record(workspace.root / "records", record, documents, History(workspace.root.parent))
-    tell.write.event("record", f"record {record.id} ({record.seconds:.1f} s start to finish): {folder / 'record.md'}",
-                     id=record.id, status=record.status, seconds=record.seconds, path=str(folder / "record.md"))
+    _write_record(workspace, record, documents, tell)
     line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
             f"{record.status} by {record.user}")
     answers: list[dict[str, Any] | None] = []
@@ -308,6 +328,12 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     if finish.count("dark") or finish.count("failures"):
         missed = sorted({*finish.count("dark"), *finish.count("failures")})
         tell.write(f"warning: no audit log line on {', '.join(missed)}")
+
+
+def _write_record(workspace: Workspace, record: Record, documents: dict[str, str], tell: Told) -> None:
+    folder = write_record(workspace.root / "records", record, documents, History(workspace.root.parent))
+    tell.write.event("record", f"record {record.id} ({record.seconds:.1f} s start to finish): {folder / 'record.md'}",
+                     id=record.id, status=record.status, seconds=record.seconds, path=str(folder / "record.md"))
 
 
 def _restore(workspace: Workspace, progress: Progress, version: str, write: Write,
