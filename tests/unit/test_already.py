@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,25 +16,41 @@ HELLO = Path(__file__).resolve().parents[2] / "examples" / "hello" / "rollwright
 PLAIN = {"limited": False, "groups_chosen": False, "direct": False, "no_switch": False}
 
 
-def _spec(tmp_path: Path, edit: str = "") -> object:
+def _spec(tmp_path: Path, edit: str = "") -> Any:
     text = HELLO.read_text()
     path = tmp_path / "rollwright.yml"
     path.write_text(text + edit)
     return load_spec(path).spec
 
 
-def test_a_plain_whole_fleet_deploy_of_the_example_may_end_at_the_check() -> None:
-    assert may_be_current(load_spec(HELLO).spec, **PLAIN) is True
+def _newest(spec: Any, **changes: str) -> dict[str, str]:
+    """The history row of a successful deploy of the spec's artifact."""
+    return {"action": "deploy", "status": "succeeded", "version": spec.artifact.version,
+            "sha256": spec.artifact.sha256, **changes}
+
+
+def test_a_whole_fleet_redeploy_of_the_last_deployed_artifact_may_end_at_the_check() -> None:
+    spec = load_spec(HELLO).spec
+    assert may_be_current(spec, _newest(spec), **PLAIN) is True
+
+
+@pytest.mark.parametrize("changes", [{"version": "0.9.0"}, {"sha256": "0" * 64}, {"status": "failed"},
+                                     {"action": "rollback"}], ids=["other-version", "other-sha", "failed", "rollback"])
+def test_a_release_not_deployed_last_goes_straight_to_the_normal_path(changes: dict[str, str]) -> None:
+    spec = load_spec(HELLO).spec
+    assert may_be_current(spec, _newest(spec, **changes), **PLAIN) is False
+    assert may_be_current(spec, None, **PLAIN) is False  # nothing in this control node's history
 
 
 @pytest.mark.parametrize("option", ["limited", "groups_chosen", "direct", "no_switch"])
 def test_a_narrowed_or_forced_deploy_takes_the_normal_path(option: str) -> None:
-    assert may_be_current(load_spec(HELLO).spec, **{**PLAIN, option: True}) is False
+    spec = load_spec(HELLO).spec
+    assert may_be_current(spec, _newest(spec), **{**PLAIN, option: True}) is False
 
 
 def test_hooks_take_the_normal_path(tmp_path: Path) -> None:
-    spec = _spec(tmp_path, "hooks:\n  after_deploy:\n    - echo deployed\n")
-    assert may_be_current(spec, **PLAIN) is False  # type: ignore[arg-type]
+    spec: Any = _spec(tmp_path, "hooks:\n  after_deploy:\n    - echo deployed\n")
+    assert may_be_current(spec, _newest(spec), **PLAIN) is False
 
 
 def _state(**changes: object) -> HostState:

@@ -26,11 +26,18 @@ class Current:
     states: list[HostState] = field(default_factory=list)
 
 
-def may_be_current(spec: Spec, *, limited: bool, groups_chosen: bool, direct: bool, no_switch: bool) -> bool:
-    """Whether a deploy can end at the check: a whole-fleet rolling or canary deploy of a release with nothing
-    else to run (no command groups, no hooks) and migrations whose pending ones can be read (tool sql)."""
+def may_be_current(spec: Spec, newest: dict[str, Any] | None, *, limited: bool, groups_chosen: bool, direct: bool,
+                   no_switch: bool) -> bool:
+    """Whether a deploy can end at the check: the target's newest record (`newest`, from this control node's
+    history) is a successful deploy of this very artifact, so the check is worth its run (a new release goes
+    straight to the normal path), and the deploy is a whole-fleet rolling or canary one with nothing else to
+    run (no command groups, no hooks) and migrations whose pending ones can be read (tool sql)."""
+    if not spec.artifact or not newest or (newest.get("action"), newest.get("status"), newest.get("version"),
+                                           newest.get("sha256")) != ("deploy", "succeeded", spec.artifact.version,
+                                                                     spec.artifact.sha256):
+        return False
     migrations = spec.database.migrations if spec.database else None
-    return bool(spec.artifact) and spec.rollout.strategy in ("rolling", "canary") and not (
+    return spec.rollout.strategy in ("rolling", "canary") and not (
         limited or groups_chosen or direct or no_switch or spec.groups or spec.hooks.before_deploy
         or spec.hooks.after_deploy or (migrations and migrations.tool != "sql"))
 

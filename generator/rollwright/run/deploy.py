@@ -148,7 +148,8 @@ def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, 
                       documents: dict[str, str], app_hosts: list[str], tell: Told) -> bool:
     """A deploy of what already runs everywhere ends after one read-only run (current.yml), without the lock,
     recorded as what it was; else (or in doubt) the normal path follows."""
-    if not may_be_current(spec, limited=bool(options.limit), groups_chosen=bool(options.only_groups or
+    newest = next(iter(History(workspace.root.parent).list(record.target, limit=1)), None)
+    if not may_be_current(spec, newest, limited=bool(options.limit), groups_chosen=bool(options.only_groups or
                           options.skip_groups), direct=options.direct, no_switch=options.no_switch):
         return False
     current = check_current(workspace, record.version, app_hosts)
