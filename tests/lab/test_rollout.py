@@ -279,7 +279,7 @@ def test_one_deploy_at_a_time_per_target(fleet: Fleet) -> None:
 
 
 def test_a_lock_left_by_a_killed_deploy_is_broken_with_a_warning(fleet: Fleet) -> None:
-    spec = fleet.spec("2.0.0")
+    spec = fleet.spec("2.1.0")  # a release not deployed yet: the normal path, which takes the lock
     lines: list[str] = []
     killed = _start(fleet, spec)
     try:
