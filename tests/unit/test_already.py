@@ -48,8 +48,9 @@ def test_a_narrowed_or_forced_deploy_takes_the_normal_path(option: str) -> None:
     assert may_be_current(spec, _newest(spec), **{**PLAIN, option: True}) is False
 
 
-def test_hooks_take_the_normal_path(tmp_path: Path) -> None:
-    spec: Any = _spec(tmp_path, "hooks:\n  after_deploy:\n    - echo deployed\n")
+@pytest.mark.parametrize("hook", ["before_deploy", "after_stage", "after_deploy"])
+def test_hooks_take_the_normal_path(tmp_path: Path, hook: str) -> None:
+    spec: Any = _spec(tmp_path, f"hooks:\n  {hook}:\n    - echo ran\n")
     assert may_be_current(spec, _newest(spec), **PLAIN) is False
 
 

@@ -39,7 +39,7 @@ def may_be_current(spec: Spec, newest: dict[str, Any] | None, *, limited: bool, 
     migrations = spec.database.migrations if spec.database else None
     return spec.rollout.strategy in ("rolling", "canary") and not (
         limited or groups_chosen or direct or no_switch or spec.groups or spec.hooks.before_deploy
-        or spec.hooks.after_deploy or (migrations and migrations.tool != "sql"))
+        or spec.hooks.after_stage or spec.hooks.after_deploy or (migrations and migrations.tool != "sql"))
 
 
 def check_current(workspace: Workspace, version: str, app_hosts: list[str]) -> Current:
