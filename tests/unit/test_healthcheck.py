@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import ModuleType
 
 import pytest
-from role_files import load_role_file
+from role_files import load_role_file, run_role_module
 
 
 def _module() -> ModuleType:
@@ -84,3 +84,16 @@ def test_a_hanging_endpoint_is_given_up_at_the_deadline(server: _Server) -> None
     assert result["healthy"] is False
     assert result["reason"].startswith("not healthy within 2s: no answer (timed out")
     assert result["attempts"] == 1  # the one request took the whole deadline, and no request came after it
+
+
+def test_restart_and_gate_in_one_call_fails_when_the_unit_cannot_restart() -> None:
+    """The rollout's one call per batch: a unit systemctl cannot restart fails before any wait, saying why;
+    in check mode nothing is restarted and nothing is waited for; a restart needs a unit."""
+    args = {"url": "http://127.0.0.1:9/health", "unit": "rollwright-no-such-unit", "restart": True, "timeout_s": 30}
+    failed = run_role_module("healthcheck", "healthcheck", args)
+    assert failed["failed"] and failed["msg"].startswith("restart of rollwright-no-such-unit failed: ")
+    assert "attempts" not in failed  # the gate never ran
+    checked = run_role_module("healthcheck", "healthcheck", args, "--check")
+    assert not checked["failed"] and checked["changed"] is True and checked["healthy"] is None
+    unitless = run_role_module("healthcheck", "healthcheck", {"url": args["url"], "restart": True})
+    assert unitless["failed"] and unitless["msg"] == "restart needs the unit to restart"

@@ -18,9 +18,16 @@ from role_files import load_role_file
 from rollwright.cli import main
 from rollwright.lab import sample
 from rollwright.lab.load import Load
-from rollwright.render.playbooks import PHASE_TASK, RESCUE_FAIL_TASK, ROLLBACK_PLAY, ROLLOUT_PLAY, SWITCH_TASK
+from rollwright.render.playbooks import (
+    DECIDE_TASK,
+    PHASE_TASK,
+    RESCUE_FAIL_TASK,
+    ROLLBACK_PLAY,
+    ROLLOUT_PLAY,
+    SWITCH_TASK,
+)
 from rollwright.run.output import JsonOutput, LiveOutput, Output, choose_output
-from rollwright.run.progress import INCLUDE_ROLE, Progress
+from rollwright.run.progress import Progress
 from rollwright.run.records import Record, markdown
 
 ROLLOUT = f"{ROLLOUT_PLAY} [1, 2]"
@@ -31,12 +38,13 @@ def _event(kind: str, **data: Any) -> dict[str, Any]:
 
 
 def _phase(host: str, phase: str) -> dict[str, Any]:
-    return _event("runner_on_ok", host=host, task=PHASE_TASK[phase], task_action=INCLUDE_ROLE, res={})
+    return _event("runner_on_start", host=host, task=PHASE_TASK[phase])
 
 
-def _switch(host: str, old: str, new: str) -> dict[str, Any]:
+def _switch(host: str, old: str, new: str, task: str = PHASE_TASK["switch"]) -> dict[str, Any]:
+    """The rollout's switch task; `task=SWITCH_TASK`: the rollback role's."""
     res = {"changed": True, "switched_from": old, "current": new}
-    return _event("runner_on_ok", host=host, task=SWITCH_TASK, res=res)
+    return _event("runner_on_ok", host=host, task=task, res=res)
 
 
 def _run(events: list[dict[str, Any]]) -> tuple[Progress, list[str]]:
@@ -50,21 +58,21 @@ def _run(events: list[dict[str, Any]]) -> tuple[Progress, list[str]]:
 def test_progress_knows_which_hosts_a_failed_rollout_left_switched() -> None:
     events = [
         _event("playbook_on_play_start", play=ROLLOUT),
-        _phase("app1", "drain"), _phase("app1", "switch"), _switch("app1", "1", "2"), _phase("app1", "health"),
+        _phase("app1", "drain"), _phase("app1", "switch"), _switch("app1", "1", "2"), _phase("app1", "restart"),
         _phase("app1", "undrain"),
         _event("playbook_on_play_start", play=ROLLOUT),
         _phase("app2", "switch"), _phase("app3", "switch"), _switch("app2", "1", "2"), _switch("app3", "1", "2"),
-        _phase("app2", "health"), _phase("app3", "health"),
-        _event("runner_on_failed", host="app3", task="Fail with the last answer when unhealthy",
+        _phase("app2", "restart"), _phase("app3", "restart"),
+        _event("runner_on_failed", host="app3", task=PHASE_TASK["restart"],
                res={"msg": "not healthy after 10s: body {\"status\": \"broken\"}"}),
-        _phase("app3", "rollback"), _switch("app3", "2", "1"),
+        _phase("app3", "rollback"), _switch("app3", "2", "1", SWITCH_TASK),
         _event("runner_on_failed", host="app3", task=RESCUE_FAIL_TASK, res={"msg": "release 2 failed on app3"}),
         _event("playbook_on_stats"),
     ]
     progress, lines = _run(events)
     assert progress.switched == ["app1", "app2"]
     assert [h.name for h in progress.failed] == ["app3"]
-    assert progress.hosts["app3"].failures == ['health: Fail with the last answer when unhealthy: not healthy after '
+    assert progress.hosts["app3"].failures == [f'restart: {PHASE_TASK["restart"]}: not healthy after '
                                                '10s: body {"status": "broken"}']
     assert progress.failed_plays == [ROLLOUT, ROLLOUT]
     assert "▸ Roll out in batches, batch 2/2" in lines
@@ -74,7 +82,7 @@ def test_progress_knows_which_hosts_a_failed_rollout_left_switched() -> None:
 def test_progress_counts_a_rollback_run_and_ignores_unmoved_switches() -> None:
     progress, lines = _run([
         _event("playbook_on_play_start", play=ROLLBACK_PLAY),
-        _phase("app1", "rollback"), _switch("app1", "2", "1"),
+        _phase("app1", "rollback"), _switch("app1", "2", "1", SWITCH_TASK),
         _phase("app2", "rollback"), _event("runner_on_ok", host="app2", task=SWITCH_TASK,
                                            res={"changed": True, "switched_from": "1", "current": "1"}),
         _event("playbook_on_stats"),
@@ -114,6 +122,23 @@ def test_hosts_an_interrupted_batch_left_drained_are_known() -> None:
     assert progress.changed == 2
 
 
+def test_a_host_the_batch_found_settled_goes_through_no_phase() -> None:
+    """Ansible queues (and announces) every task of the update block before it evaluates the block's `when`:
+    a host already on the release must not show drain, switch... nor count as drained; a skipped phase task
+    gives the phase before it back."""
+    decide = [_event("runner_on_ok", host=host, task=DECIDE_TASK,
+                     res={"ansible_facts": {"rollwright_host_stale": stale}}) for host, stale in (("app1", False),
+                                                                                                  ("app2", "True"))]
+    progress, lines = _run([
+        _event("playbook_on_play_start", play=ROLLOUT), *decide,
+        _phase("app1", "drain"), _event("runner_on_skipped", host="app1", task=PHASE_TASK["drain"]),
+        _phase("app2", "drain"), _phase("app2", "switch"),
+        _event("runner_on_skipped", host="app2", task=PHASE_TASK["switch"]),
+    ])
+    assert progress.hosts["app1"].phase == "" and not any("app1" in line for line in lines)
+    assert progress.hosts["app2"].phase == "drain" and progress.left_out == ["app2"]
+
+
 def test_unreachable_host_is_a_failure_with_its_reason() -> None:
     progress, _ = _run([_event("playbook_on_play_start", play="Stage"),
                         _event("runner_on_unreachable", host="app2", task="Create", res={"msg": "ssh: timed out"})])
@@ -128,13 +153,11 @@ def test_an_unreachable_load_balancer_is_blamed_not_the_app_host_it_worked_for()
     progress, lines = _run([
         _event("playbook_on_play_start", play=ROLLOUT),
         _phase("app2", "drain"), _phase("app2", "switch"), _phase("app2", "undrain"),
-        _event("runner_on_unreachable", host="app2", task="Set the server state in the backend on every load balancer",
-               role="lb_haproxy", task_action="haproxy_server", res=res),
+        _event("runner_on_unreachable", host="app2", task=PHASE_TASK["undrain"], task_action="haproxy_server", res=res),
     ])
     assert [h.name for h in progress.failed] == ["lb1"]
     assert progress.failed[0].failures == [
-        f"unreachable (the load balancer) at app2's undrain: Set the server state in the backend on every load "
-        f"balancer: {lost}"]
+        f"unreachable (the load balancer) at app2's undrain: {PHASE_TASK['undrain']}: {lost}"]
     assert lines[-1].split()[:4] == ["lb1", "✗", "unreachable", "(the"]
     assert "app2's undrain" in lines[-1] and "All items completed" not in lines[-1]
 

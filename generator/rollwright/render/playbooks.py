@@ -48,12 +48,13 @@ PHASES = {
     "Roll back to the previous or named release": "rollback",
     "Drain this host in the load balancer": "drain",
     "Switch current to the new release": "switch",
-    "Restart the service": "restart",
-    "Health gate: wait until the new version is healthy": "health",
+    "Restart the service and wait until the new version is healthy": "restart",
     "Put this host back in the load balancer": "undrain",
     "Roll this host back to the previous release": "rollback",
 }
 PHASE_TASK = {phase: task for task, phase in PHASES.items()}
+DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release")  # their modules are called outside the roles
+DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says whether the host goes through PHASES
 RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
@@ -628,28 +629,32 @@ def _migrate_play(spec: Spec) -> dict[str, Any]:
 
 
 def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
+    """The host's server set to `state` in every load balancer: the embedded module called directly (one
+    task, no include), found through ansible.cfg's library path."""
     lb = spec.rollout.load_balancer
     if lb is None:
         return []
     title = {"maint": PHASE_TASK["drain"], "ready": PHASE_TASK["undrain"]}
-    return [_include(title[state], "lb_haproxy", vars={
-        "lb_haproxy_state": state,
-        "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
-        **_refs("lb_haproxy_", "lb", ["backend", "socket", "drain_timeout_s"]),
-    })]
+    return [_task(title[state], "haproxy_server", {
+        "socket": f"{{{{ {V}lb.socket }}}}", "backend": f"{{{{ {V}lb.backend }}}}",
+        "server": "{{ inventory_hostname }}", "state": state, "wait_timeout": f"{{{{ {V}lb.drain_timeout_s }}}}",
+    }, delegate_to="{{ item }}", loop=f"{{{{ groups[{V}lb.hosts] | default([]) }}}}")]
 
 
 def _rollout_play(spec: Spec) -> dict[str, Any]:
+    """Each batch: one look per host, then for a host that needs it drain, switch, restart with its health
+    gate, undrain; each an embedded module called directly (no include or argument check in the serial
+    part: every task there is paid once per batch)."""
     # blue/green: the idle colour is taken out (a no-op but on the first deploy) and stays out until the switch
     back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready")
     update = [
         *_lb_tasks(spec, "maint"),
-        _include(PHASE_TASK["switch"], "release", "switch", vars={
-            "release_root": f"{{{{ {V}release.root }}}}", "release_version": f"{{{{ {V}version }}}}"}),
-        _include(PHASE_TASK["restart"], "service", "restart", vars={"service_name": f"{{{{ {V}service.name }}}}"}),
-        _include(PHASE_TASK["health"], "healthcheck", vars={
-            **_health_args("healthcheck_"), "healthcheck_version": f"{{{{ {V}version }}}}",
-            "healthcheck_unit": f"{{{{ {V}service.name }}}}"}, tags=["health"]),
+        _task(PHASE_TASK["switch"], "release_switch", {
+            "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}"}, register="rollwright_switch"),
+        _task(PHASE_TASK["restart"], "healthcheck", {
+            **{key: f"{{{{ {V}health.{key} }}}}" for key in HEALTH_KEYS}, "version": f"{{{{ {V}version }}}}",
+            "unit": f"{{{{ {V}service.name }}}}", "restart": True,
+            "wait": "{{ 'health' not in ansible_skip_tags }}"}),  # --no-health-check skips the gate, not the restart
         *back_in,
     ]
     rescue = [
@@ -657,7 +662,8 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
             "rollback_root": f"{{{{ {V}release.root }}}}",
             "rollback_service_name": f"{{{{ {V}service.name }}}}",
             **_health_args("rollback_health_"),
-        }, when="release_switch_needed | default(false) | bool"),  # only a host this run switched goes back
+        }, when=("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
+                 "(rollwright_switch.current | default(''))")),
         *back_in,
         _task(RESCUE_FAIL_TASK, "ansible.builtin.fail", {
             "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}}: "
@@ -669,7 +675,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
         # a host is updated when current is another release, its process runs another one (a killed deploy
         # moved current ahead of it), its unit or env file changed, or the service is not running (stopped
         # by hand, crashed): it then goes through drain, restart and health gate
-        _task("Decide whether this host needs the new release", "ansible.builtin.set_fact", {
+        _task(DECIDE_TASK, "ansible.builtin.set_fact", {
             "rollwright_host_stale": (f"{{{{ healthcheck_report.current != {V}version or "
                                       "rollwright_runs_another | bool or rollwright_unit_stale | bool }}")},
               vars={"rollwright_releases": f"{{{{ {V}release.root }}}}/releases/",
@@ -679,7 +685,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
                                                 "not rollwright_process.startswith(rollwright_new_release) }}"),
                     "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
                                               "healthcheck_report.active != 'active' }}")}),
-        {"name": "Update this host (drain, switch, restart, health gate, undrain)",
+        {"name": "Update this host (drain, switch, restart and health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
     if spec.rollout.strategy == "canary":

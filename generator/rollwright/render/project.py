@@ -20,7 +20,7 @@ from typing import Any
 from rollwright.errors import BadInput
 from rollwright.render import playbooks
 from rollwright.render.commands import GroupCommand, group_commands, matching_files
-from rollwright.render.playbooks import FILES_DIR
+from rollwright.render.playbooks import DIRECT_MODULE_ROLES, FILES_DIR
 from rollwright.render.verify import verify_files
 from rollwright.render.yamlout import as_data, dump_yaml
 from rollwright.spec.loader import LoadedSpec, SpecError
@@ -315,6 +315,9 @@ def _ansible_cfg(target: Target) -> str:
 [defaults]
 inventory = inventory
 roles_path = roles
+# the rollout calls these roles' embedded modules directly, one task per step (no include in a batch)
+library = {":".join(f"roles/{role}/library" for role in DIRECT_MODULE_ROLES)}
+module_utils = {":".join(f"roles/{role}/module_utils" for role in DIRECT_MODULE_ROLES)}
 forks = {target.forks}
 host_key_checking = True
 gathering = explicit

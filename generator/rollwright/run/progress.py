@@ -2,8 +2,9 @@
 
 The rollout and rollback plays run in `serial` batches; Ansible starts such a play once per batch, so
 each repeated play start is the next batch. Inside them, the include tasks the renderer names in
-`PHASES` mark each host's phase (drain, switch, restart, health, undrain, rollback), and the rename that
-moves `current` (`SWITCH_TASK`, when it reports a new target) tells which hosts now serve another release.
+`PHASES` mark each host's phase (drain, switch, restart, undrain, rollback) when they start on it, and the
+rename that moves `current` (the switch, when it reports a new target) tells which hosts now serve another
+release.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from rollwright.render.playbooks import (
     CANARY_FAIL_TASK,
+    DECIDE_TASK,
+    PHASE_TASK,
     PHASES,
     RESCUE_FAIL_TASK,
     ROLLBACK_PLAY,
@@ -28,7 +31,6 @@ BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY)
 MESSAGE_LIMIT = 400
 TAIL_LINES = 20  # of a failed command's output, kept under its one-line message (the error is rarely the last line)
 SECRET_MASK = "<secret>"
-INCLUDE_ROLE = "ansible.builtin.include_role"
 BACKUP_FACT = "backup_postgresql_result"  # set by roles/backup_postgresql when the dump is verified
 TOOL_FACT = "migrate_tool_applied"  # set by roles/migrate after a tool's apply command: its tool, stdout, stderr
 # What each tool prints per migration it applies (django and flyway on stdout, alembic in its log on stderr).
@@ -47,6 +49,8 @@ class HostRecord:
     name: str
     batch: int = 0
     phase: str = ""
+    phase_before: str = ""  # the phase before the one just started (a task skipped on the host gives it back)
+    settled: bool = False  # this batch's look found the host already on the release: it goes through no phase
     switched: bool = False  # `current` moved to the release being deployed
     rolled_back: bool = False  # the rescue (or rollback.yml) moved `current` back
     failures: list[str] = field(default_factory=list)
@@ -131,6 +135,10 @@ class Progress:
                       task=data.get("task"), continued=True)
         if kind == "playbook_on_play_start":
             self._start_play(str(data.get("play", "")))
+        elif kind == "runner_on_start":
+            self._started(data)
+        elif kind == "runner_on_skipped":
+            self._skipped(data)
         elif kind == "runner_on_ok":
             self._ok(data)
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
@@ -201,21 +209,35 @@ class Progress:
         self.canary.append(verdict)
         self._say("canary", canary_line(verdict), **verdict)
 
+    def _started(self, data: dict[str, Any]) -> None:
+        """A phase task queued for a host: the phase starts (Ansible queues a task before it evaluates its
+        `when`, so a host this batch found settled goes through none, and a skipped one gives it back)."""
+        host, task, play = str(data.get("host")), str(data.get("task", "")), self._play
+        if play is None or not play.batch or task not in PHASES:
+            return
+        record = self.host(host)
+        if record.settled and play.name.startswith(ROLLOUT_PLAY):
+            return
+        record.batch, record.phase_before, record.phase = play.batch, record.phase, PHASES[task]
+        self._say("phase", f"    {host:<12} {record.phase}", host=host, batch=play.batch, phase=record.phase)
+
+    def _skipped(self, data: dict[str, Any]) -> None:
+        record, task = self.host(str(data.get("host"))), str(data.get("task", ""))
+        if self._play is not None and self._play.batch and record.phase == PHASES.get(task):
+            record.phase = record.phase_before
+
     def _ok(self, data: dict[str, Any]) -> None:
         host, task, res = str(data.get("host")), str(data.get("task", "")), data.get("res") or {}
         self._remember(data, res)
         play = self._play
-        if play is not None and play.batch and task in PHASES and data.get("task_action") == INCLUDE_ROLE:
-            record = self.host(host)
-            record.batch, record.phase = play.batch, PHASES[task]
-            self._say("phase", f"    {host:<12} {record.phase}", host=host, batch=play.batch, phase=record.phase)
-            return
+        if task == DECIDE_TASK:
+            self.host(host).settled = not _truthy((res.get("ansible_facts") or {}).get("rollwright_host_stale"))
         if res.get("changed"):
             self.changed += 1
             if play is not None:
                 play.changed += 1
         moved = res.get("switched_from") != res.get("current")
-        if task == SWITCH_TASK and moved and play is not None and play.batch:
+        if task in (SWITCH_TASK, PHASE_TASK["switch"]) and moved and play is not None and play.batch:
             record = self.host(host)
             if record.phase == "switch" and play.name.startswith(ROLLOUT_PLAY):
                 record.switched = True
@@ -301,12 +323,18 @@ def output_tail(res: Any) -> list[str]:
 
 
 def _unreachable_balancer(data: dict[str, Any]) -> str:
-    """The load balancer host an lb_haproxy task (delegated to each load balancer in a loop) could not reach."""
+    """The load balancer host a drain, undrain or lb_haproxy task (delegated to each load balancer in a loop)
+    could not reach."""
     res = data.get("res") if isinstance(data.get("res"), dict) else {}
-    if data.get("role") != "lb_haproxy":
+    if data.get("role") != "lb_haproxy" and data.get("task") not in (PHASE_TASK["drain"], PHASE_TASK["undrain"]):
         return ""
     items = [r for r in res.get("results") or [] if isinstance(r, dict) and r.get("unreachable")]
     return ", ".join(str(r.get("item")) for r in items if r.get("item"))
+
+
+def _truthy(value: Any) -> bool:
+    """A fact set from a template: a bool, or its text ("True", "false")."""
+    return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "1")
 
 
 def _message(res: Any) -> str:

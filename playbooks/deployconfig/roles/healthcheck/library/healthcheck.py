@@ -36,6 +36,14 @@ options:
     description: The version the body must name (its JSON C(version) field, else a whole token); empty = any.
   unit: {type: str, default: "", description: systemd unit whose state is checked between attempts; empty = none.}
   restarts_allowed: {type: int, default: 2, description: Automatic restarts of I(unit) tolerated before failing.}
+  restart:
+    type: bool
+    default: false
+    description:
+      - Restart I(unit) first, clearing its failed state and start limit (a crash loop leaves them), then
+        wait: a rollout batch's restart and health gate in one call. In check mode nothing is restarted
+        and there is nothing to wait for.
+  wait: {type: bool, default: true, description: Run the gate; false only restarts (a deploy run without health checks).}
 """
 
 FIRST_WAIT_S = 0.1  # the first pause between attempts; each next one doubles, up to interval_s
@@ -107,6 +115,14 @@ def unit_trouble(unit: str, restarts_allowed: int) -> str:
     return ""
 
 
+def restart_unit(unit: str) -> str:
+    """Restart the unit after clearing its failed state and start limit (else systemd refuses a unit that
+    crash-looped: "start request repeated too quickly"); systemctl's complaint, or "" when it restarted."""
+    subprocess.run(["systemctl", "reset-failed", "--", unit], capture_output=True, check=False)
+    proc = subprocess.run(["systemctl", "restart", "--", unit], capture_output=True, text=True, check=False)
+    return "" if proc.returncode == 0 else (proc.stderr.strip() or f"systemctl restart exited {proc.returncode}")
+
+
 def gate(url: str, status: int, timeout_s: float, interval_s: float, version: str, unit: str,
          restarts_allowed: int) -> dict[str, object]:
     """Poll until healthy or a reason to stop; the result says which, with the last answer."""
@@ -151,16 +167,29 @@ def main() -> None:
         "version": {"type": "str", "default": ""},
         "unit": {"type": "str", "default": ""},
         "restarts_allowed": {"type": "int", "default": 2},
+        "restart": {"type": "bool", "default": False},
+        "wait": {"type": "bool", "default": True},
     }, supports_check_mode=True)
     p = module.params
+    if p["restart"] and not p["unit"]:
+        module.fail_json(msg="restart needs the unit to restart")
+    if module.check_mode:  # nothing restarted: no new version to wait for
+        module.exit_json(changed=p["restart"], healthy=None)
+    if p["restart"]:
+        refused = restart_unit(p["unit"])
+        if refused:
+            module.fail_json(msg=f"restart of {p['unit']} failed: {refused}", changed=True,
+                             journal=journal_tail(p["unit"]))
+    if not p["wait"]:
+        module.exit_json(changed=p["restart"], healthy=None)
     result = gate(p["url"], p["status"], p["timeout_s"], p["interval_s"], p["version"], p["unit"],
                   p["restarts_allowed"])
     if not result["healthy"]:
         journal = result.get("journal") or []
         tail = ("; journal: " + " | ".join(app_said(journal)[-JOURNAL_IN_MSG:])) if journal else ""
         body = f"; body: {result['body']}" if result.get("status") is not None else ""
-        module.fail_json(msg=f"{p['url']}: {result['reason']}{tail}{body}", changed=False, **result)
-    module.exit_json(changed=False, **result)
+        module.fail_json(msg=f"{p['url']}: {result['reason']}{tail}{body}", changed=p["restart"], **result)
+    module.exit_json(changed=p["restart"], **result)
 
 
 if __name__ == "__main__":
