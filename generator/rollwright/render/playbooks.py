@@ -111,7 +111,8 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
 
 def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
     """rollback.yml: every app host back to `previous` (or -e rollwright_rollback_version=V; with
-    -e rollwright_rollback_restart=true restarted even when current already names it: recovery)."""
+    -e rollwright_rollback_restart=true restarted even when current already names it: recovery), then
+    the status plays (what every app host serves, published for the runner, as site.yml ends)."""
     if not spec.artifact:
         return [_play("Nothing to roll back (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
@@ -131,7 +132,7 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
     play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
-    return [play]
+    return [play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
 
 
 def switch_plays(spec: Spec) -> list[dict[str, Any]]:

@@ -243,7 +243,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
 
 
 def _states_after(site: PlaybookRun, workspace: Workspace, limit: str | None) -> list[HostState]:
-    """Every app host's state from the status plays site.yml ends with, else (blue/green) from status.yml."""
+    """Every app host's state from the status plays site.yml and rollback.yml end with, else (blue/green)
+    from status.yml."""
     return states_of(site) if "rollwright_hosts" in site.custom_stats else host_states(workspace, limit)
 
 
@@ -421,7 +422,7 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
         run = run_playbook(workspace.project, "rollback.yml", workspace.runs, progress, limit=limit,
                            extravars=extravars, cancel=interrupts.after(1))
         progress.close()
-        states = host_states(workspace, limit)
+        states = _states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
     print_states(tell, states)
     serving = one_healthy_version(states)
     if run.ok and serving is not None:
