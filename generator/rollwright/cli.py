@@ -15,7 +15,7 @@ from pathlib import Path
 
 from rollwright.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RollwrightError
 from rollwright.run.output import ClosedPipeSafe, Output
-from rollwright.spec.loader import LoadedSpec, SpecError, load_spec
+from rollwright.spec.loader import SpecError, load_spec
 
 DEFAULT_SPEC = "rollwright.yml"
 
@@ -225,20 +225,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     loaded = load_spec(args.spec)
     workspace = prepare_workspace(loaded, args.target)
-    result = run_verify(workspace.project, workspace.runs, hosts=_host_count(loaded, args.target))
+    result = run_verify(workspace.project, workspace.runs)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2))
     else:
         print_verification(_say, result)
     return 0 if result.ok else 1
-
-
-def _host_count(loaded: LoadedSpec, target: str | None) -> int:
-    from rollwright.inventory import inventory_groups
-    from rollwright.render.project import inventory_path, resolve_target
-
-    path = inventory_path(loaded, *resolve_target(loaded, target))
-    return len(inventory_groups(path).get("all", [])) if path else 1
 
 
 def cmd_drift(args: argparse.Namespace) -> int:

@@ -41,7 +41,8 @@ def _constants(source: str) -> dict[str, object]:
 
 def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> None:
     files = _verify_files(tmp_path)
-    assert sorted(files) == ["verify/pytest.ini", "verify/test_app.py", "verify/test_db.py", "verify/test_lb.py"]
+    assert sorted(files) == ["verify/conftest.py", "verify/pytest.ini", "verify/test_app.py", "verify/test_db.py",
+                             "verify/test_lb.py"]
     app = _constants(files["verify/test_app.py"])
     assert app["testinfra_hosts"] == ["ansible://app"]
     assert (app["SERVICE"], app["USER"], app["ROOT"], app["VERSION"], app["PORT"]) == (
@@ -102,6 +103,50 @@ def test_one_remote_call_gathers_the_facts_and_each_check_fails_on_its_own(tmp_p
         check(good)  # type: ignore[operator]
         with pytest.raises(AssertionError, match=re.escape(said)):
             check({**good, key: value})  # type: ignore[operator]
+
+
+READS = """
+import json, os, time
+
+testinfra_hosts = [{hosts}]
+
+
+def read(host):
+    began = time.monotonic()
+    time.sleep(0.3)
+    with open(os.environ["READ_LOG"], "a") as log:
+        log.write(json.dumps([__name__, host.backend.get_pytest_id(), began, time.monotonic()]) + "\\n")
+    return host.backend.get_pytest_id()
+
+
+def test_reads_its_host(facts, host):
+    assert facts == host.backend.get_pytest_id()
+"""
+
+
+def test_the_conftest_reads_every_host_at_once_and_one_host_at_a_time(tmp_path: Path) -> None:
+    """One pytest process: every file's read starts on every host when collection ends (reads of different
+    hosts overlap), the reads of one host never overlap, and each file's checks get their own file's read."""
+    suite = tmp_path / "verify"
+    suite.mkdir()
+    for path, source in _verify_files(tmp_path).items():
+        if not path.startswith("verify/test_"):
+            (tmp_path / path).write_text(source)
+    (suite / "test_one.py").write_text(READS.format(hosts='"ssh://a", "ssh://b", "ssh://c"'))
+    (suite / "test_two.py").write_text(READS.format(hosts='"ssh://a"'))  # a second file on the same host
+    log = tmp_path / "reads.log"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "verify", "-q", "-p", "no:xdist"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120, check=False, env={
+                              "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "READ_LOG": str(log)})
+    assert proc.returncode == 0 and "4 passed" in proc.stdout, proc.stdout + proc.stderr
+    reads = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted((module, host) for module, host, *_ in reads) == [
+        ("test_one", "ssh://a"), ("test_one", "ssh://b"), ("test_one", "ssh://c"), ("test_two", "ssh://a")]
+    spans = {(module, host): (began, ended) for module, host, began, ended in reads}
+    one = [span for (module, _), span in spans.items() if module == "test_one"]  # three hosts
+    assert max(began for began, _ in one) < min(ended for _, ended in one), "the hosts were not read at once"
+    first, second = sorted([spans[("test_one", "ssh://a")], spans[("test_two", "ssh://a")]])
+    assert first[1] <= second[0], "two reads of one host overlapped"
 
 
 def test_the_report_names_each_failing_host_and_check(tmp_path: Path) -> None:

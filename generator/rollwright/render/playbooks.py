@@ -44,8 +44,9 @@ FILES_DIR = "files"  # in the project: where the spec's commands run, beside the
 # Names the runner reads back from ansible-runner events to follow each host through the rollout.
 ROLLOUT_PLAY = "Roll out in batches"
 ROLLBACK_PLAY = "Roll back the app hosts"
+ROLLBACK_TASK = "Roll back to the previous or named release"  # rollback.yml's switch: its phase starts there
 PHASES = {
-    "Roll back to the previous or named release": "rollback",
+    ROLLBACK_TASK: "rollback",
     "Drain this host in the load balancer": "drain",
     "Switch current to the new release": "switch",
     "Restart the service and wait until the new version is healthy": "restart",
@@ -118,15 +119,19 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
     if _blue_green(spec):
         return switch_plays(spec)
+    # each step an embedded module called directly, as in the rollout's batches (no include or argument check)
+    named = "(rollwright_rollback_version | default('')) | length > 0"
     tasks = [
         *_lb_tasks(spec, "maint"),
-        _include("Roll back to the previous or named release", "rollback", vars={
-            "rollback_root": f"{{{{ {V}release.root }}}}",
-            "rollback_version": "{{ rollwright_rollback_version | default('') }}",
-            "rollback_restart": "{{ rollwright_rollback_restart | default(false) }}",
-            "rollback_service_name": f"{{{{ {V}service.name }}}}",
-            **_health_args("rollback_health_"),
-        }),
+        _task(ROLLBACK_TASK, "release_switch", {
+            "root": f"{{{{ {V}release.root }}}}", "version": "{{ rollwright_rollback_version | default(omit, true) }}",
+            "action": f"{{{{ 'push' if {named} else 'pop' }}}}"}, register="rollwright_back"),
+        _task("Restart the release now current and wait until it is healthy", "healthcheck", {
+            **{key: f"{{{{ {V}health.{key} }}}}" for key in HEALTH_KEYS}, "version": "{{ rollwright_back.current }}",
+            "unit": f"{{{{ {V}service.name }}}}",
+            # restarted when current moved, or on request (recovery: current ahead of what runs)
+            "restart": ("{{ rollwright_back.switched_from != rollwright_back.current or "
+                        "(rollwright_rollback_restart | default(false) | bool) }}")}),
         *_lb_tasks(spec, "ready"),
     ]
     play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])

@@ -368,7 +368,7 @@ ansible-playbook undrain.yml --limit app2 # put a host left drained back in the 
 ansible-playbook migrations.yml -e rollwright_migrations_action=status   # or apply, mark_applied, baseline
 ansible-playbook on_failure.yml -e '{{"rollwright_failure": {{"status": "failed"}}}}'  # the spec's on_failure hooks
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
-pytest verify --ansible-inventory=inventory -n 4   # prove the hosts are as the spec says (testinfra, xdist)
+pytest verify --ansible-inventory=inventory   # prove the hosts are as the spec says (testinfra, every host at once)
 pytest verify/test_app.py --hosts=ansible://app --ansible-inventory=inventory   # one group
 ```
 
@@ -384,7 +384,7 @@ health gate, site health, then what every app host runs), `rollback.yml`, `statu
 `undrain.yml`, `migrations.yml`, `backups.yml`, `lock.yml`, `finish.yml` (audit line, lock back),
 `preflight.yml`, `on_failure.yml`,
 `verify/` (the testinfra suite: unit, release, env file, port, health, load balancer, migrations;
-it needs pytest-testinfra, and pytest-xdist for `-n`), `group_vars/all/rollwright.yml` (the spec's
+it needs pytest-testinfra), `group_vars/all/rollwright.yml` (the spec's
 values), `inventory/` (the target's inventory, with
 the `rollwright env` values in its group_vars), `roles/` (release, service, healthcheck, lb_haproxy,
 rollback, preflight, backup_postgresql, migrate, deploy_lock), `artifact/` (a copy of the release

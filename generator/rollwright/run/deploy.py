@@ -218,8 +218,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 tell(f"ATTENTION: the playbook passed, but not every app host serves {record.version} healthy now")
                 code = EXIT_UNSAFE
             elif spec.artifact and not options.limit:
-                code = _verify(workspace, record, len(states), tell, _colours(spec, progress, inventory,
-                                                                             options.no_switch))
+                code = _verify(workspace, record, tell, _colours(spec, progress, inventory, options.no_switch))
             if code == 0 and options.no_switch:
                 live = progress.colours.get("live")  # none before the first switch
                 tell(f"the traffic stays {f'on {live}' if live else 'where it was'}: "
@@ -267,10 +266,9 @@ def _colours(spec: Spec, progress: Progress, inventory: dict[str, list[str]],
     return deployed, hosts_of(other if no_switch else deployed, inventory)
 
 
-def _verify(workspace: Workspace, record: Record, hosts: int, tell: Told,
-            colours: tuple[str, list[str]] | None) -> int:
+def _verify(workspace: Workspace, record: Record, tell: Told, colours: tuple[str, list[str]] | None) -> int:
     """The independent proof: the generated testinfra suite; a failure is a fleet a human must look at."""
-    result = run_verify(workspace.project, workspace.runs, hosts, colours)
+    result = run_verify(workspace.project, workspace.runs, colours)
     record.verification = result.as_dict()
     print_verification(tell, result)
     if result.ok:

@@ -22,6 +22,7 @@ from rollwright.render.playbooks import (
     PHASES,
     RESCUE_FAIL_TASK,
     ROLLBACK_PLAY,
+    ROLLBACK_TASK,
     ROLLOUT_PLAY,
     SWITCH_TASK,
 )
@@ -237,7 +238,7 @@ class Progress:
             if play is not None:
                 play.changed += 1
         moved = res.get("switched_from") != res.get("current")
-        if task in (SWITCH_TASK, PHASE_TASK["switch"]) and moved and play is not None and play.batch:
+        if task in (SWITCH_TASK, PHASE_TASK["switch"], ROLLBACK_TASK) and moved and play is not None and play.batch:
             record = self.host(host)
             if record.phase == "switch" and play.name.startswith(ROLLOUT_PLAY):
                 record.switched = True

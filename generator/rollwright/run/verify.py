@@ -1,8 +1,8 @@
 """`rollwright verify`: the generated testinfra suite run against the target's hosts, one line per failure.
 
 pytest runs in a subprocess from the generated project (its `verify/`, `inventory/` and
-`ansible.cfg`), in parallel with pytest-xdist; the JUnit XML it writes says which check failed on which
-host, and why, in the assertion's own words.
+`ansible.cfg`), one process whose conftest reads every host at once; the JUnit XML it writes says which
+check failed on which host, and why, in the assertion's own words.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from rollwright.errors import BadInput
 from rollwright.run.engine import ansible_env, run_ident
 
 Write = Callable[[str], None]
-WORKERS_MAX = 8
 TIMEOUT_S = 900
 HOST_IN_NAME = re.compile(r"^(?P<check>[^\[]+)\[(?:ansible://)?(?P<host>[^\]]+)\]$")
 
@@ -53,10 +52,10 @@ class Verification:
                 "seconds": self.seconds, "report": self.report, "error": self.error}
 
 
-def run_verify(project: Path, runs: Path, hosts: int, colours: tuple[str, list[str]] | None = None) -> Verification:
-    """Run the project's verify/ suite; `hosts` sizes the worker pool (one worker per host, at most 8).
-    `colours` (blue/green): the group of app hosts that must run the release, and the backend servers that
-    must be ready (the live colour's; after `--no-switch`, the other colour's)."""
+def run_verify(project: Path, runs: Path, colours: tuple[str, list[str]] | None = None) -> Verification:
+    """Run the project's verify/ suite. `colours` (blue/green): the group of app hosts that must run the
+    release, and the backend servers that must be ready (the live colour's; after `--no-switch`, the other
+    colour's)."""
     if not (project / "verify").is_dir() or not any((project / "verify").glob("test_*.py")):
         raise BadInput(f"{project}: the spec gives nothing to verify (no release, load balancer or sql migrations)")
     report = runs / "verify" / f"{run_ident('verify')}.xml"
@@ -64,9 +63,8 @@ def run_verify(project: Path, runs: Path, hosts: int, colours: tuple[str, list[s
     env = {**os.environ, **ansible_env(project, runs)}
     if colours:
         env.update(ROLLWRIGHT_VERIFY_HOSTS=colours[0], ROLLWRIGHT_VERIFY_SERVERS=",".join(colours[1]))
-    workers = max(1, min(hosts, WORKERS_MAX))
     command = [sys.executable, "-m", "pytest", "verify", "--ansible-inventory=inventory", f"--junitxml={report}",
-               "-q", "--color=no", "-n", str(workers)]
+               "-q", "--color=no", "-p", "no:xdist"]  # one process: the hosts are read at once by its threads
     start = time.perf_counter()
     try:
         proc = subprocess.run(command, cwd=project, env=env, capture_output=True, text=True, timeout=TIMEOUT_S,

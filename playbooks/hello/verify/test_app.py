@@ -6,8 +6,6 @@ Run from the project folder: pytest verify --ansible-inventory=inventory  (needs
 import json
 import os
 
-import pytest
-
 testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", 'app')]
 SERVICE = 'hello'
 USER = 'hello'
@@ -69,9 +67,8 @@ GATHER = (
 )
 
 
-@pytest.fixture(scope="module")
-def facts(host):
-    """The host's facts, gathered once for all the checks of this file."""
+def read(host):
+    """The host's facts, gathered once for all the checks of this file (conftest.py's `facts`)."""
     with host.sudo():
         out = host.check_output("python3 -c %s %s %s %s %s %s", GATHER, SERVICE, ROOT, VERSION, ENV_FILE,
                                 HEALTH_URL)

@@ -14,10 +14,14 @@ QUERY = (f"SELECT coalesce(json_agg(json_build_object('script', script, 'success
          f"ORDER BY installed_rank), '[]') FROM {TABLE}")
 
 
-def test_no_failed_or_pending_migration(host):
+def read(host):
+    """Each migration's attempts in the history table, read once (conftest.py's `facts`)."""
     with host.sudo("postgres"):
-        out = host.check_output("psql -X -q -At -d %s -c %s", DATABASE, QUERY)
-    last = {row["script"]: row["success"] for row in json.loads(out)}  # each script's newest attempt
+        return json.loads(host.check_output("psql -X -q -At -d %s -c %s", DATABASE, QUERY))
+
+
+def test_no_failed_or_pending_migration(facts):
+    last = {row["script"]: row["success"] for row in facts}  # each script's newest attempt
     failed = sorted(script for script, success in last.items() if not success)
     assert not failed, f"failed migrations in {TABLE}: {', '.join(failed)}"
     pending = [name for name in MIGRATIONS if not last.get(name)]

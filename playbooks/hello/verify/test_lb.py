@@ -20,9 +20,14 @@ SHOW_STATE = (
 )
 
 
-def test_every_app_server_is_ready_in_the_backend(host):
+def read(host):
+    """The backend's servers state, read once (conftest.py's `facts`)."""
     with host.sudo():
-        out = host.check_output("python3 -c %s %s %s", SHOW_STATE, SOCKET, BACKEND)
+        return host.check_output("python3 -c %s %s %s", SHOW_STATE, SOCKET, BACKEND)
+
+
+def test_every_app_server_is_ready_in_the_backend(facts):
+    out = facts
     servers = [line.split() for line in out.splitlines() if line[:1].isdigit() and len(line.split()) > 7]
     assert servers, f"backend {BACKEND} has no servers: {out.strip()[-200:]}"
     serving = [name for name in os.environ.get("ROLLWRIGHT_VERIFY_SERVERS", "").split(",") if name]
