@@ -56,6 +56,7 @@ PHASES = {
 PHASE_TASK = {phase: task for task, phase in PHASES.items()}
 DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release")  # their modules are called outside the roles
 DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says whether the host goes through PHASES
+TAKE_LOCK_PLAY = "Take the deploy lock when the runner asks"  # site.yml's and rollback.yml's first play
 RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
@@ -75,8 +76,8 @@ SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/
 
 
 def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]) -> list[dict[str, Any]]:
-    """Every play of site.yml, in run order."""
-    plays = [_preflight_local(spec)]
+    """Every play of site.yml, in run order: the first takes the deploy lock when the runner asks for it."""
+    plays = [_take_lock_play(spec), _preflight_local(spec)]
     if spec.artifact:
         plays.append(_preflight_hosts(spec))
     plays += [_group_play(index, group, commands) for index, (group, commands) in enumerate(groups, 1)]
@@ -118,7 +119,7 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_play("Nothing to roll back (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release to roll back"})])]
     if _blue_green(spec):
-        return switch_plays(spec)
+        return [_take_lock_play(spec), *switch_plays(spec)]
     # each step an embedded module called directly, as in the rollout's batches (no include or argument check)
     named = "(rollwright_rollback_version | default('')) | length > 0"
     tasks = [
@@ -137,7 +138,7 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
     play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
-    return [play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
+    return [_take_lock_play(spec), play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
 
 
 def switch_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -257,6 +258,15 @@ def _lock_play(spec: Spec, name: str, when: str | None = None) -> dict[str, Any]
         "deploy_lock_path": f"{{{{ {V}lock_path }}}}"}, **({"when": when} if when else {}))
     host = f"{spec.rollout.hosts}[0]" if spec.artifact else "all[0]"
     return _play(name, host, [task], tags=["lock"])
+
+
+def _take_lock_play(spec: Spec) -> dict[str, Any]:
+    """The first play of site.yml and rollback.yml: takes the deploy lock when the runner passes
+    -e deploy_lock_action=acquire (one run fewer per deploy); a plain `ansible-playbook` run skips it. Its one
+    host failing ends the whole playbook before anything else runs."""
+    play = _lock_play(spec, TAKE_LOCK_PLAY, when="deploy_lock_action is defined")
+    play["any_errors_fatal"] = True
+    return play
 
 
 ALREADY_PLAY = "Already deployed?"  # current.yml's plays

@@ -133,11 +133,11 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
         return 0
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
-    with lock.holding(options.lock_wait_s):
+    # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
+    # the lock's) or a spec without app hosts
+    with lock.holding(options.lock_wait_s, deferred=bool(app_hosts) and not options.limit):
         notify(target.webhook, "start", record, write)
-        code = _repair_first(loaded, options, workspace, record, tell) if lock.broke else 0
-        if code == 0:
-            code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
+        code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)
     notify(target.webhook, "success" if code == 0 else "failure", record, write)
@@ -197,17 +197,26 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                         secrets=_secret_values(loaded, name))
     refusals = Refusals()
     with Interrupts() as interrupts:
-        site = run_playbook(workspace.project, "site.yml", workspace.runs, lambda event: (refusals(event),
-                                                                                          progress(event)),
-                            limit=options.limit, extravars=_extravars(options), skip_tags=_skip_tags(loaded, options),
-                            cancel=interrupts.after(1), forks=options.forks)
+        def site_run() -> PlaybookRun:
+            return run_playbook(workspace.project, "site.yml", workspace.runs, lock.watch(
+                lambda event: (refusals(event), progress(event))), limit=options.limit,
+                extravars={**_extravars(options), **lock.ask()}, skip_tags=_skip_tags(loaded, options),
+                cancel=interrupts.after(1), forks=options.forks)
+
+        site = None if lock.broke else site_run()  # deferred: its first play takes the lock
+        if site is None or lock.refused:  # the lock is held (or its host did not answer): that run stopped there
+            if lock.refused:
+                lock.acquire(options.lock_wait_s)  # waits for it, breaks a dead runner's lock, or names the holder
+            if lock.broke and (code := _repair_first(loaded, options, workspace, record, tell)):
+                return code
+            site = site_run()
         progress.close()
         if not site.ok and refusals.problems and not progress.changed:
             raise _refused(what, name, refusals.problems)
         runs = [site]
         if site.ok:
             states = _states_after(site, workspace, options.limit) if spec.artifact else []
-            changed = sum(site.count("changed").values())
+            changed = progress.changed  # from the events: the lock play's (the lock taken) is not the deploy's
             tell(f"deployed {what} to {name} ({changed} changes)")
             if progress.continued:
                 tell(f"failed but continued (--continue-on-failure): {'; '.join(progress.continued)}")
@@ -405,20 +414,26 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
     record = Record(spec.app, name, action, to_version or "", "", f"{action} {where}", now())
     tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
-    with lock.holding(lock_wait_s):
-        code = _run_rollback(workspace, record, to_version, limit, where, tell, lock)
+    with lock.holding(lock_wait_s, deferred=not limit):  # rollback.yml's first play takes it (one run fewer)
+        code = _run_rollback(workspace, record, to_version, limit, where, tell, lock, lock_wait_s)
     notify(target.webhook, "rollback", record, write)
     return code
 
 
 def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None, where: str,
-                  tell: Told, lock: DeployLock) -> int:
+                  tell: Told, lock: DeployLock, lock_wait_s: float) -> int:
     tell(f"{record.action} {record.app} on {record.target} {where}")
-    extravars = {"rollwright_rollback_version": to_version} if to_version else None
+    extravars = {"rollwright_rollback_version": to_version} if to_version else {}
     progress = Progress(tell.write)
     with Interrupts() as interrupts:
-        run = run_playbook(workspace.project, "rollback.yml", workspace.runs, progress, limit=limit,
-                           extravars=extravars, cancel=interrupts.after(1))
+        def rollback_run() -> PlaybookRun:
+            return run_playbook(workspace.project, "rollback.yml", workspace.runs, lock.watch(progress), limit=limit,
+                                extravars={**extravars, **lock.ask()}, cancel=interrupts.after(1))
+
+        run = rollback_run()  # deferred: its first play takes the lock
+        if lock.refused:  # held by another (or its host did not answer): that run stopped at its first play
+            lock.acquire(lock_wait_s)
+            run = rollback_run()
         progress.close()
         states = _states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
     print_states(tell, states)
@@ -479,7 +494,7 @@ def _prune(projects: Path, keep: Path) -> None:
             shutil.rmtree(old, ignore_errors=True)
 
 
-def _extravars(options: DeployOptions) -> dict[str, Any] | None:
+def _extravars(options: DeployOptions) -> dict[str, Any]:
     extravars: dict[str, Any] = {}
     if options.continue_on_failure:
         extravars["rollwright_continue_on_failure"] = True
@@ -487,7 +502,7 @@ def _extravars(options: DeployOptions) -> dict[str, Any] | None:
         extravars["rollwright_acknowledge_destructive"] = list(options.acknowledge_destructive)
     if options.no_switch:
         extravars["rollwright_no_switch"] = True
-    return extravars or None
+    return extravars
 
 
 def _skip_tags(loaded: LoadedSpec, options: DeployOptions) -> list[str]:

@@ -1,10 +1,14 @@
 """The deploy lock: one deploy or rollback per target at a time, held on the target's first host.
 
 lock.yml runs the deploy_lock role there; the folder it makes with mkdir holds who took it (user,
-control host, pid), for which deploy and version, and why. Only the runner can tell that a holder on
-this same control node is gone (its pid no longer exists), so it is the runner that asks the module
-to break such a lock (atomically: of two deploys breaking it at once, one takes it and the other
-is refused naming it); a holder elsewhere is only broken by `rollwright lock release --force`.
+control host, pid), for which deploy and version, and why. A deploy or rollback takes it in the first
+play of its own run instead (`deferred`: one ansible-runner run fewer); only when that play finds it
+held, or cannot ask, does lock.yml take over (waiting, breaking a dead holder's lock, or naming it).
+
+Only the runner can tell that a holder on this same control node is gone (its pid no longer exists),
+so it is the runner that asks the module to break such a lock (atomically: of two deploys breaking it
+at once, one takes it and the other is refused naming it); a holder elsewhere is only broken by
+`rollwright lock release --force`.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rollwright.errors import BadInput
+from rollwright.render.playbooks import TAKE_LOCK_PLAY
 from rollwright.run.engine import Event, run_playbook
 from rollwright.run.records import operator
 
@@ -69,6 +74,9 @@ class DeployLock:
                        "pid": os.getpid(), "version": version, "message": message}
         self.held = False
         self.broke: dict[str, Any] = {}  # the holder of a stale lock this one broke
+        self.deferred = False  # taken by the first play of the next run (holding(..., deferred=True))
+        self.asked = False  # a run carried the request: held or not, the lock is given back at the end
+        self.refused = False  # that run's lock play found the lock held, or could not ask: nothing else ran
 
     def call(self, action: str, *, force: bool = False, stale: str = "") -> tuple[bool, dict[str, Any]]:
         """One lock.yml run; returns (ok, the module's result or the failure)."""
@@ -90,10 +98,33 @@ class DeployLock:
         return {"deploy_lock_action": action, "deploy_lock_holder": self.holder, "deploy_lock_force": force,
                 "deploy_lock_stale_holder": stale}
 
+    def ask(self) -> dict[str, Any]:
+        """Extra vars that make a run's first play (TAKE_LOCK_PLAY) take the lock, while it is deferred and
+        not held yet; else none."""
+        if not self.deferred or self.held:
+            return {}
+        self.asked, self.refused = True, False
+        return self.extravars("acquire")
+
+    def watch(self, on_event: Callable[[Event], None]) -> Callable[[Event], None]:
+        """An event handler for a run that may take the lock: the lock play's events are the lock's (held,
+        refused), every other event goes on to `on_event`."""
+        def handle(event: Event) -> None:
+            data = event.get("event_data") or {}
+            if data.get("play") != TAKE_LOCK_PLAY:
+                on_event(event)
+                return
+            answer = lock_answer(event)
+            if answer is not None:
+                self.held, self.refused = not answer["failed"], answer["failed"]
+            elif event.get("event") == "runner_on_unreachable":
+                self.refused = True
+        return handle
+
     def released_by(self, answer: dict[str, Any] | None) -> None:
         """The lock module's answer to a release another run carried (finish.yml): held no more if it says so."""
         if answer is not None and not answer.get("failed"):
-            self.held = False
+            self.held = self.asked = False
 
     def acquire(self, wait_s: float = 0.0) -> None:
         """Take the lock, waiting up to `wait_s` for its holder; raises BadInput naming the holder. The wait
@@ -124,20 +155,25 @@ class DeployLock:
             time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
 
     @contextmanager
-    def holding(self, wait_s: float = 0.0) -> Iterator[None]:
-        """The lock for the duration of a with-block; given back however the block ends."""
-        self.acquire(wait_s)
+    def holding(self, wait_s: float = 0.0, *, deferred: bool = False) -> Iterator[None]:
+        """The lock for the duration of a with-block; given back however the block ends. `deferred`: taken by
+        the first run inside the block that carries `ask()`, not here."""
+        self.deferred = deferred
+        if not deferred:
+            self.acquire(wait_s)
         try:
             yield
         finally:
             self.release()
 
     def release(self) -> None:
-        """Give the lock back (after success, failure or Ctrl-C); says so when that fails."""
-        if not self.held:
+        """Give the lock back (after success, failure or Ctrl-C); says so when that fails. A run that asked for
+        it and ended without an answer (interrupted) may have taken it: released too (a release by a caller
+        that holds nothing changes nothing)."""
+        if not (self.held or (self.asked and not self.refused)):
             return
         ok, result = self.call("release")
-        self.held = not ok
+        self.held, self.asked = not ok, False
         if not ok:
             self.write(f"✗ could not release the deploy lock: {result.get('msg', 'failed')}; "
                        "release it with `rollwright lock release --force`")
