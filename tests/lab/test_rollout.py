@@ -363,6 +363,16 @@ def test_drift_names_a_hand_edited_unit_and_a_deploy_repairs_it(fleet: Fleet) ->
     assert fleet.rollwright("drift", "-f", str(spec), "-t", "lab").returncode == 0
 
 
+# On an app host: poll the sample app's health until it answers 200, at most 100 tries 0.1 s apart.
+WAIT_HEALTHY = ("python3 -c 'import time, urllib.request\n"
+                "for _ in range(100):\n"
+                "    try:\n"
+                "        urllib.request.urlopen(\"http://127.0.0.1:8080/health\", timeout=1); raise SystemExit(0)\n"
+                "    except OSError:\n"
+                "        time.sleep(0.1)\n"
+                "raise SystemExit(1)'")
+
+
 def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> None:
     """Issue 7: the generated testinfra suite, through `rollwright verify` and through plain pytest."""
     spec = fleet.spec("6.1.0", keep=3, batches=["50%"])
@@ -389,6 +399,7 @@ def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> N
     finally:
         fleet.lab.run("app3", "ln -sfn /srv/hello/releases/6.1.0 /srv/hello/current", check=True)
         fleet.lab.run("app2", "systemctl start hello", check=True)
+    fleet.lab.run("app2", WAIT_HEALTHY, check=True)  # the restarted app answers 503 while it warms up
 
     project = max((fleet.folder / ".rollwright" / "lab" / "projects").iterdir(), key=lambda p: p.stat().st_mtime)
     plain = subprocess.run([sys.executable, "-m", "pytest", "verify/test_app.py", "--hosts=ansible://app",
