@@ -1,6 +1,6 @@
 """rollwright's benchmark: generation, lab boot and rolling deploys under load, in one table.
 
-Run as root: `make bench` (about an hour; `--hosts 3` for one lab size, `--cold` adds a cold image
+Run as root: `make bench` (about 25 minutes; `--hosts 3` for one lab size, `--cold` adds a cold image
 build). Prints figures and asserts nothing: machines are shared and noisy, so compare within one run.
 
 For each lab size (3, 6 and 12 app hosts by default, each on a fresh lab named <prefix><hosts>) and for
