@@ -33,6 +33,8 @@ def _lock(tmp_path: Path) -> DeployLock:
 def test_a_deferred_lock_is_asked_for_once_and_its_play_is_kept_from_the_progress(tmp_path: Path) -> None:
     lock, seen = _lock(tmp_path), list[dict[str, Any]]()
     assert lock.ask() == {}  # not deferred: lock.yml takes it
+    taken: list[bool] = []
+    lock.on_taken = lambda: taken.append(True)  # the deploy's start (its webhook) comes with the lock
     lock.deferred = True
     asked = lock.ask()
     assert asked["deploy_lock_action"] == "acquire" and asked["deploy_lock_holder"]["id"] == "20261204T000001Z-mine"
@@ -40,19 +42,21 @@ def test_a_deferred_lock_is_asked_for_once_and_its_play_is_kept_from_the_progres
     handle(_event("playbook_on_play_start", TAKE_LOCK_PLAY))
     handle(_event("runner_on_ok", TAKE_LOCK_PLAY, task_action="deploy_lock", res={"held": True}))
     handle(_event("playbook_on_play_start", "Preflight on the control node (changes nothing)"))
-    assert (lock.held, lock.refused) == (True, False)
+    assert (lock.held, lock.refused, taken) == (True, False, [True])
     assert [event["event_data"]["play"] for event in seen] == ["Preflight on the control node (changes nothing)"]
     assert lock.ask() == {}  # held: the next run of the same deploy does not ask again
 
 
 def test_a_lock_held_by_another_or_an_unreachable_host_refuses(tmp_path: Path) -> None:
+    taken: list[bool] = []
     for event in (_event("runner_on_failed", TAKE_LOCK_PLAY, task_action="deploy_lock", res={"holder": OTHER}),
                   _event("runner_on_unreachable", TAKE_LOCK_PLAY, res={"msg": "no route"})):
         lock = _lock(tmp_path)
+        lock.on_taken = lambda: taken.append(True)
         lock.deferred = True
         lock.ask()
         lock.watch(lambda event: None)(event)
-        assert (lock.held, lock.refused) == (False, True)
+        assert (lock.held, lock.refused, taken) == (False, True, [])  # refused: the deploy never started
 
 
 def _run_site(project: Path, lock_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:

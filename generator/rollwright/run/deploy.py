@@ -135,8 +135,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
     # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
     # the lock's) or a spec without app hosts
+    lock.on_taken = lambda: notify(target.webhook, "start", record, write)  # a refused deploy never started
     with lock.holding(options.lock_wait_s, deferred=bool(app_hosts) and not options.limit):
-        notify(target.webhook, "start", record, write)
         code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
     if record.rolled_back_by_gate or record.rolled_back_by_runner:
         notify(target.webhook, "rollback", record, write)

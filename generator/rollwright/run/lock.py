@@ -77,6 +77,7 @@ class DeployLock:
         self.deferred = False  # taken by the first play of the next run (holding(..., deferred=True))
         self.asked = False  # a run carried the request: held or not, the lock is given back at the end
         self.refused = False  # that run's lock play found the lock held, or could not ask: nothing else ran
+        self.on_taken: Callable[[], None] = lambda: None  # called once the lock is this deploy's (its start)
 
     def call(self, action: str, *, force: bool = False, stale: str = "") -> tuple[bool, dict[str, Any]]:
         """One lock.yml run; returns (ok, the module's result or the failure)."""
@@ -117,6 +118,8 @@ class DeployLock:
             answer = lock_answer(event)
             if answer is not None:
                 self.held, self.refused = not answer["failed"], answer["failed"]
+                if self.held:
+                    self.on_taken()
             elif event.get("event") == "runner_on_unreachable":
                 self.refused = True
         return handle
@@ -140,6 +143,7 @@ class DeployLock:
                 holder = result.get("holder") or {}
             if ok:
                 self.held = True
+                self.on_taken()
                 return
             if not holder:  # not a held lock: the host did not answer, or the module failed
                 raise BadInput(f"could not take the deploy lock: {result.get('msg', 'failed')}")
