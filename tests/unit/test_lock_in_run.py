@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from rollwright.render.playbooks import TAKE_LOCK_PLAY
 from rollwright.run.lock import DeployLock
 
@@ -87,3 +89,18 @@ def test_site_yml_ends_at_its_first_play_when_another_deploy_holds_the_lock(tmp_
     assert json.loads((lock_path / "holder.json").read_text())["id"] == OTHER["id"]
     plain = _run_site(project, lock_path, "--list-tasks")  # listed for a plain run too; its task asks `when`
     assert plain.returncode == 0 and f"play #1 (app[0]): {TAKE_LOCK_PLAY}" in plain.stdout, plain.stdout
+
+
+def test_a_ctrl_c_counted_by_the_deploy_ends_its_wait_for_a_held_lock(tmp_path: Path) -> None:
+    """The retry after a refused lock play waits inside the deploy's signal handler, which only counts: the
+    count must still end the wait at once, as Ctrl-C did before the lock moved into the run."""
+    lock, calls = _lock(tmp_path), list[str]()
+
+    def held_by_other(action: str, **_: Any) -> tuple[bool, dict[str, Any]]:
+        calls.append(action)
+        return False, {"msg": "deploy lock held", "holder": OTHER}  # on another control node: never broken
+
+    lock.call = held_by_other  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        lock.acquire(300, cancel=lambda: True)
+    assert calls == ["acquire"] and not lock.held  # asked once, then stopped: no second poll

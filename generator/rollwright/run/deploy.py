@@ -206,7 +206,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
         site = None if lock.broke else site_run()  # deferred: its first play takes the lock
         if site is None or lock.refused:  # the lock is held (or its host did not answer): that run stopped there
             if lock.refused:
-                lock.acquire(options.lock_wait_s)  # waits for it, breaks a dead runner's lock, or names the holder
+                # waits for it (a Ctrl-C ends the wait), breaks a dead runner's lock, or names the holder
+                lock.acquire(options.lock_wait_s, cancel=interrupts.after(1))
             if lock.broke and (code := _repair_first(loaded, options, workspace, record, tell)):
                 return code
             site = site_run()
@@ -432,7 +433,7 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
 
         run = rollback_run()  # deferred: its first play takes the lock
         if lock.refused:  # held by another (or its host did not answer): that run stopped at its first play
-            lock.acquire(lock_wait_s)
+            lock.acquire(lock_wait_s, cancel=interrupts.after(1))  # a Ctrl-C ends the wait
             run = rollback_run()
         progress.close()
         states = _states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)

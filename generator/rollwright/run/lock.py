@@ -28,6 +28,7 @@ from rollwright.run.records import operator
 
 Write = Callable[[str], None]
 POLL_S = 3.0
+CANCEL_POLL_S = 0.2  # while waiting for the lock: how soon a counted Ctrl-C ends the wait
 OLD_LOCK_S = 3600  # past this age the refusal suggests `lock release --force`
 
 
@@ -129,9 +130,10 @@ class DeployLock:
         if answer is not None and not answer.get("failed"):
             self.held = self.asked = False
 
-    def acquire(self, wait_s: float = 0.0) -> None:
+    def acquire(self, wait_s: float = 0.0, cancel: Callable[[], bool] = lambda: False) -> None:
         """Take the lock, waiting up to `wait_s` for its holder; raises BadInput naming the holder. The wait
-        counts from the first answer that the lock is held (one lock call can itself take seconds)."""
+        counts from the first answer that the lock is held (one lock call can itself take seconds). `cancel`:
+        a deploy's signal counter (its handler only counts), which ends the wait as Ctrl-C would."""
         deadline: float | None = None
         while True:
             ok, result = self.call("acquire")
@@ -156,7 +158,11 @@ class DeployLock:
                 hint = ("if that deploy is gone, `rollwright lock release --force`" if age > OLD_LOCK_S
                         else "wait for it, or retry with --lock-wait SECONDS")
                 raise BadInput(f"the target is locked by {describe(holder)}; {hint}")
-            time.sleep(min(POLL_S, max(0.0, deadline - time.monotonic())))
+            until = min(time.monotonic() + POLL_S, deadline)
+            while time.monotonic() < until:
+                if cancel():
+                    raise KeyboardInterrupt
+                time.sleep(min(CANCEL_POLL_S, max(0.0, until - time.monotonic())))
 
     @contextmanager
     def holding(self, wait_s: float = 0.0, *, deferred: bool = False) -> Iterator[None]:
