@@ -9,6 +9,9 @@ Only the runner can tell that a holder on this same control node is gone (its pi
 so it is the runner that asks the module to break such a lock (atomically: of two deploys breaking it
 at once, one takes it and the other is refused naming it); a holder elsewhere is only broken by
 `rollwright lock release --force`.
+
+A maintenance hold (`rollwright lock acquire -m WHY`) has no process behind it: its holder says `hold`, and
+nothing breaks it as stale; only `lock release` ends it (`--force` for another operator's hold).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from rollwright.errors import BadInput
 from rollwright.render.playbooks import TAKE_LOCK_PLAY
-from rollwright.run.engine import Event, run_playbook
+from rollwright.run.engine import Event, PlaybookRun, run_playbook
 from rollwright.run.records import operator
 
 Write = Callable[[str], None]
@@ -59,9 +62,16 @@ def holder_alive(holder: dict[str, Any]) -> bool | None:
     return _alive(int(holder.get("pid") or 0))
 
 
+def stale(holder: dict[str, Any]) -> bool:
+    """A lock a deploy may break: its holder's process is known to be gone, and it is no maintenance hold."""
+    return not holder.get("hold") and holder_alive(holder) is False
+
+
 def describe(holder: dict[str, Any]) -> str:
     age = int(time.time() - float(holder.get("since") or time.time()))
     message = f", message: {holder['message']}" if holder.get("message") else ""
+    if holder.get("hold"):
+        return f"{holder.get('user', '?')} (maintenance hold {holder.get('id', '?')}, held for {age}s{message})"
     return (f"{holder.get('user', '?')} (deploy {holder.get('id', '?')}, version {holder.get('version') or '-'}, "
             f"pid {holder.get('pid', '?')}, held for {age}s{message})")
 
@@ -69,10 +79,11 @@ def describe(holder: dict[str, Any]) -> str:
 class DeployLock:
     """The lock of one target's workspace project, taken and released by one deploy."""
 
-    def __init__(self, project: Path, runs: Path, deploy_id: str, version: str, message: str, write: Write) -> None:
+    def __init__(self, project: Path, runs: Path, deploy_id: str, version: str, message: str, write: Write, *,
+                 hold: bool = False) -> None:
         self.project, self.runs, self.write = project, runs, write
         self.holder = {"id": deploy_id, "user": operator(), "control_host": socket.gethostname(),
-                       "pid": os.getpid(), "version": version, "message": message}
+                       "pid": os.getpid(), "version": version, "message": message, **({"hold": True} if hold else {})}
         self.held = False
         self.broke: dict[str, Any] = {}  # the holder of a stale lock this one broke
         self.deferred = False  # taken by the first play of the next run (holding(..., deferred=True))
@@ -138,7 +149,7 @@ class DeployLock:
         while True:
             ok, result = self.call("acquire")
             holder = result.get("holder") or {}
-            if not ok and holder and holder_alive(holder) is False:
+            if not ok and holder and stale(holder):
                 self.write(f"warning: breaking the deploy lock of {describe(holder)}: that process is gone")
                 ok, result = self.call("acquire", stale=str(holder.get("id")))
                 self.broke = holder if ok else {}
@@ -157,12 +168,24 @@ class DeployLock:
                 age = time.time() - float(holder.get("since") or time.time())
                 hint = ("if that deploy is gone, `rollwright lock release --force`" if age > OLD_LOCK_S
                         else "wait for it, or retry with --lock-wait SECONDS")
+                if holder.get("hold"):
+                    hint = "it is held for maintenance until `rollwright lock release`"
                 raise BadInput(f"the target is locked by {describe(holder)}; {hint}")
             until = min(time.monotonic() + POLL_S, deadline)
             while time.monotonic() < until:
                 if cancel():
                     raise KeyboardInterrupt
                 time.sleep(min(CANCEL_POLL_S, max(0.0, until - time.monotonic())))
+
+    def run_taking_it(self, start: Callable[[], PlaybookRun], wait_s: float,
+                      cancel: Callable[[], bool]) -> PlaybookRun:
+        """A run whose first play takes the lock (deferred); when that play found it held (or could not ask),
+        the lock is waited for, broken or refused as `acquire` does, then the run starts again."""
+        run = start()
+        if self.refused:  # that run stopped at its first play
+            self.acquire(wait_s, cancel=cancel)  # a Ctrl-C (the cancel count) ends the wait
+            run = start()
+        return run
 
     @contextmanager
     def holding(self, wait_s: float = 0.0, *, deferred: bool = False) -> Iterator[None]:

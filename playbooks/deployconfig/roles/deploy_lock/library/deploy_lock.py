@@ -14,7 +14,8 @@ description:
   - O(action=acquire) makes O(path) with C(mkdir), which succeeds for exactly one caller, and writes
     C(holder.json) into it. When the lock is held it fails, naming the holder, unless the holder is a
     deploy the caller knows is gone (O(stale_holder), a process that no longer exists on the same
-    control node): then the lock is broken, with a warning, and taken with the same mkdir. Breaking
+    control node) and not a maintenance hold (C(hold) in its record, taken by C(rollwright lock acquire)
+    with no process behind it): then the lock is broken, with a warning, and taken with the same mkdir. Breaking
     renames the lock to C(<path>.broken-<holder id>), which is kept: of several callers breaking the
     same lock at once exactly one moves it, and the mkdir that follows lets exactly one take it.
   - O(action=release) removes the lock when O(holder.id) holds it; O(force=true) breaks anyone's lock
@@ -23,8 +24,8 @@ description:
 options:
   path: {description: Lock folder., type: path, required: true}
   action: {description: What to do., type: str, choices: [acquire, release, status], default: status}
-  holder: {description: "Who takes or releases it: id, user, control_host, pid, version, message.", type: dict,
-           default: {}}
+  holder: {description: "Who takes or releases it: id, user, control_host, pid, version, message, and hold (a
+           maintenance hold, which only a release ends).", type: dict, default: {}}
   force: {description: Release a lock held by someone else (a warning names them)., type: bool, default: false}
   stale_holder: {description: Id of a holder known to be gone; acquire breaks its lock., type: str, default: ""}
 author: rollwright
@@ -79,7 +80,8 @@ def read_new_holder(path):
 
 def describe(holder):
     age = int(time.time() - holder.get("since", time.time()))
-    return (f"{holder.get('user', '?')} (deploy {holder.get('id', '?')}, version {holder.get('version', '?')}, "
+    what = "maintenance hold" if holder.get("hold") else "deploy"
+    return (f"{holder.get('user', '?')} ({what} {holder.get('id', '?')}, version {holder.get('version') or '-'}, "
             f"for {age}s{', ' + holder['message'] if holder.get('message') else ''})")
 
 
@@ -155,7 +157,8 @@ def acquire(module, path, me, current):
     if current and current.get("id") == me.get("id"):
         module.exit_json(changed=False, held=True, holder=current)
     stale = module.params["stale_holder"]
-    breaking = bool(current) and bool(stale) and current.get("id") == stale
+    # a maintenance hold has no process to be gone: only a release ends it
+    breaking = bool(current) and bool(stale) and current.get("id") == stale and not current.get("hold")
     if current and not breaking:
         module.fail_json(msg=f"deploy lock held by {describe(current)}", held=True, holder=current,
                          age_s=int(time.time() - current.get("since", time.time())))
