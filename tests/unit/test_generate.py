@@ -57,7 +57,7 @@ def test_generated_project_passes_syntax_check_and_lint(tmp_path: Path, tool_env
                                                         spec: Path, target: str | None) -> None:
     out = _generate(spec, target, tmp_path / name)
     playbooks = ["site.yml", "rollback.yml", "status.yml", "undrain.yml", "migrations.yml", "backups.yml", "lock.yml",
-                 "preflight.yml", "finish.yml"]
+                 "preflight.yml", "finish.yml", "app.yml", "audit.yml"]
     syntax = subprocess.run(["ansible-playbook", "--syntax-check", *playbooks], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr

@@ -1,5 +1,5 @@
-"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, checks, lock, history,
-database, env, target, lab).
+"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, app, checks, lock, audit,
+history, database, env, target, lab).
 
 Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on one healthy version,
 2 bad input (spec, arguments), 3 failed and the fleet is split or unhealthy (a human must look).
@@ -11,12 +11,12 @@ import argparse
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from rollwright.cli import checks, database, deploy, env, history, lab, lock, spec, target
+from rollwright.cli import app, audit, checks, database, deploy, env, history, lab, lock, spec, target
 from rollwright.cli.common import Parser
 from rollwright.errors import RollwrightError
 from rollwright.run.output import ClosedPipeSafe
 
-NOUNS = (spec, deploy, checks, lock, history, database, env, target, lab)  # in the order --help lists them
+NOUNS = (spec, deploy, app, checks, lock, audit, history, database, env, target, lab)  # in the order --help lists them
 
 
 def _version() -> str:

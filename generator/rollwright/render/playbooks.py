@@ -45,8 +45,13 @@ FILES_DIR = "files"  # in the project: where the spec's commands run, beside the
 ROLLOUT_PLAY = "Roll out in batches"
 ROLLBACK_PLAY = "Roll back the app hosts"
 ROLLBACK_TASK = "Roll back to the previous or named release"  # rollback.yml's switch: its phase starts there
+APP_PLAY = "Act on the app's service in batches"  # app.yml's batched play (start, stop, restart)
+APP_ACTIONS = ("start", "stop", "restart")
+APP_GATE_TASK = "Start or restart the service and wait until it is healthy"
 PHASES = {
     ROLLBACK_TASK: "rollback",
+    "Stop the service": "stop",
+    APP_GATE_TASK: "restart",
     "Drain this host in the load balancer": "drain",
     "Switch current to the new release": "switch",
     "Restart the service and wait until the new version is healthy": "restart",
@@ -56,6 +61,7 @@ PHASES = {
 PHASE_TASK = {phase: task for task, phase in PHASES.items()}
 DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release")  # their modules are called outside the roles
 DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says whether the host goes through PHASES
+APP_DECIDE_TASK = "Decide whether this host needs the action"  # app.yml's, with the same fact
 TAKE_LOCK_PLAY = "Take the deploy lock when the runner asks"  # site.yml's and rollback.yml's first play
 RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
@@ -127,18 +133,66 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         _task(ROLLBACK_TASK, "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": "{{ rollwright_rollback_version | default(omit, true) }}",
             "action": f"{{{{ 'push' if {named} else 'pop' }}}}"}, register="rollwright_back"),
-        _task("Restart the release now current and wait until it is healthy", "healthcheck", {
-            **{key: f"{{{{ {V}health.{key} }}}}" for key in HEALTH_KEYS}, "version": "{{ rollwright_back.current }}",
-            "unit": f"{{{{ {V}service.name }}}}",
-            # restarted when current moved, or on request (recovery: current ahead of what runs)
-            "restart": ("{{ rollwright_back.switched_from != rollwright_back.current or "
-                        "(rollwright_rollback_restart | default(false) | bool) }}")}),
+        # restarted when current moved, or on request (recovery: current ahead of what runs)
+        _gate_task("Restart the release now current and wait until it is healthy", "{{ rollwright_back.current }}",
+                   "{{ rollwright_back.switched_from != rollwright_back.current or "
+                   "(rollwright_rollback_restart | default(false) | bool) }}"),
         *_lb_tasks(spec, "ready"),
     ]
     play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
+
+
+def app_plays(spec: Spec) -> list[dict[str, Any]]:
+    """app.yml: the app's service started, stopped or restarted (-e rollwright_app_action=start|stop|restart)
+    batch by batch like a rollout, each host out of the load balancer meanwhile. A failed health gate stops the
+    run there and leaves that host drained; `stop` leaves its hosts drained; `start` acts only on hosts whose
+    service is not running, not healthy or out of the load balancer. Then the status plays (what every app host
+    serves, for the runner). The runner passes --tags lock,ACTION,status: only that action's tasks run."""
+    if not spec.artifact or _blue_green(spec):
+        why = "this spec has no release" if not spec.artifact else "blue/green: the idle colour takes no traffic"
+        return [_play("Nothing to start, stop or restart here", "localhost", [_task("Say so", "ansible.builtin.debug",
+                                                                                    {"msg": why})])]
+    action = "rollwright_app_action"
+
+    def only(actions: list[str], task: dict[str, Any]) -> dict[str, Any]:
+        """A task of some actions: its `when` says so in a plain run; its tags let the runner (--tags ACTION)
+        leave it out, so no host is seen starting a phase it skips."""
+        return {**task, "tags": list(actions), **({"when": f"{action} in {actions}"} if len(actions) < len(APP_ACTIONS)
+                                                  else {})}
+
+    every, serving = list(APP_ACTIONS), ["start", "restart"]
+    # start brings a host to serving: it acts where the service is not running, not healthy or out of service
+    acts = [f"{action} != 'start'", "healthcheck_report.active != 'active'", "not (healthcheck_report.healthy | bool)"]
+    tasks = [
+        _task("Refuse an unknown action", "ansible.builtin.assert", {
+            "that": [f"{action} | default('') in {every}"], "quiet": True,
+            "fail_msg": f"pass -e {action}=start, stop or restart"}, run_once=True, tags=["always"]),
+        only(every, _read_host_task(health=True)),
+    ]
+    if spec.rollout.load_balancer:
+        tasks.append(only(["start"], _lb_read_task()))
+        acts.append("lb_haproxy_read.results | map(attribute='previous', default='') | reject('equalto', 'ready') "
+                    "| list | length > 0")
+    tasks += [
+        only(every, _task(APP_DECIDE_TASK, "ansible.builtin.set_fact", {
+            "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"})),
+        {"name": "Take this host out, act on its service, put it back", "when": "rollwright_host_stale | bool",
+         "block": [
+             *[only(every, task) for task in _lb_tasks(spec, "maint")],
+             only(["stop"], _task("Stop the service", "ansible.builtin.systemd_service", {
+                 "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})),
+             # a restart (which also clears a failed state) starts a stopped unit and renews a sick one
+             only(serving, _gate_task(APP_GATE_TASK, "{{ healthcheck_report.current }}", True)),
+             *[only(serving, task) for task in _lb_tasks(spec, "ready")],
+         ]},
+    ]
+    play = _play(f"{APP_PLAY} {spec.rollout.steps}", spec.rollout.hosts, tasks, tags=["app"])
+    play["serial"] = spec.rollout.steps
+    play["max_fail_percentage"] = 0
+    return [_take_lock_play(spec), play, *status_plays(spec)]
 
 
 def switch_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -296,13 +350,37 @@ def finish_plays(spec: Spec) -> list[dict[str, Any]]:
     """finish.yml, the end of every deploy and rollback the runner makes, in one run: one audit line on every
     host it concerned (-e rollwright_audit_line=...), then the deploy lock given back when the runner passes
     -e deploy_lock_action=release. Separate from site.yml, whose second run must change nothing."""
-    hosts = ":".join(dict.fromkeys(_deploy_groups(spec))) if spec.artifact else "all"
     task = _task("Append to the audit log", "ansible.builtin.lineinfile", {
         "path": f"{{{{ {V}audit_log }}}}", "line": "{{ rollwright_audit_line }}", "insertafter": "EOF",
         "create": True, "owner": "root", "group": "root", "mode": "0640"})
-    play = _play("Audit log", hosts, [task], tags=["audit"])
+    play = _play("Audit log", _audit_hosts(spec), [task], tags=["audit"])
     play["strategy"] = "ansible.builtin.free"  # each host on its own: no order to keep
     return [play, _lock_play(spec, "Give the deploy lock back", when="deploy_lock_action is defined")]
+
+
+def _audit_hosts(spec: Spec) -> str:
+    """The hosts a deploy concerns, which get its audit line."""
+    return ":".join(dict.fromkeys(_deploy_groups(spec))) if spec.artifact else "all"
+
+
+AUDIT_TAIL_TASK = "Read the newest lines of the audit log"
+
+
+def audit_plays(spec: Spec) -> list[dict[str, Any]]:
+    """audit.yml: the newest lines of the audit log on every host of the target (-e rollwright_audit_lines=N,
+    default 50), read with `tail` (a long log is never read whole); a host without the log answers nothing.
+    Every host, not only the deploy's: other commands (`exec`) write there too. Changes nothing."""
+    log = f"{{{{ {V}audit_log }}}}"
+    tasks = [
+        _task("Find the audit log", "ansible.builtin.stat", {"path": log, "get_checksum": False},
+              register="rollwright_audit_file"),
+        _task(AUDIT_TAIL_TASK, "ansible.builtin.command", {
+            "argv": ["tail", "-n", "{{ rollwright_audit_lines | default(50) | int }}", "--", log]},
+            changed_when=False, check_mode=False, when="rollwright_audit_file.stat.exists"),
+    ]
+    play = _play("Read the audit log", "all", tasks, tags=["audit"])
+    play["strategy"] = "ansible.builtin.free"
+    return [play]
 
 
 def on_failure_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -357,13 +435,9 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
     lb = spec.rollout.load_balancer
-    tasks = [_import("Report what this host serves (links, process, unit, health)", "healthcheck", "report", {
-        "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}",
-        **_refs("healthcheck_", "health", ["url", "status"])})]
+    tasks = [_read_host_task("Report what this host serves (links, process, unit, health)", health=True)]
     if lb:
-        tasks.append(_import("Read the server state in the load balancer", "lb_haproxy", "read", {
-            "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
-            **_refs("lb_haproxy_", "lb", ["backend", "socket"])}))
+        tasks.append(_lb_read_task())
     report = {key: f"{{{{ healthcheck_report.{key} }}}}" for key in HOST_REPORT_KEYS}
     if lb:
         report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
@@ -657,6 +731,30 @@ def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
     }, delegate_to="{{ item }}", loop=f"{{{{ groups[{V}lb.hosts] | default([]) }}}}")]
 
 
+def _gate_task(name: str, version: str, restart: bool | str, **more: str) -> dict[str, Any]:
+    """The health gate of one host (the healthcheck role's module called directly), restarting the service
+    first when `restart` says so: the rollout's, rollback's and `app start|restart`'s one task for both."""
+    return _task(name, "healthcheck", {
+        **{key: f"{{{{ {V}health.{key} }}}}" for key in HEALTH_KEYS}, "version": version,
+        "unit": f"{{{{ {V}service.name }}}}", "restart": restart, **more})
+
+
+def _read_host_task(name: str = "Read what this host runs (current, the unit, its process)",
+                    health: bool = False) -> dict[str, Any]:
+    """One look at what the host runs (registers healthcheck_report: current, the unit's state, its process,
+    and with `health` one answer of its health URL)."""
+    return _import(name, "healthcheck", "report", {
+        "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}",
+        **(_refs("healthcheck_", "health", ["url", "status"]) if health else {})})
+
+
+def _lb_read_task() -> dict[str, Any]:
+    """The host's server state in every load balancer, read (registers lb_haproxy_read)."""
+    return _import("Read the server state in the load balancer", "lb_haproxy", "read", {
+        "lb_haproxy_hosts": f"{{{{ groups[{V}lb.hosts] | default([]) }}}}",
+        **_refs("lb_haproxy_", "lb", ["backend", "socket"])})
+
+
 def _rollout_play(spec: Spec) -> dict[str, Any]:
     """Each batch: one look per host, then for a host that needs it drain, switch, restart with its health
     gate, undrain; each an embedded module called directly (no include or argument check in the serial
@@ -667,10 +765,9 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
         *_lb_tasks(spec, "maint"),
         _task(PHASE_TASK["switch"], "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}"}, register="rollwright_switch"),
-        _task(PHASE_TASK["restart"], "healthcheck", {
-            **{key: f"{{{{ {V}health.{key} }}}}" for key in HEALTH_KEYS}, "version": f"{{{{ {V}version }}}}",
-            "unit": f"{{{{ {V}service.name }}}}", "restart": True,
-            "wait": "{{ 'health' not in ansible_skip_tags }}"}),  # --no-health-check skips the gate, not the restart
+        # --no-health-check skips the gate, not the restart
+        _gate_task(PHASE_TASK["restart"], f"{{{{ {V}version }}}}", True,
+                   wait="{{ 'health' not in ansible_skip_tags }}"),
         *back_in,
     ]
     rescue = [
@@ -686,8 +783,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
                    "{{ ansible_failed_result.msg | default('unknown error') }}"}),
     ]
     tasks = [
-        _import("Read what this host runs (current, the unit, its process)", "healthcheck", "report", {
-            "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}"}),
+        _read_host_task(),
         # a host is updated when current is another release, its process runs another one (a killed deploy
         # moved current ahead of it), its unit or env file changed, or the service is not running (stopped
         # by hand, crashed): it then goes through drain, restart and health gate

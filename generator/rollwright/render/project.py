@@ -214,6 +214,8 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "status.yml": dump_yaml(playbooks.status_plays(spec), header),
         "current.yml": dump_yaml(playbooks.current_plays(spec), header),
         "undrain.yml": dump_yaml(playbooks.undrain_plays(spec), header),
+        "app.yml": dump_yaml(playbooks.app_plays(spec), header),
+        "audit.yml": dump_yaml(playbooks.audit_plays(spec), header),
         "migrations.yml": dump_yaml(playbooks.migrations_plays(spec), header),
         "backups.yml": dump_yaml(playbooks.backups_plays(spec), header),
         "lock.yml": dump_yaml(playbooks.lock_plays(spec), header),
@@ -365,6 +367,8 @@ ansible-playbook rollback.yml -e rollwright_rollback_version=1.2.3
 ansible-playbook status.yml               # what every app host runs and whether it is healthy
 ansible-playbook current.yml              # is this release already deployed? (lock, migrations, stage --check, status)
 ansible-playbook undrain.yml --limit app2 # put a host left drained back in the load balancer
+ansible-playbook app.yml -e rollwright_app_action=restart   # or start, stop: batch by batch behind the load balancer
+ansible-playbook audit.yml -e rollwright_audit_lines=20     # the newest lines of every host's audit log
 ansible-playbook migrations.yml -e rollwright_migrations_action=status   # or apply, mark_applied, baseline
 ansible-playbook on_failure.yml -e '{{"rollwright_failure": {{"status": "failed"}}}}'  # the spec's on_failure hooks
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
@@ -381,7 +385,8 @@ new version (rollwright's runner is where whole-fleet rollback, the deploy lock 
 Layout: `site.yml` (preflight, command groups, stage, backup, migrate, rollout in serial batches with a
 health gate, site health, then what every app host runs), `rollback.yml`, `status.yml` (read-only report),
 `current.yml` (read-only: whether a deploy would have nothing to do),
-`undrain.yml`, `migrations.yml`, `backups.yml`, `lock.yml`, `finish.yml` (audit line, lock back),
+`undrain.yml`, `app.yml` (start, stop or restart the service, in batches), `audit.yml` (read-only),
+`migrations.yml`, `backups.yml`, `lock.yml`, `finish.yml` (audit line, lock back),
 `preflight.yml`, `on_failure.yml`,
 `verify/` (the testinfra suite: unit, release, env file, port, health, load balancer, migrations;
 it needs pytest-testinfra), `group_vars/all/rollwright.yml` (the spec's

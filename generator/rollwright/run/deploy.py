@@ -94,7 +94,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     spec = loaded.spec
     _check_options(loaded, name, target, options)
     groups = expand_groups(loaded)
-    inventory = _inventory(loaded, name, target)
+    inventory = target_inventory(loaded, name, target)
     migrations = read_migrations(loaded)
     steps = build_plan(spec, groups, inventory, migrations)
     if options.dry_run:
@@ -194,7 +194,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
     what, name = f"{spec.app} {record.version}".rstrip(), record.target
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     progress = Progress(write, batches=len(split_batches(app_hosts, spec.rollout.steps)),
-                        secrets=_secret_values(loaded, name))
+                        secrets=secret_values(loaded, name))
     refusals = Refusals()
     with Interrupts() as interrupts:
         def site_run() -> PlaybookRun:
@@ -216,7 +216,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             raise _refused(what, name, refusals.problems)
         runs = [site]
         if site.ok:
-            states = _states_after(site, workspace, options.limit) if spec.artifact else []
+            states = states_after(site, workspace, options.limit) if spec.artifact else []
             changed = progress.changed  # from the events: the lock play's (the lock taken) is not the deploy's
             tell(f"deployed {what} to {name} ({changed} changes)")
             if progress.continued:
@@ -243,21 +243,21 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             rolled_back = restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
             states = host_states(workspace, options.limit) if spec.artifact else []
             code = _account(tell, site, progress, rolled_back, states, record.version)
-    record.status = _status(site, code)
+    record.status = run_status(site, code)
     record.verified = code == 0 and bool(record.verification.get("ok"))  # verify ran (a whole-fleet deploy), passed
     if code != 0 and spec.hooks.on_failure:
         runs.append(_on_failure_hooks(workspace, record, tell))
-    _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
+    finish_run(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
     return code
 
 
-def _states_after(site: PlaybookRun, workspace: Workspace, limit: str | None) -> list[HostState]:
+def states_after(site: PlaybookRun, workspace: Workspace, limit: str | None) -> list[HostState]:
     """Every app host's state from the status plays site.yml and rollback.yml end with, else (blue/green)
     from status.yml."""
     return states_of(site) if "rollwright_hosts" in site.custom_stats else host_states(workspace, limit)
 
 
-def _secret_values(loaded: LoadedSpec, name: str) -> tuple[str, ...]:
+def secret_values(loaded: LoadedSpec, name: str) -> tuple[str, ...]:
     """The target's secret env values (`env set --secret`): commands run with them, so a failed command's
     output may show them; Progress masks them."""
     path = inventory_path(loaded, *resolve_target(loaded, name))
@@ -299,18 +299,18 @@ def _on_failure_hooks(workspace: Workspace, record: Record, tell: Told) -> Playb
     return hooks
 
 
-def _status(run: PlaybookRun, code: int) -> str:
+def run_status(run: PlaybookRun, code: int) -> str:
     """The record's status: interrupted (Ctrl-C), else from the exit code (3 is a fleet needing a human)."""
     if run.status == "canceled":
         return "interrupted"
     return {0: "succeeded", EXIT_FAILED: "failed"}.get(code, "unsafe")
 
 
-def _finish(workspace: Workspace, record: Record, documents: dict[str, str], progress: Progress,
-            runs: list[PlaybookRun], states: list[HostState], rolled_back: list[str], code: int, tell: Told,
-            lock: DeployLock) -> None:
-    """Fill in and write the deploy record, with the checklist and rollback plan made for this deploy; then, in
-    one run (finish.yml), the audit line on every host and the lock given back."""
+def finish_run(workspace: Workspace, record: Record, documents: dict[str, str], progress: Progress,
+               runs: list[PlaybookRun], states: list[HostState], rolled_back: list[str], code: int, tell: Told,
+               lock: DeployLock) -> None:
+    """Fill in and write the record of a deploy, rollback or app action (with the checklist and rollback plan
+    made for a deploy); then, in one run (finish.yml), the audit line on every host and the lock given back."""
     record.finish(code)
     record.steps = [asdict(step) for step in progress.steps]
     record.failures = [f"{h.name}: {failure}" for h in progress.failed for failure in h.failures or [h.unreachable]]
@@ -431,12 +431,9 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
             return run_playbook(workspace.project, "rollback.yml", workspace.runs, lock.watch(progress), limit=limit,
                                 extravars={**extravars, **lock.ask()}, cancel=interrupts.after(1))
 
-        run = rollback_run()  # deferred: its first play takes the lock
-        if lock.refused:  # held by another (or its host did not answer): that run stopped at its first play
-            lock.acquire(lock_wait_s, cancel=interrupts.after(1))  # a Ctrl-C ends the wait
-            run = rollback_run()
+        run = lock.run_taking_it(rollback_run, lock_wait_s, interrupts.after(1))
         progress.close()
-        states = _states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
+        states = states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
     print_states(tell, states)
     serving = one_healthy_version(states)
     if run.ok and serving is not None:
@@ -447,8 +444,8 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
         tell(f"✗ rollback did not finish cleanly; details: {run.artifact_dir / 'stdout'}")
         code = EXIT_FAILED if serving is not None else EXIT_UNSAFE
     record.version = serving or to_version or ""
-    record.status = _status(run, code)
-    _finish(workspace, record, {}, progress, [run], states, [], code, tell, lock)
+    record.status = run_status(run, code)
+    finish_run(workspace, record, {}, progress, [run], states, [], code, tell, lock)
     return code
 
 
@@ -466,7 +463,7 @@ def _check_options(loaded: LoadedSpec, name: str, target: Target, options: Deplo
         raise BadInput(f"--no-switch needs strategy blue_green ({loaded.path} says {loaded.spec.rollout.strategy})")
 
 
-def _inventory(loaded: LoadedSpec, name: str, target: Target) -> dict[str, list[str]]:
+def target_inventory(loaded: LoadedSpec, name: str, target: Target) -> dict[str, list[str]]:
     path = inventory_path(loaded, name, target)
     return inventory_groups(path) if path else {"all": ["localhost"]}
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rollwright.render.playbooks import (
+    APP_DECIDE_TASK,
+    APP_PLAY,
     CANARY_FAIL_TASK,
     DECIDE_TASK,
     PHASE_TASK,
@@ -28,7 +30,9 @@ from rollwright.render.playbooks import (
 )
 
 Write = Callable[[str], None]
-BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY)
+BATCHED_PLAYS = (ROLLOUT_PLAY, ROLLBACK_PLAY, APP_PLAY)
+COUNTED_PLAYS = (ROLLOUT_PLAY, APP_PLAY)  # their batch lines say "batch N/total"; a host they decide is settled
+# (DECIDE_TASK, APP_DECIDE_TASK) goes through no phase
 MESSAGE_LIMIT = 400
 TAIL_LINES = 20  # of a failed command's output, kept under its one-line message (the error is rarely the last line)
 SECRET_MASK = "<secret>"
@@ -159,7 +163,7 @@ class Progress:
         self._batch = self._batch + 1 if (batched and same) else (1 if batched else 0)
         self._play = _Play(name, self._batch, time.perf_counter())
         if batched:
-            total = f"/{self.batches}" if self.batches and name.startswith(ROLLOUT_PLAY) else ""
+            total = f"/{self.batches}" if self.batches and name.startswith(COUNTED_PLAYS) else ""
             self._say("play", f"▸ {name.split(' [')[0]}, batch {self._batch}{total}", play=name.split(" [")[0],
                       batch=self._batch, batches=self.batches or None)
         else:
@@ -217,7 +221,7 @@ class Progress:
         if play is None or not play.batch or task not in PHASES:
             return
         record = self.host(host)
-        if record.settled and play.name.startswith(ROLLOUT_PLAY):
+        if record.settled and play.name.startswith(COUNTED_PLAYS):
             return
         record.batch, record.phase_before, record.phase = play.batch, record.phase, PHASES[task]
         self._say("phase", f"    {host:<12} {record.phase}", host=host, batch=play.batch, phase=record.phase)
@@ -231,7 +235,7 @@ class Progress:
         host, task, res = str(data.get("host")), str(data.get("task", "")), data.get("res") or {}
         self._remember(data, res)
         play = self._play
-        if task == DECIDE_TASK:
+        if task in (DECIDE_TASK, APP_DECIDE_TASK):
             self.host(host).settled = not _truthy((res.get("ansible_facts") or {}).get("rollwright_host_stale"))
         if res.get("changed"):
             self.changed += 1
