@@ -61,14 +61,23 @@ class Fleet:
         return self.rollwright("deploy", "-f", str(spec), "-t", "lab", *extra)
 
     def deploy_under_load(self, spec: Path, *extra: str) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
+        return self.under_load("deploy", "-f", str(spec), "-t", "lab", *extra)
+
+    def under_load(self, *args: str) -> tuple[subprocess.CompletedProcess[str], LoadResult]:
+        """A rollwright command while the bounded load goes through the lab's HAProxy."""
         with Load(self.lab.hosts["lb1"].address, 80, rate=LOAD_RATE) as load:
-            proc = self.deploy(spec, *extra)
+            proc = self.rollwright(*args)
         print(load.result.summary(), file=sys.stderr)
         return proc, load.result
 
     def versions(self, spec: Path) -> dict[str, str]:
         proc = self.rollwright("status", "-f", str(spec), "-t", "lab", "--json")
         return sample.fleet_versions(proc.stdout)
+
+    def backend_states(self) -> dict[str, str]:
+        """Each app server's status in the lab's HAProxy backend, from `show stat` (UP, MAINT, DOWN...)."""
+        stat = self.lab.run("lb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
+        return {row[1]: row[17] for row in (r.split(",") for r in stat.splitlines() if r.startswith("app,app"))}
 
     def main_pids(self) -> dict[str, str]:
         return {h: self.lab.run(h, "systemctl show -p MainPID --value hello").stdout.strip() for h in APP_HOSTS}

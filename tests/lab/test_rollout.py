@@ -497,12 +497,6 @@ def test_a_crash_looping_or_hanging_release_fails_its_gate_naming_why(fleet: Fle
     assert fleet.versions(fleet.spec("7.0.0", keep=3)) == dict.fromkeys(APP_HOSTS, "7.0.0")
 
 
-def _backend_states(fleet: Fleet) -> dict[str, str]:
-    """Each app server's status in the lab's HAProxy backend, from `show stat`."""
-    stat = fleet.lab.run("lb1", "echo 'show stat' | socat stdio /run/haproxy/admin.sock").stdout
-    return {row[1]: row[17] for row in (r.split(",") for r in stat.splitlines() if r.startswith("app,app"))}
-
-
 def _process_release(fleet: Fleet, host: str) -> str:
     """The release folder the app's process really runs in, read on the host."""
     cwd = fleet.lab.run(host, "readlink /proc/$(systemctl show -p MainPID --value hello)/cwd").stdout.strip()
@@ -558,7 +552,7 @@ def test_a_deploy_after_a_killed_control_node_repairs_the_half_done_hosts(fleet:
     assert {h: (after[h]["current"], after[h]["running"], after[h]["answers"]) for h in APP_HOSTS} == \
         dict.fromkeys(APP_HOSTS, ("6.3.0", "6.3.0", "6.3.0"))
     assert {h: _process_release(fleet, h) for h in APP_HOSTS} == dict.fromkeys(APP_HOSTS, "6.3.0")
-    assert _backend_states(fleet) == dict.fromkeys(APP_HOSTS, "UP")
+    assert fleet.backend_states() == dict.fromkeys(APP_HOSTS, "UP")
 
 
 def test_a_load_balancer_lost_mid_rollout_is_blamed_and_recover_restores_one_version(fleet: Fleet) -> None:
@@ -599,4 +593,4 @@ def test_a_load_balancer_lost_mid_rollout_is_blamed_and_recover_restores_one_ver
         "status", "-f", str(spec), "-t", "lab", "--json").stdout)}
     assert len({(after[h]["current"], after[h]["running"]) for h in APP_HOSTS}) == 1, after
     assert all(after[h]["healthy"] and after[h]["lb"] == {"lb1": "UP"} for h in APP_HOSTS), after
-    assert _backend_states(fleet) == dict.fromkeys(APP_HOSTS, "UP")
+    assert fleet.backend_states() == dict.fromkeys(APP_HOSTS, "UP")
