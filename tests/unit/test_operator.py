@@ -204,3 +204,28 @@ def test_the_app_plays_batches_are_counted_and_a_host_left_alone_shows_no_phase(
         progress({"event": "runner_on_start", "event_data": {"host": host, "task": PHASE_TASK["drain"]}})
     assert said == [f"▸ {APP_PLAY}, batch 1/3", "    app1         drain", "  ok in 0.0s",
                     f"▸ {APP_PLAY}, batch 2/3"]
+
+
+def test_audit_reads_every_host_in_one_run_and_names_an_unreachable_one(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from rollwright.render.playbooks import AUDIT_TAIL_TASK
+    from rollwright.run import audit
+    from rollwright.run.engine import PlaybookRun
+    from rollwright.run.status import Workspace
+
+    runs: list[dict[str, Any]] = []
+
+    def run_playbook(project: Path, playbook: str, run_root: Path, on_event: Any, **options: Any) -> PlaybookRun:
+        runs.append({"playbook": playbook, **options})
+        for host, text in (("app1", RESTART), ("app2", DEPLOY)):
+            on_event({"event": "runner_on_ok", "event_data": {"host": host, "task": AUDIT_TAIL_TASK,
+                                                               "res": {"stdout": text, "rc": 0}}})
+        gone = {"host": "lb1", "task": "Find the audit log", "res": {"msg": "ssh: connect to host lb1:\n refused"}}
+        on_event({"event": "runner_on_unreachable", "event_data": gone})
+        return PlaybookRun(playbook, "failed", 4, 1.0, tmp_path)
+
+    monkeypatch.setattr(audit, "run_playbook", run_playbook)
+    found = audit.read_audit(Workspace(tmp_path, tmp_path / "project"), 10)
+    assert runs == [{"playbook": "audit.yml", "limit": None, "extravars": {"rollwright_audit_lines": 10}}]
+    assert [line.host for line in found.lines] == ["app2", "app1"]
+    assert found.failed == {"lb1": "unreachable: ssh: connect to host lb1: refused"}
