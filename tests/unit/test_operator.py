@@ -37,8 +37,14 @@ def test_a_line_gives_its_fields_and_an_exec_line_its_detail() -> None:
     assert line.as_dict() == {"host": "app1", "time": "2026-12-04T10:00:00Z", "id": "20261204T095800Z-1a2b",
                               "action": "deploy", "app": "hello", "version": "2.0.0", "status": "succeeded",
                               "user": "ana@bastion", "line": DEPLOY}
-    (other,), _ = host_lines("app1", "2026-12-04T10:00:00Z e1 exec hello 2.0.0 exit-0 uptime -p by bo@bastion")
-    assert (other.fields()["detail"], other.fields()["user"]) == ("uptime -p", "bo@bastion")
+    exec_line = ("2026-12-04T10:00:00Z e1 exec hello 2.0.0 succeeded by bo@bastion command=uptime exit=0 "
+                 "read-only-safe user=x")
+    (other,), _ = host_lines("app1", exec_line)
+    assert other.as_dict() == {"host": "app1", "time": "2026-12-04T10:00:00Z", "id": "e1", "action": "exec",
+                               "app": "hello", "version": "2.0.0", "status": "succeeded", "user": "bo@bastion",
+                               "command": "uptime", "exit": "0", "read-only-safe": True, "line": exec_line}
+    (between,), _ = host_lines("app1", "2026-12-04T10:00:00Z e2 note hello 2.0.0 ok see ticket 9 by bo@bastion")
+    assert (between.fields()["detail"], between.fields()["user"]) == ("see ticket 9", "bo@bastion")
     (odd,), _ = host_lines("app1", "2026-12-04T10:00:00Z something else entirely")
     assert odd.as_dict() == {"host": "app1", "time": "2026-12-04T10:00:00Z",
                              "line": "2026-12-04T10:00:00Z something else entirely"}

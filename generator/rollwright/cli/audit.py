@@ -58,6 +58,6 @@ def register(sub: Subparsers) -> None:
                    help="only this host's log (repeatable, or comma-separated); default: every host of the target")
     p.add_argument("-n", "--lines", type=_count, default=DEFAULT_LINES, metavar="N",
                    help=f"the newest N lines of all hosts together (default {DEFAULT_LINES})")
-    json_arg(p, "one object per line (JSON Lines): host, time, id, action, app, version, status, user (and "
-                "detail when the line has more), line")
+    json_arg(p, "one object per line (JSON Lines): host, time, id, action, app, version, status, user, an exec "
+                "line's command and exit, line")
     p.set_defaults(func=cmd_audit)

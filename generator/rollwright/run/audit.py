@@ -1,9 +1,10 @@
 """`rollwright audit`: the audit log of every host of a target, merged by time, newest last.
 
 Each host keeps its own log (/var/log/rollwright/audit.log): one line per deploy, rollback, app action or
-exec that concerned it, `<UTC ISO time> <id> <action> <app> <version> <status> by <user>` (exec lines may
-carry more before `by`). audit.yml reads the newest N lines of each in one run (`tail`: a long log is never
-read whole); the merge is here, since only the control node sees every host.
+exec that concerned it, `<UTC ISO time> <id> <action> <app> <version> <status> by <user>`; an exec line goes
+on with `command=<name> exit=<N>` and maybe ` read-only-safe`. audit.yml reads the newest N lines of each in
+one run (`tail`: a long log is never read whole); the merge is here, since only the control node sees every
+host.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from rollwright.run.status import Workspace
 
 MAX_LINES = 100_000
 FIELDS = re.compile(r"^(?P<time>\S+) (?P<id>\S+) (?P<action>\S+) (?P<app>\S+) (?P<version>\S+) (?P<status>\S+)"
-                    r"(?: (?P<detail>.*?))? by (?P<user>\S+)$")
+                    r"(?: (?P<detail>.*?))? by (?P<user>\S+)(?: (?P<more>.*))?$")
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,19 @@ class AuditLine:
     place: int  # its place in the host's log: lines of one host with equal times keep their order
     text: str
 
-    def fields(self) -> dict[str, str]:
-        """The line's parts (time, id, action, app, version, status, user, and detail when there is more);
-        only the time for a line of another shape."""
+    def fields(self) -> dict[str, str | bool]:
+        """The line's parts (time, id, action, app, version, status, user; `detail`, text between the status and
+        `by`); after the user, each `key=value` as a field of its own and each other word as a flag (true),
+        never over the parts above; only the time for a line of another shape."""
         found = FIELDS.match(self.text)
         if not found:
             return {"time": self.text.split(" ", 1)[0]}
-        return {key: value for key, value in found.groupdict().items() if value is not None}
+        parts: dict[str, str | bool] = {key: value for key, value in found.groupdict().items()
+                                        if value is not None and key != "more"}
+        for word in (found["more"] or "").split():
+            key, equals, value = word.partition("=")
+            parts.setdefault(key, value if equals else True)
+        return parts
 
     def as_dict(self) -> dict[str, Any]:
         return {"host": self.host, **self.fields(), "line": self.text}
