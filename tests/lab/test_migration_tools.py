@@ -46,7 +46,7 @@ def _spec(lab: Lab, folder: Path, version: str, tool: str = "command") -> Path:
 
 
 def _newest_record(folder: Path, spec: Path) -> dict[str, Any]:
-    row = json.loads(_rollwright(folder, "history", "-f", str(spec), "--json").stdout)[0]
+    row = json.loads(_rollwright(folder, "history", "-f", str(spec), "--json").stdout.splitlines()[0])
     return dict(json.loads(Path(row["record"]).read_text()))
 
 

@@ -157,7 +157,7 @@ def test_destructive_migration_needs_acknowledgement(project: Project) -> None:
     assert project.query(f"SELECT to_regclass('{TABLE}')::text AS t") == [{"t": None}]  # nothing at all ran
     assert project.deploy("--acknowledge-destructive", "V2__drop.sql").returncode == 0
     assert [row["script"] for row in project.history()] == ["V1__ok.sql", "V2__drop.sql"]
-    newest = json.loads(project.cli("history", "--json").stdout)[0]
+    newest = json.loads(project.cli("history", "--json").stdout.splitlines()[0])
     record = json.loads(Path(newest["record"]).read_text())
     assert [m["script"] for m in record["migrations"]["applied"]] == ["V1__ok.sql", "V2__drop.sql"]
     assert record["cannot_roll_back"][0].startswith("destructive migration V2__drop.sql (DROP COLUMN)")
@@ -288,7 +288,7 @@ def test_backup_verified_by_restore_leaves_no_scratch_database(lab: Lab, tmp_pat
     listed = project.cli("backups", "list")
     assert listed.returncode == 0 and sorted(line.split()[0] for line in listed.stdout.splitlines()[1:]) == dumps
     assert [row["script"] for row in project.history()] == ["V1__a.sql", "V2__b.sql"]
-    newest = json.loads(project.cli("history", "--json").stdout)[0]
+    newest = json.loads(project.cli("history", "--json").stdout.splitlines()[0])
     record = json.loads(Path(newest["record"]).read_text())
     assert record["backup"]["file"] == f"{backups}/{dumps[-1]}" and record["backup"]["verify"] == "restore"
 

@@ -206,7 +206,8 @@ def test_rollback_command_steps_back_and_to_a_named_version(fleet: Fleet) -> Non
 def test_history_show_and_status_agree_with_the_hosts(fleet: Fleet) -> None:
     """Every deploy and rollback above left a record; the newest ones say what the hosts say."""
     spec = fleet.spec("2.0.0")
-    rows = json.loads(fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout)
+    rows = [json.loads(line) for line in
+            fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout.splitlines()]
     seen = [(row["action"], row["version"], row["status"], bool(row["verified"])) for row in reversed(rows)]
     assert seen == [
         ("deploy", "1.0.0", "succeeded", True), ("deploy", "2.0.0", "succeeded", True),
@@ -411,7 +412,8 @@ def test_verify_proves_the_fleet_and_names_a_hand_broken_host(fleet: Fleet) -> N
 
 
 def _newest_deploy(fleet: Fleet, spec: Path) -> str:
-    rows = json.loads(fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout)
+    rows = [json.loads(line) for line in
+            fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout.splitlines()]
     return str(next(row["id"] for row in rows if row["action"] == "deploy" and row["status"] == "succeeded"))
 
 

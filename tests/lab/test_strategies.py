@@ -34,7 +34,8 @@ def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
 
 
 def _newest_record(fleet: Fleet, spec: Path) -> dict[str, object]:
-    rows = json.loads(fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout)
+    rows = [json.loads(line) for line in
+            fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout.splitlines()]
     return json.loads(Path(rows[0]["record"]).read_text())
 
 

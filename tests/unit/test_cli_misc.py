@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,15 +63,73 @@ def test_init_does_not_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert (tmp_path / "rollwright.yml").read_text() == "mine"
 
 
-def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
-    parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert {"init", "validate", "schema", "plan", "generate", "lab"} <= set(commands)
-    for name in commands:
+def _commands(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], Any]]:
+    """Every command and action, as its argv path and its parser."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found.append(((*path, name), child))
+                found += _commands(child, (*path, name))
+    return found
+
+
+def test_every_command_has_a_summary_and_an_example(capsys: pytest.CaptureFixture[str]) -> None:
+    commands = _commands(build_parser())
+    assert {"init", "validate", "schema", "plan", "generate", "lab"} <= {path[0] for path, _ in commands}
+    assert len(commands) > 40
+    for path, _ in commands:
         with pytest.raises(SystemExit) as done:
-            main([name, "--help"])
+            main([*path, "--help"])
         assert done.value.code == 0
-        assert "usage: rollwright" in capsys.readouterr().out
+        out = capsys.readouterr().out
+        usage, summary = out.split("\n\n")[:2]
+        assert usage.startswith(f"usage: rollwright {' '.join(path)}"), path
+        assert summary.strip() and not summary.startswith(("positional", "options")), (path, out)
+        examples = out.split("examples:\n", 1)[1].splitlines()
+        assert examples and all(line.startswith("  rollwright ") or line.startswith("  sudo rollwright ")
+                                for line in examples), (path, examples)
+
+
+def test_no_arguments_prints_the_command_list(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert "usage: rollwright" in out and "deploy" in out and "rollback" in out and "--version" in out
+
+
+def test_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert re.fullmatch(r"rollwright \d+\.\d+\.\d+\S* \(ansible-core 2\.19\.\d+, ansible-runner \S+\)\n",
+                        capsys.readouterr().out)
+
+
+@pytest.mark.parametrize("argv", [["deploy", "--dry"], ["plan", "--js"], ["history", "--lim", "3"],
+                                  ["target", "add", "x", "--inv", "y"]])
+def test_an_abbreviated_option_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    assert "unrecognized arguments" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("argv", "said"), [(["deplyo"], "unknown command 'deplyo'; did you mean 'deploy'?"),
+                                            (["lock", "stauts"], "unknown action 'stauts'; did you mean 'status'?"),
+                                            (["target", "ad", "x"], "unknown action 'ad'; did you mean 'add'?"),
+                                            (["histroy"], "unknown command 'histroy'; did you mean 'history'?")])
+def test_a_mistyped_command_gets_a_suggestion(argv: list[str], said: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_a_command_far_from_any_gets_the_list(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["xyzzy"])
+    err = capsys.readouterr().err
+    assert "did you mean" not in err and "choose from init, validate" in err
 
 
 def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:

@@ -84,7 +84,7 @@ def test_json_progress_is_an_event_stream_ending_with_the_result(project: Path) 
     saved = json.loads(Path(record["path"]).with_name("record.json").read_text())
     assert (saved["version"], saved["strategy"], saved["verified"], saved["verification"]) == ("", "", False, {})
     row = json.loads(subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=project,
-                                    capture_output=True, text=True, check=True).stdout)[0]
+                                    capture_output=True, text=True, check=True).stdout.splitlines()[0])
     assert record["seconds"] == saved["seconds"] == row["seconds"] > 0
     assert f"({saved['seconds']:.1f} s start to finish)" in record["text"]
     logged = Path(record["path"]).read_text()
@@ -156,7 +156,7 @@ def test_webhook_hears_start_and_end_and_the_record_is_written(
     assert heard[0]["id"] == heard[1]["id"] and heard[1]["verified"] is False  # no release, no verify: not verified
     history = subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
                              capture_output=True, text=True, check=True)
-    assert json.loads(history.stdout)[0]["id"] == heard[0]["id"]
+    assert json.loads(history.stdout.splitlines()[0])["id"] == heard[0]["id"]
     assert not (tmp_path / "lock").exists()  # released
     audit = (tmp_path / "audit.log").read_text().splitlines()
     assert len(audit) == 1 and f"{heard[0]['id']} deploy hooked - succeeded by " in audit[0]
@@ -222,7 +222,7 @@ def test_target_env_and_secrets_reach_commands_and_never_the_output(tmp_path: Pa
     assert "token <secret>, url postgres://app:<secret>@db1/app" in account
     assert secret not in failed.stdout + failed.stderr and "pw-in-url" not in failed.stdout
     row = json.loads(subprocess.run([str(VENV_BIN / "rollwright"), "history", "--json"], cwd=tmp_path,
-                                    capture_output=True, text=True, check=True).stdout)[0]
+                                    capture_output=True, text=True, check=True).stdout.splitlines()[0])
     saved = json.loads(Path(row["record"]).read_text())
     said, *tail = saved["failures"][0].splitlines()
     assert said.endswith("exit 1: ^") and len(tail) == 20 and tail[0] == "step 15"

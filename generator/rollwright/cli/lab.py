@@ -11,6 +11,7 @@ from typing import NoReturn
 from rich.console import Console
 from rich.table import Table
 
+from rollwright.cli.common import Subparsers, actions, command
 from rollwright.lab.fleet import DEFAULT_APP_HOSTS, DEFAULT_NAME, MAX_APP_HOSTS, Lab, UpResult
 
 
@@ -82,28 +83,28 @@ def cmd_start(args: argparse.Namespace) -> int:
 
 
 def cmd_ssh(args: argparse.Namespace) -> NoReturn:
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
-    argv = [*_lab(args).ssh_args(args.host), *command]
+    remote = args.remote_command[1:] if args.remote_command[:1] == ["--"] else args.remote_command
+    argv = [*_lab(args).ssh_args(args.host), *remote]
     os.execv(argv[0], argv)
 
 
-def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Add `lab` and its actions to the top-level subcommands."""
-    lab = sub.add_parser(
-        "lab",
-        help="a fleet of real Debian 12 hosts (systemd, sshd) on this machine; needs root",
-        description="Local test fleet: app hosts, an HAProxy load balancer and a PostgreSQL host, each a "
-        "systemd-nspawn machine in its own network namespace, reachable over SSH from here.",
-    )
-    actions = lab.add_subparsers(dest="lab_command", metavar="ACTION", required=True)
+def register(sub: Subparsers) -> None:
+    """`lab` and its actions."""
+    lab = command(sub, "lab", "a fleet of real Debian hosts (systemd, sshd, HAProxy, PostgreSQL) on this machine; "
+                              "needs root",
+                  ["sudo rollwright lab up --app-hosts 3", "sudo rollwright lab ssh app1 -- systemctl status hello"],
+                  more="Each host is a systemd-nspawn machine in its own network namespace, reachable over SSH "
+                       "from here.")
+    lab_actions = actions(lab)
 
-    def action(name: str, help_text: str, func: object) -> argparse.ArgumentParser:
-        parser = actions.add_parser(name, help=help_text, description=help_text)
+    def action(name: str, help_text: str, example: str, func: object) -> argparse.ArgumentParser:
+        parser = command(lab_actions, name, help_text, example)
         parser.add_argument("--name", default=DEFAULT_NAME, help=f"lab name (default: {DEFAULT_NAME})")
         parser.set_defaults(func=func)
         return parser
 
-    up = action("up", "build the image if needed, boot the hosts, write the inventory (idempotent)", cmd_up)
+    up = action("up", "build the image if needed, boot the hosts, write the inventory (idempotent)",
+                "sudo rollwright lab up --app-hosts 6", cmd_up)
     up.add_argument(
         "--app-hosts",
         type=int,
@@ -118,14 +119,18 @@ def add_lab_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     up.add_argument("--app-port", type=int, default=8080, help="app port behind HAProxy (default: 8080)")
     up.add_argument("--backend", default="app", help="HAProxy backend name (default: app)")
 
-    action("down", "stop every host and remove namespaces, links, overlays and state (idempotent)", cmd_down)
-    status = action("status", "hosts, addresses, up/down, SSH reachability (exit 1 if any is not ok)", cmd_status)
-    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    action("down", "stop every host and remove namespaces, links, overlays and state (idempotent)",
+           "sudo rollwright lab down", cmd_down)
+    status = action("status", "hosts, addresses, up/down, SSH reachability (exit 1 if any is not ok)",
+                    "sudo rollwright lab status --json", cmd_status)
+    status.add_argument("--json", action="store_true", help="print JSON: one array, an object per host")
     for name, help_text, func in (
         ("stop", "power one host off and unplug it (for fault tests)", cmd_stop),
         ("start", "boot a stopped host again", cmd_start),
     ):
-        action(name, help_text, func).add_argument("host", help="host name, e.g. app2")
-    ssh = action("ssh", "open a root shell on a host, or run a command: lab ssh app1 -- uptime", cmd_ssh)
+        host = action(name, help_text, f"sudo rollwright lab {name} app2", func)
+        host.add_argument("host", help="host name, e.g. app2")
+    ssh = action("ssh", "open a root shell on a host, or run a command", "sudo rollwright lab ssh app1 -- uptime",
+                 cmd_ssh)
     ssh.add_argument("host", help="host name, e.g. app1")
-    ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run (after --)")
+    ssh.add_argument("remote_command", metavar="command", nargs=argparse.REMAINDER, help="command to run (after --)")
