@@ -54,9 +54,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from rollwright.spec.schema import spec_schema
+    from rollwright.spec.schema import deployment_config_schema, spec_schema
 
-    print(json.dumps(spec_schema(), indent=2, sort_keys=True))
+    schema = deployment_config_schema() if args.deployment_config else spec_schema()
+    print(json.dumps(schema, indent=2, sort_keys=True))
     return 0
 
 
@@ -114,7 +115,10 @@ def register(sub: Subparsers) -> None:
     p.set_defaults(func=cmd_validate)
 
     p = command(sub, "schema", "print the spec's JSON Schema (for editors)",
-                "rollwright schema > rollwright.schema.json")
+                ["rollwright schema > rollwright.schema.json",
+                 "rollwright schema --deployment-config > deployconfig.schema.json"])
+    p.add_argument("--deployment-config", action="store_true",
+                   help="the schema of the deployment-config JSON format instead of the YAML spec's")
     p.set_defaults(func=cmd_schema)
 
     p = command(sub, "plan", "the ordered steps a deploy would run, per group and batch; touches nothing",
