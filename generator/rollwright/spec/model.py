@@ -182,7 +182,7 @@ def _unset(name: str, message: str | None = None) -> dict[str, Any]:
 
 
 def _is(name: str, **rule: Any) -> dict[str, Any]:
-    """The field present and matching `rule` (its default never does)."""
+    """The field present and matching `rule` (required: its default, when it is left out, never matches)."""
     return {"required": [name], "properties": {name: rule}}
 
 

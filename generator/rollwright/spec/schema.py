@@ -56,7 +56,7 @@ def _schema(model: type[BaseModel], title: str) -> dict[str, Any]:
             node.setdefault("patternErrorMessage", f"expected {PATTERN_HINTS[node['pattern']]}")
     refs = Counter(node["$ref"] for node in _nodes(schema) if "$ref" in node)
     for ref, count in nullable.items():
-        if refs[ref] != count:  # null there would pass where the model refuses it: give it an anyOf then
+        if refs[ref] != count:  # a required use of the definition would then take null, which the model refuses
             raise ValueError(f"{ref} is both optional and required in {model.__name__}")
         schema["$defs"][ref.rsplit("/", 1)[-1]]["type"] = ["object", "null"]
     return {"$schema": DRAFT, **schema, "title": title}
