@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from rollwright.cli import main
+from rollwright.run.deploy import ara_labels
+from rollwright.run.records import Record, now
 from rollwright.spec.loader import SpecError, load_spec
 
 VENV_BIN = Path(sys.executable).parent
@@ -97,3 +99,53 @@ def test_ansible_navigator_runs_site_yml_with_the_projects_settings(tmp_path: Pa
     assert effective["execution-environment"]["enabled"] is False and effective["mode"] == "stdout"
     assert effective["ansible"]["inventory"]["entries"] == [str(project / "inventory")]
     assert (project / "navigator" / "ansible-navigator.log").is_file()
+
+
+ARA_LIKE_CALLBACK = '''\
+import json
+import os
+
+from ansible.plugins.callback import CallbackBase
+
+
+class CallbackModule(CallbackBase):
+    """What ARA's ara_default callback reads at each play's start: the play's ara_playbook_* variables."""
+
+    CALLBACK_VERSION = 2.0
+    CALLBACK_TYPE = "notification"
+    CALLBACK_NAME = "ara_like"
+
+    def v2_playbook_on_start(self, playbook):
+        self.playbook = os.path.basename(playbook._file_name)
+
+    def v2_playbook_on_play_start(self, play):
+        found = play._variable_manager.get_vars(play=play)["vars"]
+        with open(os.environ["ARA_LIKE_OUT"], "a") as out:
+            out.write(json.dumps({"playbook": self.playbook, "name": found.get("ara_playbook_name"),
+                                  "labels": list(found.get("ara_playbook_labels") or [])}) + "\\n")
+'''
+
+
+def test_every_run_of_a_deploy_carries_aras_name_and_labels(tmp_path: Path, tool_env: dict[str, str]) -> None:
+    """A real deploy with a callback that reads the play variables as ARA's does (enabled as ARA is, by
+    ANSIBLE_CALLBACK_PLUGINS alone): each of its runs has the name and the labels, the deploy id the record's."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "ara_like.py").write_text(ARA_LIKE_CALLBACK)
+    (tmp_path / "rollwright.yml").write_text(STAMP_SPEC.format(out=tmp_path))
+    seen = tmp_path / "seen.jsonl"
+    env = {**tool_env, "ANSIBLE_CALLBACK_PLUGINS": str(tmp_path / "plugins"), "ARA_LIKE_OUT": str(seen)}
+    proc = subprocess.run([str(VENV_BIN / "rollwright"), "deploy", "--json"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = next(e for e in map(json.loads, proc.stdout.splitlines()) if e["event"] == "record")
+    plays = [json.loads(line) for line in seen.read_text().splitlines()]
+    assert {"site.yml", "finish.yml"} <= {play["playbook"] for play in plays}, plays
+    expected = {"name": "stamped local deploy",
+                "labels": [f"deploy_id:{record['id']}", "app:stamped", "target:local", "action:deploy"]}
+    assert all({key: play[key] for key in expected} == expected for play in plays), plays
+
+
+def test_a_rollback_is_labelled_with_its_action_and_version() -> None:
+    record = Record("shop", "production", "rollback", "1.2.3", "", "rollback to 1.2.3", now())
+    assert ara_labels(record) == ("shop production rollback", {
+        "deploy_id": record.id, "app": "shop", "target": "production", "action": "rollback", "version": "1.2.3"})
