@@ -41,6 +41,7 @@ BASE: dict[str, Any] = {
                 "production": {"inventory": "inventories/production", "after": "staging",
                                "freeze": [{"start": "2026-12-24T00:00:00Z", "end": "2026-12-27T00:00:00Z"}]}},
     "smoke": [{"url": "https://shop.example.com/"}],
+    "execution_environment": {"base_image": "registry.example.com/ee/base:1.0", "package_manager_path": "/usr/bin/dnf"},
 }
 
 # name, changes to BASE (dotted keys), the field check-jsonschema names ($-path), a piece of its message
@@ -117,6 +118,10 @@ BROKEN: list[tuple[str, dict[str, Any], str, str]] = [
      "'url' is a required property"),
     ("empty hook command", {"hooks": {"before_deploy": [""]}}, "$.hooks.before_deploy[0]", "should be non-empty"),
     ("rollout set to null", {"rollout": None}, "$.rollout", "is not of type 'object'"),
+    ("base image without a registry", {"execution_environment.base_image": "centos:stream10"},
+     "$.execution_environment.base_image", "does not match"),
+    ("bad package manager", {"execution_environment.package_manager_path": "/usr/bin/yum"},
+     "$.execution_environment.package_manager_path", "is not one of"),
 ]
 
 # Broken deployment configs (JSON), checked against deployment_config_schema().

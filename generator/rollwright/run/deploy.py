@@ -35,7 +35,7 @@ from rollwright.render.project import (
     write_project_once,
 )
 from rollwright.run.already import check_current, may_be_current
-from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
+from rollwright.run.engine import Interrupts, PlaybookRun, labelled, run_playbook
 from rollwright.run.lock import DeployLock, lock_answer
 from rollwright.run.notify import notify
 from rollwright.run.output import Output
@@ -123,25 +123,26 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
                     f"{spec.rollout.strategy} {spec.rollout.steps}" if spec.artifact else "", now())
-    problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
-    if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
-        raise _refused(what, name, problems + host_problems(workspace.project, workspace.runs))
-    record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
-        ("change freeze overridden", options.overrides.override_freeze),
-        ("promotion gate forced", options.overrides.force)) if used]
-    tell = Told(write)
-    if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
-        return 0
-    lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
-    # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
-    # the lock's) or a spec without app hosts
-    lock.on_taken = lambda: notify(target.webhook, "start", record, write)  # a refused deploy never started
-    with lock.holding(options.lock_wait_s, deferred=bool(app_hosts) and not options.limit):
-        code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
-    if record.rolled_back_by_gate or record.rolled_back_by_runner:
-        notify(target.webhook, "rollback", record, write)
-    notify(target.webhook, "success" if code == 0 else "failure", record, write)
-    return code
+    with labelled(*ara_labels(record)):  # every playbook run of this deploy, for ARA
+        problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
+        if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
+            raise _refused(what, name, problems + host_problems(workspace.project, workspace.runs))
+        record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
+            ("change freeze overridden", options.overrides.override_freeze),
+            ("promotion gate forced", options.overrides.force)) if used]
+        tell = Told(write)
+        if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
+            return 0
+        lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
+        # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
+        # the lock's) or a spec without app hosts
+        lock.on_taken = lambda: notify(target.webhook, "start", record, write)  # a refused deploy never started
+        with lock.holding(options.lock_wait_s, deferred=bool(app_hosts) and not options.limit):
+            code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
+        if record.rolled_back_by_gate or record.rolled_back_by_runner:
+            notify(target.webhook, "rollback", record, write)
+        notify(target.webhook, "success" if code == 0 else "failure", record, write)
+        return code
 
 
 def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, record: Record,
@@ -162,6 +163,14 @@ def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, 
     record.hosts = [asdict(state) for state in current.states]
     _write_record(workspace, record, documents, tell)
     return True
+
+
+def ara_labels(record: Record) -> tuple[str, dict[str, str]]:
+    """ARA's playbook name and labels for the runs of one deploy, rollback or promote: one name per app, target
+    and action, and labels that find every run of this one (its record id) or of a target or version."""
+    return f"{record.app} {record.target} {record.action}", {
+        "deploy_id": record.id, "app": record.app, "target": record.target, "action": record.action,
+        "version": record.version}
 
 
 def _refused(what: str, name: str, problems: list[str]) -> BadInput:
@@ -415,7 +424,8 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
     record = Record(spec.app, name, action, to_version or "", "", f"{action} {where}", now())
     tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
-    with lock.holding(lock_wait_s, deferred=not limit):  # rollback.yml's first play takes it (one run fewer)
+    # rollback.yml's first play takes the lock (one run fewer); every run is labelled for ARA
+    with labelled(*ara_labels(record)), lock.holding(lock_wait_s, deferred=not limit):
         code = _run_rollback(workspace, record, to_version, limit, where, tell, lock, lock_wait_s)
     notify(target.webhook, "rollback", record, write)
     return code

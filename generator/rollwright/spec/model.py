@@ -622,6 +622,28 @@ SMOKE_NEEDS_ARTIFACT = "'smoke' checks a released site: it needs 'artifact'"
 SERVICE_NEEDS_HEALTH = "'service' needs 'health' with 'path' and 'port' (the gate of every batch)"
 
 
+# A fully qualified image reference: a registry host (with a dot, or localhost; a port may follow), the image's
+# path and a tag or a digest. A short name would be resolved by each container engine's own search list.
+IMAGE_RE = (r"^(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)(?::[0-9]{1,5})?"
+            r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+            r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$")
+
+
+class ExecutionEnvironment(Strict):
+    """The image `execution-environment.yml` builds on (ansible-builder 3): an RPM-based image whose python3 is
+    3.11 or newer (ansible-core 2.19 needs it), with dnf or microdnf."""
+
+    base_image: Annotated[str, Field(
+        pattern=IMAGE_RE, max_length=320,
+        description="The base image, fully qualified (registry/path:tag or @sha256:digest); its python3 must be "
+                    "3.11 or newer.",
+        examples=["quay.io/centos/centos:stream10", "registry.access.redhat.com/ubi10/ubi:latest"])] = \
+        "quay.io/centos/centos:stream10"
+    package_manager_path: Annotated[Literal["/usr/bin/dnf", "/usr/bin/microdnf"], Field(
+        description="The base image's package manager, which ansible-builder installs python3 and "
+                    "openssh-clients with.")] = "/usr/bin/dnf"
+
+
 class Spec(Strict):
     """A whole deploy spec. Only `app` is required; each section switches on a deploy phase."""
 
@@ -661,6 +683,10 @@ class Spec(Strict):
                                     "control node (through the load balancer, as users reach it): a URL that must "
                                     "answer `status` (and contain `contains`), or a command that must exit 0. A "
                                     "failure rolls the whole fleet back, like a failed health gate. Needs `artifact`.")
+    execution_environment: ExecutionEnvironment = Field(ExecutionEnvironment(), description="The image the "
+                                                        "generated `execution-environment.yml` builds on (ansible-"
+                                                        "builder 3): an RPM-based image whose python3 is 3.11 or "
+                                                        "newer, with dnf or microdnf.")
 
     @model_validator(mode="after")
     def _sections_fit_together(self) -> Spec:
