@@ -145,11 +145,16 @@ def _batch_size(value: object) -> int | str:
 BatchSize = Annotated[int | str, BeforeValidator(_batch_size)]
 
 
-class Artifact(Strict):
-    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256."""
+Version = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
-    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+class Artifact(Strict):
+    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256. Or
+    `{from: FILE}`: a JSON file the build writes, holding the tarball's path, version and sha256."""
+
+    version: Version
+    sha256: Sha256
     path: AnyPath | None = None
     url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
@@ -158,6 +163,27 @@ class Artifact(Strict):
         if (self.path is None) == (self.url is None):
             raise ValueError("set exactly one of 'path' (a file on the control node) or 'url'")
         return self
+
+
+class BuildFileRef(Strict):
+    """`artifact: {from: FILE}`: the artifact is what the build last wrote into FILE (relative to the spec's
+    folder), a JSON object with the tarball's path, version and sha256."""
+
+    from_: Annotated[InSpecFolder, Field(alias="from")]
+
+
+class BuildInfo(Strict):
+    """The file a build writes for `artifact: {from: FILE}`: the tarball it made, pinned, so a new build
+    deploys without editing the spec. Its path, like every spec path, stays inside the spec's folder."""
+
+    path: InSpecFolder
+    version: Version
+    sha256: Sha256
+
+
+def _artifact_schema(schema: dict[str, Any]) -> None:
+    """Editors must accept `artifact: {from: FILE}` too, which the loader resolves before the model sees it."""
+    schema["anyOf"].insert(1, BuildFileRef.model_json_schema())
 
 
 class Release(Strict):
@@ -447,7 +473,7 @@ class Spec(Strict):
     """A whole deploy spec. Only `app` is required; each section switches on a deploy phase."""
 
     app: Name
-    artifact: Artifact | None = None
+    artifact: Annotated[Artifact | None, Field(json_schema_extra=_artifact_schema)] = None
     release: Release | None = None
     service: Service | None = None
     health: Health | None = None
