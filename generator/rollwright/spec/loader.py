@@ -146,16 +146,15 @@ def _with_build(tree: CommentedMap, path: Path, build_file: bool) -> Any:
     section = tree.get("artifact")
     if not (isinstance(section, CommentedMap) and "from" in section):
         return tree
-    others = [key for key in section if key != "from"]
-    if others:
-        raise SpecError([SpecIssue(str(path), *_locate(tree, ("artifact", key), True)[:2], f"artifact.{key}",
-                                   f"unknown key '{key}' beside 'from': the build file gives path, version and "
-                                   "sha256 (leave them out here, or drop 'from')") for key in others])
+    issues = [SpecIssue(str(path), *_locate(tree, ("artifact", key), True)[:2], f"artifact.{key}",
+                        f"unknown key '{key}' beside 'from': the build file gives path, version and sha256 (leave "
+                        "them out here, or drop 'from')") for key in section if key != "from"]
     try:
         ref = BuildFileRef.model_validate({"from": _plain(section["from"])})
     except ValidationError as exc:
-        errors = [{**error, "loc": ("artifact", *error["loc"])} for error in exc.errors()]
-        raise SpecError(_issues(errors, tree, path, Spec)) from None
+        issues += _issues([{**error, "loc": ("artifact", *error["loc"])} for error in exc.errors()], tree, path, Spec)
+    if issues:
+        raise SpecError(issues)
     build_path = path.parent / ref.from_
     if not build_file:
         info = BuildInfo(path=ref.from_, version=UNBUILT, sha256="0" * 64)
