@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from rollwright.errors import RollwrightError
+from rollwright.errors import BadInput, RollwrightError
 from rollwright.run.output import Output
+from rollwright.spec.loader import LoadedSpec, load_spec
 
 DEFAULT_SPEC = "rollwright.yml"
 Subparsers = Any  # argparse's _SubParsersAction, which typeshed keeps private
@@ -59,6 +60,27 @@ def spec_arg(parser: argparse.ArgumentParser) -> None:
 
 def target_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+
+
+def artifact_args(parser: argparse.ArgumentParser) -> None:
+    """--artifact PATH [--version V]: a new build in place of the spec's artifact, for this run only."""
+    parser.add_argument("--artifact", type=Path, metavar="PATH",
+                        help="this build instead of the spec's artifact, for this run only (the spec is not changed): "
+                             "its sha256 is computed, its version read from the file name (hello-1.4.0.tar.gz)")
+    parser.add_argument("--version", dest="artifact_version", metavar="VERSION",
+                        help="the --artifact's version, when its file name does not say it")
+
+
+def load_with_artifact(args: argparse.Namespace) -> LoadedSpec:
+    """The spec of a command with artifact_args: the --artifact build in place of its artifact, when given
+    (then a build file the spec names is not read)."""
+    from rollwright.spec.artifact import with_artifact
+
+    if args.artifact is None:
+        if args.artifact_version is not None:
+            raise BadInput("--version VERSION goes with --artifact PATH (the spec's artifact has its own version)")
+        return load_spec(args.spec)
+    return with_artifact(load_spec(args.spec, build_file=False), args.artifact, args.artifact_version)
 
 
 def output_args(parser: argparse.ArgumentParser) -> None:

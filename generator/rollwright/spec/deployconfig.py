@@ -59,8 +59,12 @@ def to_spec_data(config: DeployConfig, path: Path) -> dict[str, Any]:
 
 def app_name_for(path: Path) -> str:
     """A valid app name from the folder holding the config (`My API/` -> `my-api`)."""
-    folder = path.resolve().parent.name.lower()
-    name = re.sub(r"[^a-z0-9_-]+", "-", folder).strip("-_")
+    return safe_name(path.resolve().parent.name)
+
+
+def safe_name(text: str) -> str:
+    """`text` as a name the spec accepts: lowercase letters, digits, '-' and '_', starting with a letter."""
+    name = re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_")
     if not name or not name[0].isalpha():
         name = f"app-{name}" if name else "app"
-    return name[:63]
+    return name[:63].rstrip("-_")

@@ -215,21 +215,37 @@ EnvValue = Annotated[str | int | bool, AfterValidator(_env_value), WithJsonSchem
     "pattern": r"^(?:\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}|(?![\s\S]*(?:\{\{|\{%|\{#))[\s\S]*)$",
     "patternErrorMessage": TEMPLATE_ONLY_WHOLE})]
 ONE_SOURCE = "set exactly one of 'path' (a file on the control node) or 'url'"
+BUILD_FILE_ALONE = "'from' stands alone: the build file gives path, version and sha256"
 Url = Annotated[str, Field(pattern=r"^https?://")]
 
 
+Version = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _artifact_or_build_file(schema: dict[str, Any]) -> None:
+    """Editors must accept `artifact: {from: FILE}` too, which the loader resolves before the model sees it:
+    `from` alone, or the pinned fields with one source (an `if`, so an error still names its field)."""
+    pinned = {"required": schema.pop("required"),
+              **_when(_set({"path": "string"}), then=_unset("url", ONE_SOURCE),
+                      otherwise=_set({"url": "string"}, ONE_SOURCE))}
+    schema["properties"]["from"] = BuildFileRef.model_json_schema(by_alias=True)["properties"]["from"]
+    schema.update(_when({"required": ["from"]}, then={"maxProperties": 1, "errorMessage": BUILD_FILE_ALONE},
+                        otherwise=pinned))
+
+
 class Artifact(Strict):
-    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256."""
+    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256. Or
+    `{from: FILE}`: a JSON file the build writes, holding the tarball's path, version and sha256."""
 
-    model_config = _rules(_when(_set({"path": "string"}), then=_unset("url", ONE_SOURCE),
-                                otherwise=_set({"url": "string"}, ONE_SOURCE)))
+    model_config = ConfigDict(json_schema_extra=_artifact_or_build_file)
 
-    version: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64, examples=["1.4.0", "2.0.0-rc.1"],
-                         description="The release's version: its folder is `<root>/releases/<version>`, and every "
-                                     "host's health endpoint must name it before the host counts as deployed.")
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", examples=["5f2b" * 16],
-                        description="SHA-256 of the tarball (`sha256sum`, 64 lowercase hex characters): a file that "
-                                    "does not match it is never deployed.")
+    version: Version = Field(examples=["1.4.0", "2.0.0-rc.1"],
+                             description="The release's version: its folder is `<root>/releases/<version>`, and every "
+                                         "host's health endpoint must name it before the host counts as deployed.")
+    sha256: Sha256 = Field(examples=["5f2b" * 16],
+                           description="SHA-256 of the tarball (`sha256sum`, 64 lowercase hex characters): a file "
+                                       "that does not match it is never deployed.")
     path: AnyPath | None = Field(None, examples=["dist/hello-1.0.0.tar.gz"],
                                  description="The tarball on the control node, relative to the spec's folder; copied "
                                              "to the hosts. Set this or `url`.")
@@ -242,6 +258,24 @@ class Artifact(Strict):
         if (self.path is None) == (self.url is None):
             raise ValueError(ONE_SOURCE)
         return self
+
+
+class BuildFileRef(Strict):
+    """`artifact: {from: FILE}`: the artifact is what the build last wrote into FILE (relative to the spec's
+    folder), a JSON object with the tarball's path, version and sha256."""
+
+    from_: Annotated[InSpecFolder, Field(alias="from", examples=["dist/build.json"], description=(
+        "A JSON file the build writes, relative to the spec's folder: {\"path\", \"version\", \"sha256\"} of the "
+        "tarball it made. Alone: the other fields come from the file."))]
+
+
+class BuildInfo(Strict):
+    """The file a build writes for `artifact: {from: FILE}`: the tarball it made, pinned, so a new build
+    deploys without editing the spec. Its path, like every spec path, stays inside the spec's folder."""
+
+    path: InSpecFolder
+    version: Version
+    sha256: Sha256
 
 
 class Release(Strict):
@@ -655,8 +689,9 @@ class Spec(Strict):
                                                     **_set({"path": "string"}, SERVICE_NEEDS_HEALTH))))
 
     app: Name = Field(examples=["hello"], description="The app's name: names its unit, lock, records and backups.")
-    artifact: Artifact | None = Field(None, description="The release to ship: a tarball on the control node "
-                                      "(`path`) or at a `url`, pinned by its sha256. Needs `release` and `service`.")
+    artifact: Artifact | None = Field(
+        None, description="The release to ship: a tarball on the control node (`path`) or at a `url`, pinned by its "
+                          "sha256; or `{from: FILE}`, the JSON file the build writes. Needs `release` and `service`.")
     release: Release | None = Field(None, description="Where releases live on the app hosts, Capistrano-style: "
                                     "`<root>/releases/<version>`, `<root>/shared`, `<root>/current`.")
     service: Service | None = Field(None, description="The systemd unit that runs the app from `current`. Needs "
