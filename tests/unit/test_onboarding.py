@@ -257,7 +257,7 @@ def test_deploy_artifact_records_the_build_and_gates_production_by_its_sha256(
     assert main(["deploy", "-f", str(spec), "-t", "production", "--artifact", build, "--no-color"]) == 2
     assert f"artifact sha256 {NEW_SHA[:12]}… has no successful, verified deploy on staging" in capsys.readouterr().err
     assert main(["deploy", "-f", str(spec), "-t", "staging", "--artifact", build, "--no-color"]) == 0
-    assert "deploy hello 1.4.0 to staging" in capsys.readouterr().out
+    assert "deploying hello 1.4.0 to staging" in capsys.readouterr().out
     deployed = runs[-2]
     assert (deployed["version"], deployed["sha256"]) == ("1.4.0", NEW_SHA)
     assert (deployed["project"] / "artifact/hello-1.4.0.tar.gz").read_bytes() == b"new build"

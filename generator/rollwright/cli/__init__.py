@@ -1,3 +1,4 @@
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global activation completes only scripts whose module says this)
 """The one entry point: `rollwright <command>`, a module per noun (spec, deploy, checks, lock, history,
 database, env, target, lab).
 
@@ -8,6 +9,7 @@ Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A reader that closes stdout early (`| head`) only loses the rest of the output: the
     command runs to its end (a deploy still records) and exits with its own code, without a traceback."""
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (only then: argcomplete's import costs ~15 ms)
+        import argcomplete
+
+        argcomplete.autocomplete(parser, always_complete_options=False)  # prints the completions and exits
     args = parser.parse_args(argv)
     if args.command is None:  # no command: the command list
         parser.print_help()

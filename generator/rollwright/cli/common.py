@@ -59,7 +59,27 @@ def spec_arg(parser: argparse.ArgumentParser) -> None:
 
 
 def target_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+    action = parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+    action.completer = target_names  # type: ignore[attr-defined]  # argcomplete's hook: `-t <TAB>`
+
+
+def target_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """The targets of the spec typed so far (`-f`, else rollwright.yml here) for shell completion. A shell runs
+    this on every TAB, so a missing or broken spec offers nothing: no exception, not a word on any stream."""
+    import contextlib
+    import io
+    import warnings
+
+    from rollwright.spec.loader import load_spec
+
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            names = list(load_spec(getattr(parsed_args, "spec", None) or DEFAULT_SPEC).spec.targets) or ["local"]
+    except Exception:  # whatever a half-written spec raises: no completions
+        return []
+    return [name for name in names if name.startswith(prefix)]
 
 
 def artifact_args(parser: argparse.ArgumentParser) -> None:

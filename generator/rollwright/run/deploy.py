@@ -38,7 +38,7 @@ from rollwright.run.already import check_current, may_be_current
 from rollwright.run.engine import Interrupts, PlaybookRun, labelled, run_playbook
 from rollwright.run.lock import DeployLock, lock_answer
 from rollwright.run.notify import notify
-from rollwright.run.output import Output
+from rollwright.run.output import Output, hosts_in_batches
 from rollwright.run.preflight import Overrides, Refusals, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
@@ -52,6 +52,7 @@ from rollwright.targetenv import TargetEnv
 Write = Callable[[str], None]
 STATE_DIR = ".rollwright"
 PROJECTS_KEPT = 5
+LOCK_NOT_FREE = "the deploy lock is not free: asking who holds it (lock.yml)"
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,10 @@ class Told:
         self.lines.append(text)
         self.write.event(kind, text, **fields)
 
+    def task(self, name: str, waiting: list[str], answered: list[str]) -> None:
+        """The live view's task line (a restore's runs write through this): not a line of the record."""
+        self.write.task(name, waiting, answered)
+
 
 def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     """Run site.yml for a target; on failure restore the whole fleet and account for every host."""
@@ -107,11 +112,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     batches = split_batches(app_hosts, spec.rollout.steps)
     what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
-    rollout = f": {len(app_hosts)} app host(s) in batches {[len(b) for b in batches]}" if spec.artifact else ""
-    if spec.rollout.strategy == "blue_green":
-        colours = spec.rollout.colours
-        rollout = f": {len(app_hosts)} app host(s) in colours {colours.blue} and {colours.green}"
-    write(f"deploy {what} to {name}{rollout}")
+    plan, fields = _plan_line(f"deploying {what} to {name}", spec, options.limit, batches)
+    write.plan(plan, action="deploy", target=name, version=spec.artifact.version if spec.artifact else "", **fields)
     if spec.rollout.strategy == "direct":
         write("direct: every app host restarts at once (a hotfix); requests fail meanwhile")
     elif spec.rollout.strategy == "blue_green":
@@ -119,6 +121,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
               "in one step" + (" when you run `rollwright promote`" if options.no_switch else ""))
     elif spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
+    copies = ", a copy of the artifact" if spec.artifact else ""
+    write.phase(f"preparing the Ansible project (the playbooks, the roles{copies})")
     workspace = prepare_workspace(loaded, name, ships_artifact=True)
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
@@ -134,15 +138,42 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
         if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
             return 0
         lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
+
+        def taken() -> None:
+            write.phase("deploy lock taken")
+            notify(target.webhook, "start", record, write)  # a refused deploy never started
+
+        lock.on_taken = taken
         # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
         # the lock's) or a spec without app hosts
-        lock.on_taken = lambda: notify(target.webhook, "start", record, write)  # a refused deploy never started
-        with lock.holding(options.lock_wait_s, deferred=bool(app_hosts) and not options.limit):
+        deferred = bool(app_hosts) and not options.limit
+        if not deferred:
+            write.phase("taking the deploy lock (lock.yml)")
+        with lock.holding(options.lock_wait_s, deferred=deferred):
             code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
         if record.rolled_back_by_gate or record.rolled_back_by_runner:
             notify(target.webhook, "rollback", record, write)
         notify(target.webhook, "success" if code == 0 else "failure", record, write)
         return code
+
+
+def _plan_line(doing: str, spec: Spec, limit: str | None, batches: list[list[str]]) -> tuple[str, dict[str, Any]]:
+    """The first line of a run, and its fields for --json: what, where, and the shape of the rollout (its batches,
+    or its colours), so the operator knows what is coming before any host is contacted."""
+    hosts = [host for batch in batches for host in batch]
+    fields: dict[str, Any] = {"app": spec.app, "strategy": spec.rollout.strategy, "hosts": hosts,
+                              "batch_sizes": [len(batch) for batch in batches], "limit": limit}
+    if limit:
+        shape = f"the app hosts matching --limit {limit}"
+    elif spec.rollout.strategy == "blue_green":
+        colours = spec.rollout.colours
+        shape = f"{len(hosts)} app hosts in colours {colours.blue} and {colours.green}"
+        fields["batch_sizes"] = []
+    elif spec.artifact:
+        shape = hosts_in_batches(batches)
+    else:
+        shape = f"command groups {', '.join(group.name for group in spec.groups)}" if spec.groups else ""
+    return f"{doing}: {shape}" if shape else doing, fields
 
 
 def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, record: Record,
@@ -153,6 +184,8 @@ def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, 
     if not may_be_current(spec, newest, limited=bool(options.limit), groups_chosen=bool(options.only_groups or
                           options.skip_groups), direct=options.direct, no_switch=options.no_switch):
         return False
+    tell.write.phase("the last deploy was this one: checking whether every app host already runs it (current.yml, "
+                     "read-only)")
     current = check_current(workspace, record.version, app_hosts)
     if not current.deployed:
         return False
@@ -212,13 +245,18 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 extravars={**_extravars(options), **lock.ask()}, skip_tags=_skip_tags(loaded, options),
                 cancel=interrupts.after(1), forks=options.forks)
 
-        site = None if lock.broke else site_run()  # deferred: its first play takes the lock
+        site = None
+        if not lock.broke:  # deferred: its first play takes the lock
+            write.phase(_starting("site.yml", lock, app_hosts))
+            site = site_run()
         if site is None or lock.refused:  # the lock is held (or its host did not answer): that run stopped there
             if lock.refused:
+                write.phase(LOCK_NOT_FREE)
                 # waits for it (a Ctrl-C ends the wait), breaks a dead runner's lock, or names the holder
                 lock.acquire(options.lock_wait_s, cancel=interrupts.after(1))
             if lock.broke and (code := _repair_first(loaded, options, workspace, record, tell)):
                 return code
+            write.phase(_starting("site.yml", lock, app_hosts))
             site = site_run()
         progress.close()
         if not site.ok and refusals.problems and not progress.changed:
@@ -250,6 +288,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 tell(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
             restore = _restore_colours if spec.rollout.strategy == "blue_green" else _restore
             rolled_back = restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
+            if spec.artifact:
+                write.phase("asking every app host what it runs now (status.yml)")
             states = host_states(workspace, options.limit) if spec.artifact else []
             code = _account(tell, site, progress, rolled_back, states, record.version)
     record.status = _status(site, code)
@@ -258,6 +298,12 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
         runs.append(_on_failure_hooks(workspace, record, tell))
     _finish(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
     return code
+
+
+def _starting(playbook: str, lock: DeployLock, hosts: list[str]) -> str:
+    """The phase line of a run whose first play may take the deploy lock (on the first app host)."""
+    takes = "" if lock.held else f"; its first play takes the deploy lock on {hosts[0] if hosts else 'the first host'}"
+    return f"starting ansible-playbook {playbook}{takes}"
 
 
 def _states_after(site: PlaybookRun, workspace: Workspace, limit: str | None) -> list[HostState]:
@@ -287,6 +333,7 @@ def _colours(spec: Spec, progress: Progress, inventory: dict[str, list[str]],
 
 def _verify(workspace: Workspace, record: Record, tell: Told, colours: tuple[str, list[str]] | None) -> int:
     """The independent proof: the generated testinfra suite; a failure is a fleet a human must look at."""
+    tell.write.phase("verifying every app host against the spec (the testinfra suite)")
     result = run_verify(workspace.project, workspace.runs, colours)
     record.verification = result.as_dict()
     print_verification(tell, result)
@@ -340,6 +387,8 @@ def _finish(workspace: Workspace, record: Record, documents: dict[str, str], pro
     line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
             f"{record.status} by {record.user}")
     answers: list[dict[str, Any] | None] = []
+    tell.write.phase("writing the audit line on every host" + (", giving the deploy lock back" if lock.held else "") +
+                     " (finish.yml)")
     finish = run_playbook(workspace.project, "finish.yml", workspace.runs, lambda event: answers.append(
         lock_answer(event)), extravars={"rollwright_audit_line": line, **(lock.extravars("release") if lock.held
                                                                              else {})})
@@ -417,23 +466,31 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
         raise BadInput(f"{loaded.path}: blue/green {action} switches the whole traffic to the idle colour; "
                        "--to and --limit do not apply")
     refuse_read_only(name, target, action)
-    workspace = prepare_workspace(loaded, name)
     where = f"to {to_version}" if to_version else "to each host's previous release"
     if blue_green:
         where = "by switching the traffic to the idle colour"
+    tell = Told(write)  # the plan line is the record's first line
+    batches = split_batches(hosts_of(spec.rollout.hosts, _inventory(loaded, name, target)), spec.rollout.steps)
+    doing = "promoting" if action == "promote" else "rolling back"
+    plan, fields = _plan_line(f"{doing} {spec.app} on {name} {where}", spec, limit, batches)
+    tell.event("plan", plan, action=action, target=name, version=to_version or "", **fields)
+    write.phase("preparing the Ansible project (the playbooks, the roles)")
+    workspace = prepare_workspace(loaded, name)
     record = Record(spec.app, name, action, to_version or "", "", f"{action} {where}", now())
-    tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
+    lock.on_taken = lambda: write.phase("deploy lock taken")
+    if limit:
+        write.phase("taking the deploy lock (lock.yml)")
     # rollback.yml's first play takes the lock (one run fewer); every run is labelled for ARA
     with labelled(*ara_labels(record)), lock.holding(lock_wait_s, deferred=not limit):
-        code = _run_rollback(workspace, record, to_version, limit, where, tell, lock, lock_wait_s)
+        write.phase(_starting("rollback.yml", lock, fields["hosts"]))
+        code = _run_rollback(workspace, record, to_version, limit, tell, lock, lock_wait_s)
     notify(target.webhook, "rollback", record, write)
     return code
 
 
-def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None, where: str,
+def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None,
                   tell: Told, lock: DeployLock, lock_wait_s: float) -> int:
-    tell(f"{record.action} {record.app} on {record.target} {where}")
     extravars = {"rollwright_rollback_version": to_version} if to_version else {}
     progress = Progress(tell.write)
     with Interrupts() as interrupts:
@@ -443,7 +500,9 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
 
         run = rollback_run()  # deferred: its first play takes the lock
         if lock.refused:  # held by another (or its host did not answer): that run stopped at its first play
+            tell.write.phase(LOCK_NOT_FREE)
             lock.acquire(lock_wait_s, cancel=interrupts.after(1))  # a Ctrl-C ends the wait
+            tell.write.phase(_starting("rollback.yml", lock, []))
             run = rollback_run()
         progress.close()
         states = _states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
