@@ -77,6 +77,21 @@ def test_a_base_image_must_be_fully_qualified(tmp_path: Path, image: str) -> Non
         load_spec(tmp_path / "rollwright.yml")
 
 
+def test_generate_takes_the_base_image_from_the_command_line(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """--ee-base-image/--ee-package-manager win over the spec's, for this run; a bad image is exit 2, nothing
+    written."""
+    (tmp_path / "rollwright.yml").write_text(STAMP_SPEC.format(out=tmp_path))
+    argv = ["generate", "-f", str(tmp_path / "rollwright.yml"), "-o", str(tmp_path / "project")]
+    image = "registry.access.redhat.com/ubi9/ubi-minimal:latest"
+    assert main([*argv, "--ee-base-image", image, "--ee-package-manager", "/usr/bin/microdnf"]) == 0
+    ee = (tmp_path / "project" / "execution-environment.yml").read_text()
+    assert f"name: {image}\n" in ee and "package_manager_path: /usr/bin/microdnf" in ee
+    assert main(["generate", "-f", str(tmp_path / "rollwright.yml"), "-o", str(tmp_path / "other"),
+                 "--ee-base-image", "quay.io/x/y:{{ lookup('pipe', 'id') }}"]) == 2
+    assert "--ee-base-image" in capsys.readouterr().err and not (tmp_path / "other").exists()
+
+
 def test_ansible_navigator_runs_site_yml_with_the_projects_settings(tmp_path: Path, tool_env: dict[str, str]) -> None:
     """`ansible-navigator run site.yml --ee false` in the project: this venv's Ansible (no image pulled, no
     container engine), stdout mode, the project's inventory, and its log and playbook artifact in navigator/."""

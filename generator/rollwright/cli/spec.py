@@ -22,7 +22,7 @@ from rollwright.cli.common import (
     target_arg,
 )
 from rollwright.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput
-from rollwright.spec.loader import SpecError, load_spec
+from rollwright.spec.loader import LoadedSpec, SpecError, load_spec
 from rollwright.spec.model import NAME_RE
 
 
@@ -101,7 +101,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from rollwright.render.project import prepare, render, write_project
 
     start = time.perf_counter()
-    loaded = load_with_artifact(args)
+    loaded = _with_execution_environment(load_with_artifact(args), args.ee_base_image, args.ee_package_manager)
     out = Path(args.output) if args.output else Path("build") / (args.target or "local")
     files = render(prepare(loaded, args.target))
     write_project(files, out)
@@ -111,6 +111,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {len(files)} files to {out} in {took:.2f}s; run: cd {out} && ansible-playbook site.yml")
     return 0
+
+
+def _with_execution_environment(loaded: LoadedSpec, image: str | None, package_manager: str | None) -> LoadedSpec:
+    """`loaded` with the EE's base image (and package manager) given on the command line, for this run only."""
+    from dataclasses import replace
+
+    from pydantic import ValidationError
+
+    from rollwright.spec.model import ExecutionEnvironment
+
+    if image is None and package_manager is None:
+        return loaded
+    spec_ee = loaded.spec.execution_environment
+    try:
+        ee = ExecutionEnvironment(base_image=image or spec_ee.base_image,
+                                  package_manager_path=package_manager or spec_ee.package_manager_path)
+    except ValidationError:
+        raise BadInput(f"--ee-base-image {image!r}: expected a fully qualified image, registry/path:tag or "
+                       "registry/path@sha256:digest (e.g. quay.io/centos/centos:stream10)") from None
+    return replace(loaded, spec=loaded.spec.model_copy(update={"execution_environment": ee}))
 
 
 def register(sub: Subparsers) -> None:
@@ -150,6 +170,11 @@ def register(sub: Subparsers) -> None:
     spec_arg(p)
     target_arg(p)
     p.add_argument("-o", "--output", help="output folder (default: build/<target>)")
+    p.add_argument("--ee-base-image", metavar="IMAGE",
+                   help="the base image execution-environment.yml builds on, over the spec's "
+                        "execution_environment.base_image (fully qualified)")
+    p.add_argument("--ee-package-manager", choices=["/usr/bin/dnf", "/usr/bin/microdnf"],
+                   help="that image's package manager (default: the spec's, /usr/bin/dnf)")
     artifact_args(p)
     json_arg(p, '{"output": ..., "files": N, "seconds": S}')
     p.set_defaults(func=cmd_generate)
