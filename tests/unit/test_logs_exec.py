@@ -274,13 +274,14 @@ def test_the_audit_name_is_the_command_name_alone() -> None:
     assert command_name(("a" * 100,)) == "a" * 64
 
 
-def _wrapper(tmp_path: Path, command: str, *, stopped: bool = False) -> tuple[int, str, str]:
+def _wrapper(tmp_path: Path, command: str, *, stopped: bool = False, safe: bool = False) -> tuple[int, str, str]:
     """RUN_SCRIPT as the host runs it, with `command` in place of systemd-run; returns (exit, stdout, audit)."""
     log, mark = tmp_path / "log" / "audit.log", tmp_path / "stopped"
     if stopped:
         mark.touch()
     argv = ["sh", "-c", RUN_SCRIPT, "rollwright-exec", str(log), "ID exec hello 2.0.0",
-            "by alice@bastion command=printf", "rollwright-exec-ID", str(mark), "sh", "-c", command, "sh", *HOSTILE]
+            "by alice@bastion command=printf", " read-only-safe" if safe else "", "rollwright-exec-ID", str(mark),
+            "sh", "-c", command, "sh", *HOSTILE]
     proc = subprocess.run(["sh", "-c", shlex.join(argv)], capture_output=True, text=True, check=False)
     assert not mark.exists()
     return proc.returncode, proc.stdout, log.read_text()
@@ -296,6 +297,8 @@ def test_the_wrapper_appends_the_audit_line_with_how_the_command_ended(tmp_path:
     assert _wrapper(tmp_path, "true")[2].endswith(" succeeded by alice@bastion command=printf exit=0\n")
     assert _wrapper(tmp_path, "true", stopped=True)[2].endswith(" interrupted by alice@bastion command=printf "
                                                                  "exit=0\n")
+    assert _wrapper(tmp_path, "true", safe=True)[2].endswith(" succeeded by alice@bastion command=printf exit=0 "
+                                                            "read-only-safe\n")
     assert len(audit.splitlines()) == 1 and "$(rm" not in (tmp_path / "log" / "audit.log").read_text()
 
 

@@ -10,6 +10,7 @@ line to the host's audit log, in the deploy's format plus the command's name and
 
     <UTC time> <id> exec <app> <version> <succeeded|failed|interrupted> by <user@bastion> command=<name> exit=<N>
 
+and ` read-only-safe` at its end when the operator vouched for a command on a read-only target.
 The command's arguments never go there (they may hold secrets): only its name. Ctrl-C or SIGTERM ends the
 local ssh processes and stops the transient unit on each host (`systemctl stop --no-block`).
 """
@@ -49,8 +50,8 @@ fi"""
 # hangup (an interactive session's connection lost), Ctrl-C or SIGTERM stops the transient unit: systemd-run
 # runs in the background (its stdin kept) so that `wait` returns to the trap at once. A stop from the control
 # node (STOP_SCRIPT) leaves a mark first, as systemd counts a command ended by SIGTERM as a success.
-RUN_SCRIPT = r"""log=$1 head=$2 tail=$3 unit=$4 mark=$5
-shift 5
+RUN_SCRIPT = r"""log=$1 head=$2 tail=$3 note=$4 unit=$5 mark=$6
+shift 6
 signalled=
 trap 'signalled=1; systemctl stop --no-block -- "$unit.service"' HUP INT TERM
 "$@" <&0 &
@@ -66,7 +67,8 @@ status=failed
 [ -n "$signalled" ] && status=interrupted
 umask 027
 { mkdir -p -- "${log%/*}" &&
-  printf '%s %s %s %s exit=%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$head" "$status" "$tail" "$code" >>"$log"
+  printf '%s %s %s %s exit=%s%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$head" "$status" "$tail" "$code" "$note" \
+    >>"$log"
 } 2>/dev/null || printf 'rollwright: no audit line written to %s\n' "$log" >&2
 exit "$code"
 """
@@ -143,10 +145,9 @@ class ExecContext:
         """The remote argv: the audit wrapper around systemd-run."""
         head = f"{self.id} exec {self.app} {version}"
         tail = f"by {self.operator} command={command_name(self.command)}"
-        if self.read_only_safe:
-            tail += " read-only-safe"
-        return ["sh", "-c", RUN_SCRIPT, "rollwright-exec", self.audit_log, head, tail, self.unit, self.stop_mark,
-                *self.systemd_run(version, tty=tty)]
+        note = " read-only-safe" if self.read_only_safe else ""
+        return ["sh", "-c", RUN_SCRIPT, "rollwright-exec", self.audit_log, head, tail, note, self.unit,
+                self.stop_mark, *self.systemd_run(version, tty=tty)]
 
     def stop_argv(self) -> list[str]:
         return ["sh", "-c", STOP_SCRIPT, "rollwright-stop", self.unit, self.stop_mark]
