@@ -79,6 +79,8 @@ def test_ansible_cfg_multiplexing_options_are_left_out(tmp_path: Path) -> None:
                                           "ssh_args = -o ControlMaster=auto -o ControlPersist=60s "
                                           "-oControlPath=/tmp/x -o ServerAliveInterval=15\n")
     assert remote.ansible_cfg_ssh(tmp_path) == (["-o", "ServerAliveInterval=15"], True)
+    assert remote.without_multiplexing(["-C", "-o", "ControlPersist 30s", "-o", "Compression=yes", "-o"]) == [
+        "-C", "-o", "Compression=yes", "-o"]
 
 
 def test_a_connection_reads_ansible_aliases_and_refuses_what_it_cannot_do_without_ansible() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import configparser
 import os
+import re
 import selectors
 import shlex
 import signal
@@ -98,7 +99,7 @@ def without_multiplexing(args: list[str]) -> list[str]:
             skip = False
             continue
         value = args[i + 1] if arg == "-o" and i + 1 < len(args) else arg.removeprefix("-o")
-        if (arg == "-o" or arg.startswith("-o")) and value.split("=")[0].split()[0].lower() in MULTIPLEXING:
+        if arg.startswith("-o") and re.split(r"[=\s]", value.strip(), maxsplit=1)[0].lower() in MULTIPLEXING:
             skip = arg == "-o"
             continue
         kept.append(arg)
