@@ -103,7 +103,7 @@ def test_connections_read_group_vars_and_the_project_become(tmp_path: Path) -> N
     (tmp_path / "inventory" / "hosts.yml").write_text(HOSTS)
     (tmp_path / "inventory" / "group_vars" / "app.yml").write_text("ansible_user: deploy\n")
     (tmp_path / "ansible.cfg").write_text("[privilege_escalation]\nbecome = True\n")
-    found = remote.connections(tmp_path, "app")
+    found = remote.connections(tmp_path, ["app1", "app2", "app3"])
     assert [(c.host, c.address, c.port, c.user, c.become) for c in found] == [
         ("app1", "192.0.2.11", None, "deploy", True), ("app2", "192.0.2.12", 2222, "deploy", True),
         ("app3", "192.0.2.13", None, "deploy", True)]

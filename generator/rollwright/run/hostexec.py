@@ -24,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rollwright.errors import BadInput
-from rollwright.render.project import AUDIT_LOG
+from rollwright.render.project import AUDIT_LOG, resolve_target
 from rollwright.run.engine import Interrupts
 from rollwright.run.records import new_id, now, operator
 from rollwright.run.remote import Connection, app_connections, describe_failure, prefixer, run_on_hosts
@@ -96,6 +96,8 @@ class ExecOptions:
             raise BadInput("no command: give it after `--`, e.g. rollwright exec -t staging -- id -un")
         if self.every and self.hosts:
             raise BadInput("--all and --host: choose one")
+        if self.interactive and (self.every or len({n for h in self.hosts for n in h.split(",") if n.strip()}) > 1):
+            raise BadInput("--interactive runs on one host: name it with --host (or leave the first app host)")
         if self.release is not None and not is_version(self.release):
             raise BadInput(f"--release {self.release!r}: expected a version like 1.2.0 (letters, digits, '.', '_', "
                            "'+', '-'; at most 64)")
@@ -185,14 +187,11 @@ def execute(loaded: LoadedSpec, target: str | None, options: ExecOptions, out: W
     spec = loaded.spec
     if not (spec.release and spec.service):
         raise BadInput(f"{loaded.path}: the spec deploys no release, so there is no release folder to run in")
-    name, chosen_target, connections = app_connections(loaded, target, options.hosts, "exec")
+    name, chosen_target = resolve_target(loaded, target)
     if chosen_target.read_only and not options.read_only_safe:
         raise BadInput(f"exec refused: target {name} is read-only; if this command changes nothing, say so with "
                        "--read-only-safe (you answer for it; the audit line records it)")
-    if not options.hosts and not options.every:
-        connections = connections[:1]
-    if options.interactive and len(connections) > 1:
-        raise BadInput("--interactive runs on one host: name it with --host (or leave the first app host)")
+    connections = app_connections(loaded, name, options.hosts, "exec", first_only=not (options.hosts or options.every))
     context = ExecContext(
         id=new_id(now()), app=spec.app, service=spec.service_name, user=spec.service.user,
         group=spec.service.group or spec.service.user, root=spec.release.root,

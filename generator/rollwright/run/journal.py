@@ -66,7 +66,7 @@ def logs(loaded: LoadedSpec, target: str | None, hosts: Iterable[str], options: 
     """Stream the journal; 0 when every host answered (or the follow was stopped), 1 naming each host that could
     not be reached or whose journalctl failed."""
     options.check()
-    _, _, chosen = app_connections(loaded, target, hosts, "logs")
+    chosen = app_connections(loaded, target, hosts, "logs")
     command = journalctl_argv(loaded.spec.service_name, options)
     results, _ = run_on_hosts({c.host: c.ssh(command) for c in chosen}, prefixer([c.host for c in chosen], out, err))
     failed = [r for r in results if r.exit_code != 0 and not r.stopped

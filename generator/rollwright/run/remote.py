@@ -27,7 +27,6 @@ from typing import IO, Any
 from rollwright.errors import BadInput
 from rollwright.run.engine import Interrupts
 from rollwright.spec.loader import LoadedSpec
-from rollwright.spec.model import Target
 from rollwright.targetenv import check_vault_password, vault_password
 
 CONNECT_TIMEOUT_S = 10  # Ansible's default `timeout`
@@ -106,9 +105,9 @@ def without_multiplexing(args: list[str]) -> list[str]:
     return kept
 
 
-def connections(project: Path, pattern: str) -> list[Connection]:
-    """A connection to every host the Ansible host pattern selects in the project's inventory, in inventory
-    order. A connection variable that is a template is refused (it would have to be evaluated)."""
+def connections(project: Path, hosts: list[str]) -> list[Connection]:
+    """A connection to each of these hosts of the project's inventory. A connection variable that is a template
+    is refused (it would have to be evaluated)."""
     from ansible.inventory.manager import InventoryManager
     from ansible.parsing.dataloader import DataLoader
     from ansible.parsing.vault import VaultSecret
@@ -124,7 +123,7 @@ def connections(project: Path, pattern: str) -> list[Connection]:
     variables = VariableManager(loader=loader, inventory=manager)
     ssh_args, become = ansible_cfg_ssh(project)
     return [connection_of(host.name, variables.get_vars(host=host, include_hostvars=False), ssh_args, become)
-            for host in manager.get_hosts(pattern)]
+            for host in manager.get_hosts(hosts)]
 
 
 def connection_of(name: str, hostvars: dict[str, Any], ssh_args: list[str], become: bool) -> Connection:
@@ -272,23 +271,27 @@ def describe_failure(result: Finished) -> str:
     return f"exit {result.exit_code}{': ' + last if last else ''}"
 
 
-def app_connections(loaded: LoadedSpec, target_name: str | None, wanted: Iterable[str],
-                    what: str) -> tuple[str, Target, list[Connection]]:
-    """(target name, target, connections) for the target's app hosts `--host` names (all when none). `what`
-    names the command in refusals. Everything is checked before any connection is made."""
-    from rollwright.render.project import resolve_target
+def app_connections(loaded: LoadedSpec, target_name: str | None, wanted: Iterable[str], what: str, *,
+                    first_only: bool = False) -> list[Connection]:
+    """Connections to the target's app hosts `--host` names (all when none; the first with `first_only`). `what`
+    names the command in refusals. The names are checked against the inventory before the project is generated
+    or any connection is made."""
+    from rollwright.inventory import inventory_groups
+    from rollwright.render.plan import hosts_of
+    from rollwright.render.project import inventory_path, resolve_target
     from rollwright.run.deploy import prepare_workspace
 
     spec = loaded.spec
     if not spec.service:
         raise BadInput(f"{loaded.path}: the spec runs no service, so there is nothing for {what}")
     name, target = resolve_target(loaded, target_name)
-    if not target.inventory:
+    path = inventory_path(loaded, name, target)
+    if path is None:
         raise BadInput(f"{what} needs a target with an inventory of SSH hosts; the built-in '{name}' target is "
                        "this machine")
-    workspace = prepare_workspace(loaded, name)
-    found = connections(workspace.project, spec.rollout.hosts)
-    if not found:
+    known = hosts_of(spec.rollout.hosts, inventory_groups(path))
+    if not known:
         raise BadInput(f"target '{name}': no app hosts (inventory group or pattern {spec.rollout.hosts!r})")
-    chosen = pick_hosts([c.host for c in found], wanted)
-    return name, target, [c for c in found if c.host in chosen]
+    chosen = pick_hosts(known, wanted)
+    found = connections(prepare_workspace(loaded, name).project, chosen[:1] if first_only else chosen)
+    return sorted(found, key=lambda c: chosen.index(c.host))
