@@ -1,6 +1,6 @@
 # PYTHON_ARGCOMPLETE_OK  (argcomplete's global activation completes only scripts whose module says this)
-"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, checks, lock, history,
-database, env, target, lab).
+"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, checks, logs, execute, lock,
+history, database, env, target, lab).
 
 Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on one healthy version,
 2 bad input (spec, arguments), 3 failed and the fleet is split or unhealthy (a human must look).
@@ -13,12 +13,12 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from rollwright.cli import checks, database, deploy, env, history, lab, lock, spec, target
+from rollwright.cli import checks, database, deploy, env, execute, history, lab, lock, logs, spec, target
 from rollwright.cli.common import Parser
 from rollwright.errors import RollwrightError
 from rollwright.run.output import ClosedPipeSafe
 
-NOUNS = (spec, deploy, checks, lock, history, database, env, target, lab)  # in the order --help lists them
+NOUNS = (spec, deploy, checks, logs, execute, lock, history, database, env, target, lab)  # --help lists them so
 
 
 def _version() -> str:

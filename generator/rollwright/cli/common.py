@@ -53,8 +53,9 @@ def actions(parser: argparse.ArgumentParser) -> Subparsers:
     return parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
 
-def spec_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--spec", default=DEFAULT_SPEC, type=Path,
+def spec_arg(parser: argparse.ArgumentParser, *, short: bool = True) -> None:
+    """--spec, and -f for it unless the command gives -f another meaning (`logs -f` follows, as tail does)."""
+    parser.add_argument(*(["-f"] if short else []), "--spec", default=DEFAULT_SPEC, type=Path,
                         help=f"deploy spec: YAML, or a deployment-config JSON (default: {DEFAULT_SPEC})")
 
 
@@ -132,6 +133,10 @@ def limit_arg(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+def say_err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def print_json(document: Any) -> None:

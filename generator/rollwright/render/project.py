@@ -30,6 +30,7 @@ MARKER = ".rollwright-generated"
 # Inside the package: the wheel carries the roles, and in a checkout rollwright/roles links to the top-level roles/.
 ROLES_DIR = Path(os.environ.get("ROLLWRIGHT_ROLES_DIR", Path(__file__).resolve().parents[1] / "roles"))
 LOCAL_TARGET = Target(inventory="")
+AUDIT_LOG = "/var/log/rollwright/audit.log"  # on every host of a target with an inventory
 FILES_README = """# files/
 
 The working folder of the spec's commands (hooks, command groups, smoke commands): copies of the files
@@ -252,7 +253,7 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         # on the target's first host; the built-in local target (the control node) keeps it in local_state
         "rollwright_lock_path": f"/var/lib/rollwright/locks/{spec.app}" if inp.target.inventory
         else f"{{{{ playbook_dir }}}}/{inp.local_state}/lock",
-        "rollwright_audit_log": "/var/log/rollwright/audit.log" if inp.target.inventory
+        "rollwright_audit_log": AUDIT_LOG if inp.target.inventory
         else f"{{{{ playbook_dir }}}}/{inp.local_state}/audit.log",
     }
     if spec.artifact and spec.release and spec.service and spec.health:

@@ -33,6 +33,8 @@ ENV_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TEMPLATE_MARKS = ("{{", "{%", "{#")
 TEMPLATE_ONLY_WHOLE = ("only a whole '{{ variable_name }}' (an inventory or vault variable) may be a template; "
                        "any other value is plain text and must not contain '{{', '{%' or '{#'")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a release's version (at most 64): one folder name
+VERSION_MAX = 64
 
 
 def _env_value(value: str | int | bool) -> str | int | bool:
@@ -219,7 +221,7 @@ BUILD_FILE_ALONE = "'from' stands alone: the build file gives path, version and 
 Url = Annotated[str, Field(pattern=r"^https?://")]
 
 
-Version = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
+Version = Annotated[str, Field(pattern=VERSION_RE.pattern, max_length=VERSION_MAX)]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
