@@ -474,7 +474,7 @@ def _commit(spec_path: Path, writes: dict[Path, str]) -> None:
         for path, text in writes.items():
             path.parent.mkdir(parents=True, exist_ok=True)
             _write(path, text)
-        load_spec(spec_path)
+        load_spec(spec_path, build_file=False)
     except BaseException as exc:
         for path, data in saved.items():
             if data is None:
@@ -500,7 +500,7 @@ def _write(path: Path, text: str) -> None:
 
 
 def _load(spec_path: Path) -> tuple[LoadedSpec, YamlFile]:
-    loaded = load_spec(spec_path)
+    loaded = load_spec(spec_path, build_file=False)  # a target edit needs no build
     if deployconfig.looks_like(loaded.tree):
         raise BadInput(f"{spec_path}: a deployment-config file has no targets to edit; use a rollwright.yml spec")
     spec_file = YamlFile.read(spec_path)
@@ -529,7 +529,9 @@ def _targets_map(spec_file: YamlFile) -> CommentedMap:
 def add_target(spec_path: Path, name: str, *, hosts: list[str], variables: list[str], inventory: str | None = None,
                after: str | None = None, production: bool = False, read_only: bool = False, become: bool = False,
                write: Write = print) -> int:
-    """A new target with a new inventory; refused, with nothing written, when anything is wrong."""
+    """A new target: with --host, a new inventory; without, an inventory that exists already (--inventory, or
+    inventories/NAME), adopted as it is: referenced by the spec, never rewritten. Refused, with nothing written,
+    when anything is wrong."""
     loaded, spec_file = _load(spec_path)
     _check_name(spec_path, name)
     if name in loaded.spec.targets:
@@ -538,8 +540,6 @@ def add_target(spec_path: Path, name: str, *, hosts: list[str], variables: list[
         raise BadInput(f"{spec_path}: --after {after}: no such target (targets: "
                        f"{', '.join(loaded.spec.targets) or 'none'})")
     parsed = [parse_host(text) for text in hosts]
-    if not parsed:
-        raise BadInput(f"target '{name}' needs at least one --host {HOST_FORMAT}")
     seen: dict[str, HostArg] = {}
     for host in parsed:
         first = seen.setdefault(host.name, host)
@@ -551,9 +551,15 @@ def add_target(spec_path: Path, name: str, *, hosts: list[str], variables: list[
     relative = inventory or f"inventories/{name}"
     folder = loaded.base_dir / relative
     hosts_path = folder if folder.suffix in (".yml", ".yaml") else folder / HOSTS_FILE
-    if folder.exists() and (folder == hosts_path or not folder.is_dir() or any(folder.iterdir())):
-        raise BadInput(f"inventory {folder} already exists; choose another --inventory, or point the spec at it "
-                       "by hand")
+    adopt = folder.exists() and not (folder.is_dir() and folder != hosts_path and not any(folder.iterdir()))
+    if adopt and (parsed or parsed_vars):
+        raise BadInput(f"inventory {folder} already exists, and rollwright never rewrites an inventory it did not "
+                       "write: drop --host/--var to adopt it as it is (then `rollwright target update "
+                       f"{name} --add-host/--var` edits it), or choose another --inventory")
+    if not adopt and not parsed:
+        raise BadInput(f"target '{name}' needs at least one --host {HOST_FORMAT}, or --inventory PATH naming an "
+                       f"inventory that exists ({folder} does not)")
+    adopted = _adoptable(folder) if adopt else {}
     entry = CommentedMap(inventory=relative)
     if after:
         entry["after"] = after
@@ -561,11 +567,31 @@ def add_target(spec_path: Path, name: str, *, hosts: list[str], variables: list[
         if on:
             entry[flag] = True
     _append(_targets_map(spec_file), name, entry)
-    _commit(spec_path, {hosts_path: new_inventory(name, parsed, parsed_vars), spec_path: spec_file.text()})
-    groups = sorted({h.group for h in parsed})
-    write(f"added target {name} to {spec_path}: {len(seen)} host(s) in {', '.join(groups)}, "
-          f"inventory {hosts_path}")
+    writes = {spec_path: spec_file.text()}
+    if not adopt:
+        writes = {hosts_path: new_inventory(name, parsed, parsed_vars), **writes}
+    _commit(spec_path, writes)
+    if adopt:
+        counts = " ".join(f"{group}:{count}" for group, count in adopted.items())
+        write(f"added target {name} to {spec_path}: adopted the inventory {folder} as it is ({counts}; not "
+              "rewritten)")
+    else:
+        groups = sorted({h.group for h in parsed})
+        write(f"added target {name} to {spec_path}: {len(seen)} host(s) in {', '.join(groups)}, "
+              f"inventory {hosts_path}")
     return 0
+
+
+def _adoptable(path: Path) -> dict[str, int]:
+    """Host count per group of an existing inventory a new target adopts; refused when it has no hosts."""
+    from rollwright.inventory import inventory_groups
+
+    try:
+        found = inventory_groups(path)
+    except BadInput:
+        raise BadInput(f"inventory {path} has no hosts that Ansible can read; fix it, or give --host to write a "
+                       "new inventory elsewhere (--inventory)") from None
+    return {g: len(h) for g, h in found.items() if g != "all" and (g != "ungrouped" or h)}
 
 
 @dataclass
@@ -696,7 +722,7 @@ def list_targets(spec_path: Path, write: Write = print, *, as_json: bool = False
     """Every target: its inventory, hosts per group and flags."""
     from rollwright.inventory import inventory_groups
 
-    loaded = load_spec(spec_path)
+    loaded = load_spec(spec_path, build_file=False)
     rows = []
     for name, target in loaded.spec.targets.items():
         path = (loaded.base_dir / target.inventory).resolve()

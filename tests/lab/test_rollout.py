@@ -569,7 +569,9 @@ def test_a_load_balancer_lost_mid_rollout_is_blamed_and_recover_restores_one_ver
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
-            if line.split() == ["app2", "restart"] and not killed_lb:  # powered off before app2's undrain
+            # powered off before app2's undrain: its switch, restart and health gate (2 s at least) leave a loaded
+            # machine time to power lb1 off
+            if line.split() == ["app2", "switch"] and not killed_lb:
                 killed_lb = True
                 fleet.lab.stop("lb1")
         code = proc.wait(timeout=900)

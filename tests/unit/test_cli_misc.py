@@ -141,3 +141,5 @@ def test_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
 def test_schema_command_prints_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schema"]) == 0
     assert json.loads(capsys.readouterr().out)["properties"]["rollout"]
+    assert main(["schema", "--deployment-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["properties"]["health_check"]

@@ -52,6 +52,11 @@ def test_groups_run_in_order_with_each_file(project: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert ran(project) == ["first", "second src/a b.txt"]
     assert "▸ Group 1: first (order 1)" in proc.stdout
+    lines = proc.stdout.splitlines()  # the plan first, then each step, all before the first play ended
+    assert lines[:5] == ["deploying groups to local: command groups first, second",
+                         "→ preparing the Ansible project (the playbooks, the roles)",
+                         "→ taking the deploy lock (lock.yml)", "→ deploy lock taken",
+                         "→ starting ansible-playbook site.yml"]
 
 
 def test_a_failing_group_stops_the_deploy(project: Path) -> None:
@@ -77,6 +82,8 @@ def test_json_progress_is_an_event_stream_ending_with_the_result(project: Path) 
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     kinds = [e["event"] for e in events]
     assert kinds[-1] == "result" and events[-1]["exit_code"] == 0
+    assert kinds[:5] == ["plan", "run_phase", "run_phase", "run_phase", "run_phase"]
+    assert events[0]["target"] == "local" and events[0]["action"] == "deploy"
     assert "Group 2: second (order 2)" in [e.get("play") for e in events if e["event"] == "play"]
     record = next(e for e in events if e["event"] == "record")
     assert record["status"] == "succeeded" and Path(record["path"]).is_file()

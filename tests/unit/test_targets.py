@@ -130,12 +130,12 @@ def test_a_spec_that_would_not_load_is_put_back_with_the_inventory(project: Path
                                                                    capsys: pytest.CaptureFixture[str]) -> None:
     calls = []
 
-    def load_then_refuse(path: Path) -> object:
+    def load_then_refuse(path: Path, **options: bool) -> object:
         calls.append(path)
         if len(calls) > 1:  # the check after writing
             assert "qa:" in Path(path).read_text()
             raise BadInput(f"{path}: 1 problem in the deploy spec")
-        return load_spec(path)
+        return load_spec(path, **options)
 
     monkeypatch.setattr(targets, "load_spec", load_then_refuse)
     before = _files(project.parent)

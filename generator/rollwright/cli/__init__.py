@@ -1,5 +1,6 @@
-"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, app, checks, lock, audit,
-history, database, env, target, lab).
+# PYTHON_ARGCOMPLETE_OK  (argcomplete's global activation completes only scripts whose module says this)
+"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, app, checks, logs, execute, lock,
+audit, history, database, env, target, lab).
 
 Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on one healthy version,
 2 bad input (spec, arguments), 3 failed and the fleet is split or unhealthy (a human must look).
@@ -8,15 +9,17 @@ Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from rollwright.cli import app, audit, checks, database, deploy, env, history, lab, lock, spec, target
+from rollwright.cli import app, audit, checks, database, deploy, env, execute, history, lab, lock, logs, spec, target
 from rollwright.cli.common import Parser
 from rollwright.errors import RollwrightError
 from rollwright.run.output import ClosedPipeSafe
 
-NOUNS = (spec, deploy, app, checks, lock, audit, history, database, env, target, lab)  # in the order --help lists them
+# --help lists them so
+NOUNS = (spec, deploy, app, checks, logs, execute, lock, audit, history, database, env, target, lab)
 
 
 def _version() -> str:
@@ -49,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. A reader that closes stdout early (`| head`) only loses the rest of the output: the
     command runs to its end (a deploy still records) and exits with its own code, without a traceback."""
     parser = build_parser()
+    if "_ARGCOMPLETE" in os.environ:  # a shell asks for completions (only then: argcomplete's import costs ~15 ms)
+        import argcomplete
+
+        argcomplete.autocomplete(parser, always_complete_options=False)  # prints the completions and exits
     args = parser.parse_args(argv)
     if args.command is None:  # no command: the command list
         parser.print_help()

@@ -11,8 +11,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from rollwright.errors import RollwrightError
+from rollwright.errors import BadInput, RollwrightError
 from rollwright.run.output import Output
+from rollwright.spec.loader import LoadedSpec, load_spec
 
 DEFAULT_SPEC = "rollwright.yml"
 Subparsers = Any  # argparse's _SubParsersAction, which typeshed keeps private
@@ -52,13 +53,55 @@ def actions(parser: argparse.ArgumentParser) -> Subparsers:
     return parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
 
-def spec_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-f", "--spec", default=DEFAULT_SPEC, type=Path,
+def spec_arg(parser: argparse.ArgumentParser, *, short: bool = True) -> None:
+    """--spec, and -f for it unless the command gives -f another meaning (`logs -f` follows, as tail does)."""
+    parser.add_argument(*(["-f"] if short else []), "--spec", default=DEFAULT_SPEC, type=Path,
                         help=f"deploy spec: YAML, or a deployment-config JSON (default: {DEFAULT_SPEC})")
 
 
 def target_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+    action = parser.add_argument("-t", "--target", help="target name from the spec (default: the only one, or local)")
+    action.completer = target_names  # type: ignore[attr-defined]  # argcomplete's hook: `-t <TAB>`
+
+
+def target_names(prefix: str, parsed_args: argparse.Namespace, **_: Any) -> list[str]:
+    """The targets of the spec typed so far (`-f`, else rollwright.yml here) for shell completion. A shell runs
+    this on every TAB, so a missing or broken spec offers nothing: no exception, not a word on any stream."""
+    import contextlib
+    import io
+    import warnings
+
+    from rollwright.spec.loader import load_spec
+
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), \
+                contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            names = list(load_spec(getattr(parsed_args, "spec", None) or DEFAULT_SPEC).spec.targets) or ["local"]
+    except Exception:  # whatever a half-written spec raises: no completions
+        return []
+    return [name for name in names if name.startswith(prefix)]
+
+
+def artifact_args(parser: argparse.ArgumentParser) -> None:
+    """--artifact PATH [--version V]: a new build in place of the spec's artifact, for this run only."""
+    parser.add_argument("--artifact", type=Path, metavar="PATH",
+                        help="this build instead of the spec's artifact, for this run only (the spec is not changed): "
+                             "its sha256 is computed, its version read from the file name (hello-1.4.0.tar.gz)")
+    parser.add_argument("--version", dest="artifact_version", metavar="VERSION",
+                        help="the --artifact's version, when its file name does not say it")
+
+
+def load_with_artifact(args: argparse.Namespace) -> LoadedSpec:
+    """The spec of a command with artifact_args: the --artifact build in place of its artifact, when given
+    (then a build file the spec names is not read)."""
+    from rollwright.spec.artifact import with_artifact
+
+    if args.artifact is None:
+        if args.artifact_version is not None:
+            raise BadInput("--version VERSION goes with --artifact PATH (the spec's artifact has its own version)")
+        return load_spec(args.spec)
+    return with_artifact(load_spec(args.spec, build_file=False), args.artifact, args.artifact_version)
 
 
 def output_args(parser: argparse.ArgumentParser) -> None:
@@ -90,6 +133,10 @@ def limit_arg(parser: argparse.ArgumentParser, what: str = "") -> None:
 
 def say(line: str) -> None:
     print(line, flush=True)
+
+
+def say_err(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
 
 
 def print_json(document: Any) -> None:

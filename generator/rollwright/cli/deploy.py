@@ -6,9 +6,11 @@ import argparse
 
 from rollwright.cli.common import (
     Subparsers,
+    artifact_args,
     command,
     direct_arg,
     limit_arg,
+    load_with_artifact,
     lock_args,
     output_args,
     say,
@@ -31,7 +33,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     from rollwright.run.preflight import Overrides
 
     if args.check:
-        return check(load_spec(args.spec), args.target, say)
+        return check(load_with_artifact(args), args.target, say)
 
     options = DeployOptions(
         target=args.target, only_groups=tuple(args.group), skip_groups=tuple(args.skip_group), dry_run=args.dry_run,
@@ -40,7 +42,7 @@ def cmd_deploy(args: argparse.Namespace) -> int:
         forks=args.forks,
         lock_wait_s=args.lock_wait,
         message=args.message, overrides=Overrides(args.override_freeze, args.force, args.reason))
-    return with_output(args, lambda out: deploy(load_spec(args.spec), options, out))
+    return with_output(args, lambda out: deploy(load_with_artifact(args), options, out))
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
@@ -69,9 +71,11 @@ def cmd_recover(args: argparse.Namespace) -> int:
 def register(sub: Subparsers) -> None:
     p = command(sub, "deploy", "deploy the spec's release to a target (ansible-runner, progress, rollback)",
                 ["rollwright deploy -t staging", "rollwright deploy -t production --message 'ticket 4411'",
+                 "rollwright deploy -t staging --artifact dist/hello-1.4.0.tar.gz",
                  "rollwright deploy -t staging --check"])
     spec_arg(p)
     target_arg(p)
+    artifact_args(p)
     p.add_argument("--group", action="append", default=[], metavar="NAME",
                    help="run only this command group (repeatable); the release steps still run")
     p.add_argument("--skip-group", action="append", default=[], metavar="NAME", help="skip this command group")

@@ -33,14 +33,17 @@ def register(sub: Subparsers) -> None:
                                "test its hosts' SSH and sudo",
                 ["rollwright target list", "rollwright target add staging --host app:app1=192.0.2.11"])
     target_actions = actions(p)
-    a = command(target_actions, "add", "a new target: writes its inventory (hosts.yml) and adds it to the spec",
+    a = command(target_actions, "add", "a new target in the spec: with --host, writes its inventory (hosts.yml); "
+                                       "without, adopts the inventory already there (never rewritten)",
                 ["rollwright target add staging --host app:app1=192.0.2.11 --host lb:lb1=192.0.2.2 "
                  "--var ansible_user=deploy",
-                 "rollwright target add production --inventory inventories/production --production"])
+                 "rollwright target add production --inventory inventories/production --production",
+                 "rollwright target add lab --inventory inventories/lab/hosts.yml"])
     a.add_argument("name", metavar="NAME", help="target name, e.g. staging")
     spec_arg(a)
     a.add_argument("--inventory", metavar="PATH",
-                   help="inventory folder (or .yml file), relative to the spec's folder (default: inventories/NAME)")
+                   help="inventory folder (or .yml file), relative to the spec's folder (default: inventories/NAME); "
+                        "one that exists is adopted as it is, and then --host and --var are refused")
     a.add_argument("--host", action="append", default=[], metavar="GROUP:HOST=ADDRESS", help=HOST_HELP)
     a.add_argument("--var", action="append", default=[], metavar="KEY=VALUE",
                    help="an inventory variable for every host (all: vars), e.g. ansible_user=deploy (repeatable)")

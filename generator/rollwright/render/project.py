@@ -30,6 +30,7 @@ MARKER = ".rollwright-generated"
 # Inside the package: the wheel carries the roles, and in a checkout rollwright/roles links to the top-level roles/.
 ROLES_DIR = Path(os.environ.get("ROLLWRIGHT_ROLES_DIR", Path(__file__).resolve().parents[1] / "roles"))
 LOCAL_TARGET = Target(inventory="")
+AUDIT_LOG = "/var/log/rollwright/audit.log"  # on every host of a target with an inventory
 FILES_README = """# files/
 
 The working folder of the spec's commands (hooks, command groups, smoke commands): copies of the files
@@ -223,7 +224,8 @@ def render(inp: RenderInput) -> dict[str, bytes]:
         "on_failure.yml": dump_yaml(playbooks.on_failure_plays(spec), header),
         "preflight.yml": dump_yaml(playbooks.preflight_plays(spec), header),
         "group_vars/all/rollwright.yml": dump_yaml(spec_values(inp), header),
-        "execution-environment.yml": dump_yaml(_execution_environment(), header),
+        "execution-environment.yml": dump_yaml(_execution_environment(spec), header),
+        "ansible-navigator.yml": dump_yaml(_navigator_settings(spec.app), header),
         "README.md": _readme(inp).encode(),
         MARKER: f"{spec.app} {inp.target_name}\n".encode(),
     }
@@ -253,7 +255,7 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         # on the target's first host; the built-in local target (the control node) keeps it in local_state
         "rollwright_lock_path": f"/var/lib/rollwright/locks/{spec.app}" if inp.target.inventory
         else f"{{{{ playbook_dir }}}}/{inp.local_state}/lock",
-        "rollwright_audit_log": "/var/log/rollwright/audit.log" if inp.target.inventory
+        "rollwright_audit_log": AUDIT_LOG if inp.target.inventory
         else f"{{{{ playbook_dir }}}}/{inp.local_state}/audit.log",
     }
     if spec.artifact and spec.release and spec.service and spec.health:
@@ -338,16 +340,49 @@ ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o ServerAliveInterval=15
 """
 
 
-def _execution_environment() -> dict[str, Any]:
+def ee_image(app: str) -> str:
+    """The execution environment's image name: what `ansible-builder build` tags it (execution-environment.yml's
+    options.tags) and what ansible-navigator.yml runs. Local (podman and docker keep it without a registry); an
+    app name always makes a valid tag."""
+    return f"localhost/rollwright-ee:{app}"
+
+
+def _execution_environment(spec: Spec) -> dict[str, Any]:
+    """ansible-builder 3's definition, buildable as written: ansible-core and ansible-runner on the spec's base
+    image, with python3 and the ssh client (the control node's side of every play) from its package manager.
+    Nothing from Galaxy: the roles embed their modules, and those need only Python's standard library."""
+    ee = spec.execution_environment
     return {
         "version": 3,
-        "images": {"base_image": {"name": "ee-minimal:latest"}},
+        "images": {"base_image": {"name": ee.base_image}},
+        "options": {"package_manager_path": ee.package_manager_path, "tags": [ee_image(spec.app)]},
         "dependencies": {
-            "ansible_core": {"package_pip": "ansible-core>=2.19,<2.20"},
-            "ansible_runner": {"package_pip": "ansible-runner"},
-            "galaxy": {"collections": []},
+            "python_interpreter": {"package_system": "python3", "python_path": "/usr/bin/python3"},
+            # the Containerfile expands these unquoted in a shell RUN: `~=`, since `<` and `>` would redirect
+            "ansible_core": {"package_pip": "ansible-core~=2.19.0"},
+            "ansible_runner": {"package_pip": "ansible-runner~=2.4"},
+            "system": ["openssh-clients [platform:rpm]"],
         },
     }
+
+
+NAVIGATOR_DIR = "navigator"  # ansible-navigator's log and playbook artifacts, inside the project
+
+
+def _navigator_settings(app: str) -> dict[str, Any]:
+    """ansible-navigator's settings file (it reads ./ansible-navigator.yml, so run it from the project folder):
+    the project's ansible.cfg and inventory, plain stdout, its log and playbook artifacts kept in the project, and
+    the EE built from execution-environment.yml, pulled only when missing (`--ee false` uses the local Ansible)."""
+    return {"ansible-navigator": {
+        "mode": "stdout",
+        "ansible": {"config": {"path": "ansible.cfg"}, "inventory": {"entries": ["inventory"]}},
+        "execution-environment": {"enabled": True, "image": ee_image(app), "pull": {"policy": "missing"}},
+        "playbook-artifact": {
+            "enable": True,
+            "save-as": f"{{playbook_dir}}/{NAVIGATOR_DIR}/{{playbook_name}}-{{playbook_status}}-{{time_stamp}}.json",
+        },
+        "logging": {"level": "warning", "file": f"{NAVIGATOR_DIR}/ansible-navigator.log", "append": True},
+    }}
 
 
 def _readme(inp: RenderInput) -> str:
@@ -372,6 +407,7 @@ ansible-playbook audit.yml -e rollwright_audit_lines=20     # the newest lines o
 ansible-playbook migrations.yml -e rollwright_migrations_action=status   # or apply, mark_applied, baseline
 ansible-playbook on_failure.yml -e '{{"rollwright_failure": {{"status": "failed"}}}}'  # the spec's on_failure hooks
 ansible-runner run . -p site.yml          # the engine AWX/AAP embed (see execution-environment.yml)
+ansible-navigator run site.yml --ee false # ansible-navigator with this Ansible (settings: ansible-navigator.yml)
 pytest verify --ansible-inventory=inventory   # prove the hosts are as the spec says (testinfra, every host at once)
 pytest verify/test_app.py --hosts=ansible://app --ansible-inventory=inventory   # one group
 ```
@@ -395,7 +431,21 @@ the `rollwright env` values in its group_vars), `roles/` (release, service, heal
 rollback, preflight, backup_postgresql, migrate, deploy_lock), `artifact/` (a copy of the release
 tarball, when the spec gives its path), `migrations/` (the tracked SQL files), `files/` (where the
 spec's commands run, with copies of the files they use), `execution-environment.yml`
-(ansible-builder v3; set the base image to your registry's minimal EE image).
+(ansible-builder v3), `ansible-navigator.yml` (ansible-navigator's settings).
+
+The execution environment (for AWX, AAP and ansible-navigator) builds from `execution-environment.yml`
+as written: ansible-core 2.19 and ansible-runner on {spec.execution_environment.base_image} (the spec's
+`execution_environment.base_image`), nothing from Galaxy:
+
+```sh
+ansible-builder build -t {ee_image(spec.app)}   # podman; add --container-runtime docker for docker
+ansible-navigator run site.yml            # in that image (pulled only when missing: build it first)
+```
+
+ansible-navigator runs from this folder (it reads `./ansible-navigator.yml`): plain stdout, this
+ansible.cfg and inventory; its log and each run's playbook artifact go to `{NAVIGATOR_DIR}/`. In the
+image the hosts are reached with your ssh-agent (SSH_AUTH_SOCK) and `~/.ssh`; `--eei IMAGE` picks another
+image.
 
 Nothing here points outside this folder: copy it anywhere (a Git repository for AWX or AAP,
 `<dir>/project` for ansible-runner) and it runs the same.

@@ -19,14 +19,17 @@ from rollwright.render.playbooks import APP_ACTIONS
 from rollwright.render.project import resolve_target
 from rollwright.run.deploy import (
     Told,
+    ara_labels,
     finish_run,
+    plan_line,
     prepare_workspace,
     run_status,
     secret_values,
+    starting_phase,
     states_after,
     target_inventory,
 )
-from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
+from rollwright.run.engine import Interrupts, PlaybookRun, labelled, run_playbook
 from rollwright.run.lock import DeployLock
 from rollwright.run.output import Output
 from rollwright.run.preflight import refuse_read_only
@@ -77,16 +80,23 @@ def run_app(loaded: LoadedSpec, plan: AppPlan, write: Output, *, lock_wait_s: fl
     """Run app.yml under the deploy lock, then account for the hosts and record it; exit 0 when every host acted
     on is as asked (stopped and drained, or healthy and in service), 1 when the run failed but they are, else 3."""
     spec = loaded.spec
+    tell = Told(write)  # the plan line is the record's first line
+    doing = {"start": "starting", "stop": "stopping", "restart": "restarting"}[plan.action]
+    line, fields = plan_line(f"{doing} {spec.app} on {plan.target}, each host out of the load balancer meanwhile",
+                             spec, None, plan.batches)
+    tell.event("plan", line, action=plan.action, target=plan.target, version="", **fields)
+    write.phase("preparing the Ansible project (the playbooks, the roles)")
     workspace = prepare_workspace(loaded, plan.target)
     record = Record(spec.app, plan.target, plan.action, "", "", f"{plan.action} in batches {spec.rollout.steps}",
                     now())
-    tell = Told(write)
-    tell(f"{plan.action} {spec.app} on {plan.target}: {len(plan.hosts)} app host(s) in batches "
-         f"{[len(batch) for batch in plan.batches]}, each out of the load balancer meanwhile")
     limit = ",".join(plan.hosts) if plan.limited else None
     lock = DeployLock(workspace.project, workspace.runs, record.id, "", message, write)
+    lock.on_taken = lambda: write.phase("deploy lock taken")
+    if limit:
+        write.phase("taking the deploy lock (lock.yml)")
     # app.yml's first play takes the lock, except for a --host run (its hosts may not hold the lock's)
-    with lock.holding(lock_wait_s, deferred=limit is None):
+    with labelled(*ara_labels(record)), lock.holding(lock_wait_s, deferred=limit is None):
+        write.phase(starting_phase("app.yml", lock, plan.hosts))
         # a failed gate shows the unit's journal, where the app may print its env: the target's secrets are masked
         progress = Progress(write, batches=len(plan.batches), secrets=secret_values(loaded, plan.target))
         with Interrupts() as interrupts:
@@ -95,10 +105,13 @@ def run_app(loaded: LoadedSpec, plan: AppPlan, write: Output, *, lock_wait_s: fl
                                     extravars={"rollwright_app_action": plan.action, **lock.ask()},
                                     tags=["lock", plan.action, "status"], cancel=interrupts.after(1))
 
-            run = lock.run_taking_it(app_run, lock_wait_s, interrupts.after(1))
+            run = lock.run_taking_it(app_run, lock_wait_s, interrupts.after(1), write.phase,
+                                     lambda: starting_phase("app.yml", lock, []))
             progress.close()
             if run.status == "canceled" and plan.action != "stop" and progress.left_out:
                 _put_back(workspace, progress.left_out, tell, interrupts.after(2))
+            if not run.ok:
+                write.phase("asking every app host what it runs now (status.yml)")
             states = states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
         code = _account(plan, run, progress, states, tell)
         record.version = ",".join(sorted({s.current for s in states if s.name in plan.hosts and s.current}))

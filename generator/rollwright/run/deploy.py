@@ -35,10 +35,10 @@ from rollwright.render.project import (
     write_project_once,
 )
 from rollwright.run.already import check_current, may_be_current
-from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
-from rollwright.run.lock import DeployLock, lock_answer
+from rollwright.run.engine import Interrupts, PlaybookRun, labelled, run_playbook
+from rollwright.run.lock import LOCK_NOT_FREE, DeployLock, lock_answer
 from rollwright.run.notify import notify
-from rollwright.run.output import Output
+from rollwright.run.output import Output, hosts_in_batches
 from rollwright.run.preflight import Overrides, Refusals, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
 from rollwright.run.records import History, Record, now, write_record
@@ -86,6 +86,10 @@ class Told:
         self.lines.append(text)
         self.write.event(kind, text, **fields)
 
+    def task(self, name: str, waiting: list[str], answered: list[str]) -> None:
+        """The live view's task line (a restore's runs write through this): not a line of the record."""
+        self.write.task(name, waiting, answered)
+
 
 def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     """Run site.yml for a target; on failure restore the whole fleet and account for every host."""
@@ -107,11 +111,8 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     batches = split_batches(app_hosts, spec.rollout.steps)
     what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
-    rollout = f": {len(app_hosts)} app host(s) in batches {[len(b) for b in batches]}" if spec.artifact else ""
-    if spec.rollout.strategy == "blue_green":
-        colours = spec.rollout.colours
-        rollout = f": {len(app_hosts)} app host(s) in colours {colours.blue} and {colours.green}"
-    write(f"deploy {what} to {name}{rollout}")
+    plan, fields = plan_line(f"deploying {what} to {name}", spec, options.limit, batches)
+    write.plan(plan, action="deploy", target=name, version=spec.artifact.version if spec.artifact else "", **fields)
     if spec.rollout.strategy == "direct":
         write("direct: every app host restarts at once (a hotfix); requests fail meanwhile")
     elif spec.rollout.strategy == "blue_green":
@@ -119,29 +120,59 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
               "in one step" + (" when you run `rollwright promote`" if options.no_switch else ""))
     elif spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
+    copies = ", a copy of the artifact" if spec.artifact else ""
+    write.phase(f"preparing the Ansible project (the playbooks, the roles{copies})")
     workspace = prepare_workspace(loaded, name, ships_artifact=True)
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
                     f"{spec.rollout.strategy} {spec.rollout.steps}" if spec.artifact else "", now())
-    problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
-    if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
-        raise _refused(what, name, problems + host_problems(workspace.project, workspace.runs))
-    record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
-        ("change freeze overridden", options.overrides.override_freeze),
-        ("promotion gate forced", options.overrides.force)) if used]
-    tell = Told(write)
-    if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
-        return 0
-    lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
-    # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
-    # the lock's) or a spec without app hosts
-    lock.on_taken = lambda: notify(target.webhook, "start", record, write)  # a refused deploy never started
-    with lock.holding(options.lock_wait_s, deferred=bool(app_hosts) and not options.limit):
-        code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
-    if record.rolled_back_by_gate or record.rolled_back_by_runner:
-        notify(target.webhook, "rollback", record, write)
-    notify(target.webhook, "success" if code == 0 else "failure", record, write)
-    return code
+    with labelled(*ara_labels(record)):  # every playbook run of this deploy, for ARA
+        problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
+        if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
+            raise _refused(what, name, problems + host_problems(workspace.project, workspace.runs))
+        record.overrides = [f"{flag}: {options.overrides.reason}" for flag, used in (
+            ("change freeze overridden", options.overrides.override_freeze),
+            ("promotion gate forced", options.overrides.force)) if used]
+        tell = Told(write)
+        if _already_deployed(spec, options, workspace, record, documents, app_hosts, tell):
+            return 0
+        lock = DeployLock(workspace.project, workspace.runs, record.id, record.version, options.message, write)
+
+        def taken() -> None:
+            write.phase("deploy lock taken")
+            notify(target.webhook, "start", record, write)  # a refused deploy never started
+
+        lock.on_taken = taken
+        # site.yml's first play takes the lock (one run fewer), except for a --limit deploy (its hosts may not hold
+        # the lock's) or a spec without app hosts
+        deferred = bool(app_hosts) and not options.limit
+        if not deferred:
+            write.phase("taking the deploy lock (lock.yml)")
+        with lock.holding(options.lock_wait_s, deferred=deferred):
+            code = _run_site(loaded, options, workspace, record, documents, inventory, tell, lock)
+        if record.rolled_back_by_gate or record.rolled_back_by_runner:
+            notify(target.webhook, "rollback", record, write)
+        notify(target.webhook, "success" if code == 0 else "failure", record, write)
+        return code
+
+
+def plan_line(doing: str, spec: Spec, limit: str | None, batches: list[list[str]]) -> tuple[str, dict[str, Any]]:
+    """The first line of a run, and its fields for --json: what, where, and the shape of the rollout (its batches,
+    or its colours), so the operator knows what is coming before any host is contacted."""
+    hosts = [host for batch in batches for host in batch]
+    fields: dict[str, Any] = {"app": spec.app, "strategy": spec.rollout.strategy, "hosts": hosts,
+                              "batch_sizes": [len(batch) for batch in batches], "limit": limit}
+    if limit:
+        shape = f"the app hosts matching --limit {limit}"
+    elif spec.rollout.strategy == "blue_green":
+        colours = spec.rollout.colours
+        shape = f"{len(hosts)} app hosts in colours {colours.blue} and {colours.green}"
+        fields["batch_sizes"] = []
+    elif spec.artifact:
+        shape = hosts_in_batches(batches)
+    else:
+        shape = f"command groups {', '.join(group.name for group in spec.groups)}" if spec.groups else ""
+    return f"{doing}: {shape}" if shape else doing, fields
 
 
 def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, record: Record,
@@ -152,6 +183,8 @@ def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, 
     if not may_be_current(spec, newest, limited=bool(options.limit), groups_chosen=bool(options.only_groups or
                           options.skip_groups), direct=options.direct, no_switch=options.no_switch):
         return False
+    tell.write.phase("the last deploy was this one: checking whether every app host already runs it (current.yml, "
+                     "read-only)")
     current = check_current(workspace, record.version, app_hosts)
     if not current.deployed:
         return False
@@ -162,6 +195,14 @@ def _already_deployed(spec: Spec, options: DeployOptions, workspace: Workspace, 
     record.hosts = [asdict(state) for state in current.states]
     _write_record(workspace, record, documents, tell)
     return True
+
+
+def ara_labels(record: Record) -> tuple[str, dict[str, str]]:
+    """ARA's playbook name and labels for the runs of one deploy, rollback or promote: one name per app, target
+    and action, and labels that find every run of this one (its record id) or of a target or version."""
+    return f"{record.app} {record.target} {record.action}", {
+        "deploy_id": record.id, "app": record.app, "target": record.target, "action": record.action,
+        "version": record.version}
 
 
 def _refused(what: str, name: str, problems: list[str]) -> BadInput:
@@ -203,13 +244,18 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 extravars={**_extravars(options), **lock.ask()}, skip_tags=_skip_tags(loaded, options),
                 cancel=interrupts.after(1), forks=options.forks)
 
-        site = None if lock.broke else site_run()  # deferred: its first play takes the lock
+        site = None
+        if not lock.broke:  # deferred: its first play takes the lock
+            write.phase(starting_phase("site.yml", lock, app_hosts))
+            site = site_run()
         if site is None or lock.refused:  # the lock is held (or its host did not answer): that run stopped there
             if lock.refused:
+                write.phase(LOCK_NOT_FREE)
                 # waits for it (a Ctrl-C ends the wait), breaks a dead runner's lock, or names the holder
                 lock.acquire(options.lock_wait_s, cancel=interrupts.after(1))
             if lock.broke and (code := _repair_first(loaded, options, workspace, record, tell)):
                 return code
+            write.phase(starting_phase("site.yml", lock, app_hosts))
             site = site_run()
         progress.close()
         if not site.ok and refusals.problems and not progress.changed:
@@ -241,6 +287,8 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
                 tell(f"✗ deploy of {what} to {name} failed ({site.status}, ansible rc {site.rc})")
             restore = _restore_colours if spec.rollout.strategy == "blue_green" else _restore
             rolled_back = restore(workspace, progress, record.version, tell, interrupts.after(2), runs)
+            if spec.artifact:
+                write.phase("asking every app host what it runs now (status.yml)")
             states = host_states(workspace, options.limit) if spec.artifact else []
             code = _account(tell, site, progress, rolled_back, states, record.version)
     record.status = run_status(site, code)
@@ -249,6 +297,12 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
         runs.append(_on_failure_hooks(workspace, record, tell))
     finish_run(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
     return code
+
+
+def starting_phase(playbook: str, lock: DeployLock, hosts: list[str]) -> str:
+    """The phase line of a run whose first play may take the deploy lock (on the first app host)."""
+    takes = "" if lock.held else f"; its first play takes the deploy lock on {hosts[0] if hosts else 'the first host'}"
+    return f"starting ansible-playbook {playbook}{takes}"
 
 
 def states_after(site: PlaybookRun, workspace: Workspace, limit: str | None) -> list[HostState]:
@@ -278,6 +332,7 @@ def _colours(spec: Spec, progress: Progress, inventory: dict[str, list[str]],
 
 def _verify(workspace: Workspace, record: Record, tell: Told, colours: tuple[str, list[str]] | None) -> int:
     """The independent proof: the generated testinfra suite; a failure is a fleet a human must look at."""
+    tell.write.phase("verifying every app host against the spec (the testinfra suite)")
     result = run_verify(workspace.project, workspace.runs, colours)
     record.verification = result.as_dict()
     print_verification(tell, result)
@@ -331,6 +386,8 @@ def finish_run(workspace: Workspace, record: Record, documents: dict[str, str], 
     line = (f"{record.finished_at} {record.id} {record.action} {record.app} {record.version or '-'} "
             f"{record.status} by {record.user}")
     answers: list[dict[str, Any] | None] = []
+    tell.write.phase("writing the audit line on every host" + (", giving the deploy lock back" if lock.held else "") +
+                     " (finish.yml)")
     finish = run_playbook(workspace.project, "finish.yml", workspace.runs, lambda event: answers.append(
         lock_answer(event)), extravars={"rollwright_audit_line": line, **(lock.extravars("release") if lock.held
                                                                              else {})})
@@ -408,22 +465,31 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
         raise BadInput(f"{loaded.path}: blue/green {action} switches the whole traffic to the idle colour; "
                        "--to and --limit do not apply")
     refuse_read_only(name, target, action)
-    workspace = prepare_workspace(loaded, name)
     where = f"to {to_version}" if to_version else "to each host's previous release"
     if blue_green:
         where = "by switching the traffic to the idle colour"
+    tell = Told(write)  # the plan line is the record's first line
+    batches = split_batches(hosts_of(spec.rollout.hosts, target_inventory(loaded, name, target)), spec.rollout.steps)
+    doing = "promoting" if action == "promote" else "rolling back"
+    plan, fields = plan_line(f"{doing} {spec.app} on {name} {where}", spec, limit, batches)
+    tell.event("plan", plan, action=action, target=name, version=to_version or "", **fields)
+    write.phase("preparing the Ansible project (the playbooks, the roles)")
+    workspace = prepare_workspace(loaded, name)
     record = Record(spec.app, name, action, to_version or "", "", f"{action} {where}", now())
-    tell = Told(write)
     lock = DeployLock(workspace.project, workspace.runs, record.id, to_version or "", message, write)
-    with lock.holding(lock_wait_s, deferred=not limit):  # rollback.yml's first play takes it (one run fewer)
-        code = _run_rollback(workspace, record, to_version, limit, where, tell, lock, lock_wait_s)
+    lock.on_taken = lambda: write.phase("deploy lock taken")
+    if limit:
+        write.phase("taking the deploy lock (lock.yml)")
+    # rollback.yml's first play takes the lock (one run fewer); every run is labelled for ARA
+    with labelled(*ara_labels(record)), lock.holding(lock_wait_s, deferred=not limit):
+        write.phase(starting_phase("rollback.yml", lock, fields["hosts"]))
+        code = _run_rollback(workspace, record, to_version, limit, tell, lock, lock_wait_s)
     notify(target.webhook, "rollback", record, write)
     return code
 
 
-def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None, where: str,
+def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None,
                   tell: Told, lock: DeployLock, lock_wait_s: float) -> int:
-    tell(f"{record.action} {record.app} on {record.target} {where}")
     extravars = {"rollwright_rollback_version": to_version} if to_version else {}
     progress = Progress(tell.write)
     with Interrupts() as interrupts:
@@ -431,7 +497,8 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
             return run_playbook(workspace.project, "rollback.yml", workspace.runs, lock.watch(progress), limit=limit,
                                 extravars={**extravars, **lock.ask()}, cancel=interrupts.after(1))
 
-        run = lock.run_taking_it(rollback_run, lock_wait_s, interrupts.after(1))
+        run = lock.run_taking_it(rollback_run, lock_wait_s, interrupts.after(1), tell.write.phase,
+                                 lambda: starting_phase("rollback.yml", lock, []))
         progress.close()
         states = states_after(run, workspace, limit) if run.ok else host_states(workspace, limit)
     print_states(tell, states)

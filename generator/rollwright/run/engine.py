@@ -13,7 +13,9 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,8 @@ from rollwright.targetenv import check_vault_password, runner_env
 Event = dict[str, Any]
 ARTIFACTS_KEPT = 50
 SETTINGS = {"pexpect_timeout": 0.5}  # how often ansible-runner asks `cancel` while a task runs silently
+# ARA's name and labels for the playbook runs of the deploy or rollback under way (see `labelled`)
+_ARA_VARS: ContextVar[dict[str, Any] | None] = ContextVar("ara_vars", default=None)
 
 
 @dataclass(frozen=True)
@@ -80,12 +84,26 @@ def run_playbook(
     """Run `playbook` of a generated project (host key checking on); `cancel()` returning True stops it.
     `forks` overrides the target's (ansible.cfg) for this run."""
     cmdline = ["--check", "--diff"] if check else []
+    extravars = {**(_ARA_VARS.get() or {}), **(extravars or {})}
     if extravars:  # not ansible-runner's extravars: it passes them as JSON, which Ansible trusts as templates
         cmdline += ["-e", extra_vars_as_data(extravars)]
     return _run(project, run_root, on_event, Path(playbook).stem, playbook, cancel=cancel,
                 playbook=playbook, project_dir=str(project), limit=limit or None,
                 skip_tags=",".join(skip_tags) if skip_tags else None, tags=",".join(tags) if tags else None,
                 cmdline=shlex.join(cmdline) or None, forks=forks)
+
+
+@contextmanager
+def labelled(name: str, labels: dict[str, str]) -> Iterator[None]:
+    """Every playbook run inside carries ARA's `ara_playbook_name` and `ara_playbook_labels` (`key:value`, the form
+    of ARA's own argument labels; empty values left out) as extra vars, so ARA, when its callback is on, files
+    each run of one deploy under its id, target and action. Without ARA nothing reads them."""
+    token = _ARA_VARS.set({"ara_playbook_name": name,
+                           "ara_playbook_labels": [f"{key}:{value}" for key, value in labels.items() if value]})
+    try:
+        yield
+    finally:
+        _ARA_VARS.reset(token)
 
 
 def extra_vars_as_data(value: Any) -> str:

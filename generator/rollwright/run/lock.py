@@ -33,6 +33,7 @@ Write = Callable[[str], None]
 POLL_S = 3.0
 CANCEL_POLL_S = 0.2  # while waiting for the lock: how soon a counted Ctrl-C ends the wait
 OLD_LOCK_S = 3600  # past this age the refusal suggests `lock release --force`
+LOCK_NOT_FREE = "the deploy lock is not free: asking who holds it (lock.yml)"  # the phase line of that wait
 
 
 def _alive(pid: int) -> bool:
@@ -177,13 +178,16 @@ class DeployLock:
                     raise KeyboardInterrupt
                 time.sleep(min(CANCEL_POLL_S, max(0.0, until - time.monotonic())))
 
-    def run_taking_it(self, start: Callable[[], PlaybookRun], wait_s: float,
-                      cancel: Callable[[], bool]) -> PlaybookRun:
+    def run_taking_it(self, start: Callable[[], PlaybookRun], wait_s: float, cancel: Callable[[], bool],
+                      phase: Callable[[str], None], again: Callable[[], str]) -> PlaybookRun:
         """A run whose first play takes the lock (deferred); when that play found it held (or could not ask),
-        the lock is waited for, broken or refused as `acquire` does, then the run starts again."""
+        the lock is waited for, broken or refused as `acquire` does, then the run starts again (`phase` says so,
+        with the line `again` gives)."""
         run = start()
         if self.refused:  # that run stopped at its first play
+            phase(LOCK_NOT_FREE)
             self.acquire(wait_s, cancel=cancel)  # a Ctrl-C (the cancel count) ends the wait
+            phase(again())
             run = start()
         return run
 

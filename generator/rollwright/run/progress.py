@@ -44,6 +44,8 @@ TOOL_APPLIED = {
     "alembic": re.compile(r"Running upgrade .*?-> (.+?)\s*$"),
     "flyway": re.compile(r'Migrating schema \S+ (?:to version|with repeatable migration) "?(.+?)"?\s*$'),
 }
+TASK_STARTS = ("playbook_on_task_start", "playbook_on_handler_task_start")
+ANSWERS = ("runner_on_ok", "runner_on_failed", "runner_on_skipped", "runner_on_unreachable")  # a host's last word
 URL_PASSWORD = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")  # postgres://app:PASSWORD@db/... in a DSN someone printed
 
 
@@ -89,6 +91,8 @@ class Progress:
         self.write = write
         self.secrets = sorted((s for s in secrets if s), key=len, reverse=True)  # masked in what a command said
         self._event = getattr(write, "event", None)  # an Output shows events its way (live view, JSON)
+        self._on_task = getattr(write, "task", None)  # an Output's live view shows the task under way
+        self._task, self._waiting, self._answered = "", list[str](), list[str]()
         self.batches = batches
         self.hosts: dict[str, HostRecord] = {}
         self._play: _Play | None = None
@@ -132,6 +136,8 @@ class Progress:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event", "")
         data = event.get("event_data") or {}
+        if self._on_task is not None:
+            self._follow_task(kind, data)
         res = data.get("res") if isinstance(data.get("res"), dict) else {}
         if kind in ("runner_on_ok", "runner_item_on_ok") and res.get("rc") not in (None, 0):
             failure = f"{data.get('host')}: {data.get('task')}: exit {res.get('rc')}"
@@ -155,6 +161,23 @@ class Progress:
             self._failed(data, "unreachable", balancer)
         elif kind == "playbook_on_stats":
             self._end_play()
+
+    def _follow_task(self, kind: str, data: dict[str, Any]) -> None:
+        """The task under way, the hosts it started on and those that answered (ok, failed, skipped or
+        unreachable), for the live view: who keeps a task waiting is what an operator wants to see."""
+        task, host = str(data.get("task", "")), str(data.get("host", ""))
+        if kind in TASK_STARTS:
+            self._task, self._waiting, self._answered = task, [], []
+        elif task != self._task:
+            return
+        elif kind == "runner_on_start" and host not in self._waiting:
+            self._waiting.append(host)
+        elif kind in ANSWERS and host in self._waiting:
+            self._waiting.remove(host)
+            self._answered.append(host)
+        else:
+            return
+        self._on_task(task, self._waiting, self._answered)
 
     def _start_play(self, name: str) -> None:
         batched = name.startswith(BATCHED_PLAYS)

@@ -23,7 +23,7 @@ from ruamel.yaml.reader import ReaderError
 
 from rollwright.errors import BadInput
 from rollwright.spec import deployconfig, limits
-from rollwright.spec.model import ENV_NAME_RE, NAME_RE, Spec
+from rollwright.spec.model import ENV_NAME_RE, NAME_RE, BuildFileRef, BuildInfo, Spec
 
 Loc = tuple[str | int, ...]
 M = TypeVar("M", bound=BaseModel)
@@ -100,20 +100,15 @@ class LoadedSpec:
         return SpecIssue(str(self.path), line, column, _field_name(loc), message)
 
 
-def load_spec(path: str | Path) -> LoadedSpec:
-    """Parse and validate a spec file; raise SpecError naming file:line:column for every problem."""
+def load_spec(path: str | Path, *, build_file: bool = True) -> LoadedSpec:
+    """Parse and validate a spec file; raise SpecError naming file:line:column for every problem.
+
+    `artifact: {from: FILE}` is resolved here, so everything downstream sees a pinned artifact. Without
+    `build_file` (a command that ships nothing, or one given the artifact another way) FILE is not read and
+    the artifact is a placeholder that names no file."""
     path = Path(path)
     try:
-        with path.open("rb") as stream:
-            raw = stream.read(limits.MAX_FILE_BYTES + 1)  # never more: the spec may be /dev/zero
-        if len(raw) > limits.MAX_FILE_BYTES:
-            raise SpecError([SpecIssue(str(path), 1, 1, "", limits.TOO_BIG)])
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        raise SpecError([SpecIssue(str(path), line, column, "", "not valid UTF-8 text: a spec is written in UTF-8 "
-                                   f"(byte {raw[exc.start:exc.start + 1]!r} here)")]) from None
+        text = _read_text(path)
     except FileNotFoundError:
         raise BadInput(f"{path}: no such spec file (create one with `rollwright init`)") from None
     except OSError as exc:
@@ -126,9 +121,70 @@ def load_spec(path: str | Path) -> LoadedSpec:
         config = _validate(deployconfig.DeployConfig, tree, tree, path)
         data = deployconfig.to_spec_data(config, path)
         return LoadedSpec(_validate(Spec, data, tree, path), path, tree)
-    loaded = LoadedSpec(_validate(Spec, tree, tree, path), path, tree)
+    loaded = LoadedSpec(_validate(Spec, _with_build(tree, path, build_file), tree, path), path, tree)
     _check_working_dir(loaded)
     return loaded
+
+
+def _read_text(path: Path) -> str:
+    """A spec-sized UTF-8 file (never more is read: it may be /dev/zero); OSError is the caller's to word."""
+    with path.open("rb") as stream:
+        raw = stream.read(limits.MAX_FILE_BYTES + 1)
+    if len(raw) > limits.MAX_FILE_BYTES:
+        raise SpecError([SpecIssue(str(path), 1, 1, "", limits.TOO_BIG)])
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise SpecError([SpecIssue(str(path), line, column, "", "not valid UTF-8 text: a spec is written in UTF-8 "
+                                   f"(byte {raw[exc.start:exc.start + 1]!r} here)")]) from None
+
+
+def _with_build(tree: CommentedMap, path: Path, build_file: bool) -> Any:
+    """The spec's data with `artifact: {from: FILE}` replaced by what the build wrote into FILE."""
+    section = tree.get("artifact")
+    if not (isinstance(section, CommentedMap) and "from" in section):
+        return tree
+    issues = [SpecIssue(str(path), *_locate(tree, ("artifact", key), True)[:2], f"artifact.{key}",
+                        f"unknown key '{key}' beside 'from': the build file gives path, version and sha256 (leave "
+                        "them out here, or drop 'from')") for key in section if key != "from"]
+    try:
+        ref = BuildFileRef.model_validate({"from": _plain(section["from"])})
+    except ValidationError as exc:
+        issues += _issues([{**error, "loc": ("artifact", *error["loc"])} for error in exc.errors()], tree, path, Spec)
+    if issues:
+        raise SpecError(issues)
+    build_path = path.parent / ref.from_
+    if not build_file:
+        info = BuildInfo(path=ref.from_, version=UNBUILT, sha256="0" * 64)
+    else:
+        info = _read_build(build_path, tree, path)
+    return {**tree, "artifact": info.model_dump()}
+
+
+UNBUILT = "unbuilt"  # the placeholder version of an artifact whose build file was not read
+
+
+def _read_build(build_path: Path, tree: CommentedMap, path: Path) -> BuildInfo:
+    def refuse(message: str) -> SpecError:
+        line, column, _ = _locate(tree, ("artifact", "from"))
+        return SpecError([SpecIssue(str(path), line, column, "artifact.from", message)])
+
+    try:
+        if not build_path.is_file():
+            what = "is not a regular file" if build_path.exists() else "does not exist"
+            raise refuse(f"{build_path} {what}: run the build first (it writes the tarball's path, version and "
+                         "sha256 there), or deploy with --artifact PATH")
+        text = _read_text(build_path)
+    except OSError as exc:
+        raise refuse(f"cannot read {build_path}: {exc.strerror or exc}") from None
+    data = _parse(text, build_path)
+    if not isinstance(data, CommentedMap):
+        kind = "empty" if data is None else f"a {type(data).__name__}"
+        raise SpecError([SpecIssue(str(build_path), 1, 1, "", "expected an object with path, version and sha256, "
+                                   f"the file is {kind}")])
+    return _validate(BuildInfo, data, data, build_path)
 
 
 def _check_working_dir(loaded: LoadedSpec) -> None:

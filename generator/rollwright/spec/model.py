@@ -11,7 +11,16 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 NAME_RE = r"^[a-z][a-z0-9_-]*$"
 ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -22,12 +31,15 @@ PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 # any other template is refused: spec values are data, never templates.
 ENV_REFERENCE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 TEMPLATE_MARKS = ("{{", "{%", "{#")
+TEMPLATE_ONLY_WHOLE = ("only a whole '{{ variable_name }}' (an inventory or vault variable) may be a template; "
+                       "any other value is plain text and must not contain '{{', '{%' or '{#'")
+VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")  # a release's version (at most 64): one folder name
+VERSION_MAX = 64
 
 
 def _env_value(value: str | int | bool) -> str | int | bool:
     if isinstance(value, str) and not ENV_REFERENCE.fullmatch(value) and any(m in value for m in TEMPLATE_MARKS):
-        raise ValueError("only a whole '{{ variable_name }}' (an inventory or vault variable) may be a template; "
-                         "any other value is plain text and must not contain '{{', '{%' or '{#'")
+        raise ValueError(TEMPLATE_ONLY_WHOLE)
     return value
 
 
@@ -108,25 +120,80 @@ def _inventory(value: object) -> str:
     return "" if value == "" else _normal_path(value)  # '' is the built-in local target's: no inventory
 
 
-def _rule(text: str) -> Any:
-    return Field(json_schema_extra={"x-path": text})  # shown in the README's spec reference
+# The path rules above as ECMAScript patterns, so editors refuse what the validators refuse. They read a path as
+# written: spellings that only normalization reveals (`/srv/.`, `a/./..`) are left to the validators.
+_PATH_TEXT = r"(?=[\s\S]*\S)(?![\s\S]*[^/]{256})[^\x00-\x1f\x7f]*$"  # not blank; names of 255 at most; no controls
+_NO_CLIMB = r"(?!(?:[\s\S]*/)?\.\.(?:/|$))"
 
 
-AnyPath = Annotated[str, BeforeValidator(_normal_path), _rule("a path on the control node")]
+def _under(folders: tuple[str, ...]) -> str:
+    """`folders` as one alternation, each `/` standing for one or more (`/usr//local` is `/usr/local`)."""
+    return "(?:" + "|".join(re.escape(f.strip("/")).replace("/", "/+") for f in folders) + ")"
+
+
+def _path_pattern(*rules: str) -> str:
+    return "^" + "".join(rules) + _PATH_TEXT
+
+
+PATH_PATTERN = _path_pattern()
+UNCLIMBING_PATTERN = _path_pattern(_NO_CLIMB)
+RELATIVE_PATTERN = _path_pattern("(?!/)", _NO_CLIMB)
+ABSOLUTE_PATTERN = _path_pattern("(?=/)", _NO_CLIMB)
+HOST_FOLDER_PATTERN = _path_pattern("(?=/)", _NO_CLIMB, f"(?!/+{_under(SHARED_FOLDERS)}/*$)",
+                                    f"(?!/+{_under(SYSTEM_TREES)}(?:/|$))")
+
+
+def _rule(text: str, pattern: str, more: dict[str, Any] | None = None) -> Any:
+    """What a path validator accepts, for the schema: in words (the README's reference, an editor's error) and as
+    a pattern (JSON Schema only: pydantic's regex engine has no lookahead, the validator is the real check)."""
+    return Field(json_schema_extra={"x-rule": text, "pattern": pattern, "patternErrorMessage": f"expected {text}",
+                                    "maxLength": MAX_PATH_CHARS, **(more or {})})
+
+
+AnyPath = Annotated[str, BeforeValidator(_normal_path), _rule("a path on the control node", PATH_PATTERN)]
 HostFolder = Annotated[str, BeforeValidator(_host_folder), _rule(
     "an absolute folder of the app's own: no `..`, not `/`, a system tree (`/etc`, `/usr`...) or a shared "
-    "folder (`/srv`, `/var/lib`...)")]
-InRelease = Annotated[str, _inside("the release root"), _rule("relative to the release, no `..`")]
-InSpecFolder = Annotated[str, _inside("the spec's folder"), _rule("relative to the spec's folder, no `..`")]
-AbsolutePath = Annotated[str, BeforeValidator(_absolute), _rule("an absolute path, no `..`")]
+    "folder (`/srv`, `/var/lib`...)", HOST_FOLDER_PATTERN)]
+SharedPath = Annotated[str, _inside("the release root"), _rule(
+    "relative to the release, no `..`; not `.` or `REVISION`", RELATIVE_PATTERN, {"not": {"enum": [".", "REVISION"]}})]
+InSpecFolder = Annotated[str, _inside("the spec's folder"), _rule("relative to the spec's folder, no `..`",
+                                                                  RELATIVE_PATTERN)]
+AbsolutePath = Annotated[str, BeforeValidator(_absolute), _rule("an absolute path, no `..`", ABSOLUTE_PATTERN)]
 WorkingDir = Annotated[str, BeforeValidator(_unclimbing_path), _rule(  # the loader checks an absolute one
-    "relative to `current`, or absolute under `<root>/current`; no `..`")]
+    "relative to `current`, or absolute under `<root>/current`; no `..`", UNCLIMBING_PATTERN)]
+Inventory = Annotated[str, BeforeValidator(_inventory), _rule("a path on the control node", f"^$|{PATH_PATTERN}")]
 
 
 class Strict(BaseModel):
     """Base for every spec section: unknown keys are errors, values are not coerced silently."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# The validators' rules that tie fields together, as JSON Schema for editors (draft-07 keywords: what
+# yaml-language-server implements). A field set to null is unset, as in the model; `errorMessage` is the
+# validator's own message, which VS Code and JetBrains show instead of their generic one.
+def _set(fields: dict[str, str], message: str | None = None) -> dict[str, Any]:
+    """Each field present and not null, of its JSON type."""
+    kinds = {name: {"type": kind, **({"errorMessage": message} if message else {})} for name, kind in fields.items()}
+    return {"required": list(fields), "properties": kinds}
+
+
+def _unset(name: str, message: str | None = None) -> dict[str, Any]:
+    return {"properties": {name: {"type": "null", **({"errorMessage": message} if message else {})}}}
+
+
+def _is(name: str, **rule: Any) -> dict[str, Any]:
+    """The field present and matching `rule` (required: its default, when it is left out, never matches)."""
+    return {"required": [name], "properties": {name: rule}}
+
+
+def _when(condition: dict[str, Any], then: dict[str, Any], otherwise: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"if": condition, "then": then, **({"else": otherwise} if otherwise else {})}
+
+
+def _rules(*rules: dict[str, Any]) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"allOf": list(rules)} if len(rules) > 1 else rules[0])
 
 
 def _batch_size(value: object) -> int | str:
@@ -142,30 +209,87 @@ def _batch_size(value: object) -> int | str:
     return f"{int(match.group(1))}%"
 
 
-BatchSize = Annotated[int | str, BeforeValidator(_batch_size)]
+BatchSize = Annotated[int | str, BeforeValidator(_batch_size), WithJsonSchema({
+    "type": ["integer", "string"], "minimum": 1, "pattern": r"^\s*(?:0{0,2}[1-9]|0?[1-9][0-9]|100)%\s*$",
+    "patternErrorMessage": "expected a host count like 1 or a percentage from 1% to 100%"})]
+EnvValue = Annotated[str | int | bool, AfterValidator(_env_value), WithJsonSchema({
+    "type": ["string", "integer", "boolean"],
+    "pattern": r"^(?:\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}|(?![\s\S]*(?:\{\{|\{%|\{#))[\s\S]*)$",
+    "patternErrorMessage": TEMPLATE_ONLY_WHOLE})]
+ONE_SOURCE = "set exactly one of 'path' (a file on the control node) or 'url'"
+BUILD_FILE_ALONE = "'from' stands alone: the build file gives path, version and sha256"
+Url = Annotated[str, Field(pattern=r"^https?://")]
+
+
+Version = Annotated[str, Field(pattern=VERSION_RE.pattern, max_length=VERSION_MAX)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def _artifact_or_build_file(schema: dict[str, Any]) -> None:
+    """Editors must accept `artifact: {from: FILE}` too, which the loader resolves before the model sees it:
+    `from` alone, or the pinned fields with one source (an `if`, so an error still names its field)."""
+    pinned = {"required": schema.pop("required"),
+              **_when(_set({"path": "string"}), then=_unset("url", ONE_SOURCE),
+                      otherwise=_set({"url": "string"}, ONE_SOURCE))}
+    schema["properties"]["from"] = BuildFileRef.model_json_schema(by_alias=True)["properties"]["from"]
+    schema.update(_when({"required": ["from"]}, then={"maxProperties": 1, "errorMessage": BUILD_FILE_ALONE},
+                        otherwise=pinned))
 
 
 class Artifact(Strict):
-    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256."""
+    """The release to ship: a tarball on the control node (path) or at a URL, pinned by sha256. Or
+    `{from: FILE}`: a JSON file the build writes, holding the tarball's path, version and sha256."""
 
-    version: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._+-]*$", max_length=64)]
-    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
-    path: AnyPath | None = None
-    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    model_config = ConfigDict(json_schema_extra=_artifact_or_build_file)
+
+    version: Version = Field(examples=["1.4.0", "2.0.0-rc.1"],
+                             description="The release's version: its folder is `<root>/releases/<version>`, and every "
+                                         "host's health endpoint must name it before the host counts as deployed.")
+    sha256: Sha256 = Field(examples=["5f2b" * 16],
+                           description="SHA-256 of the tarball (`sha256sum`, 64 lowercase hex characters): a file "
+                                       "that does not match it is never deployed.")
+    path: AnyPath | None = Field(None, examples=["dist/hello-1.0.0.tar.gz"],
+                                 description="The tarball on the control node, relative to the spec's folder; copied "
+                                             "to the hosts. Set this or `url`.")
+    url: Url | None = Field(None, examples=["https://artifacts.example.com/hello-1.0.0.tar.gz"],
+                                 description="Where each host downloads the tarball (http or https). Set this or "
+                                             "`path`.")
 
     @model_validator(mode="after")
     def _one_source(self) -> Artifact:
         if (self.path is None) == (self.url is None):
-            raise ValueError("set exactly one of 'path' (a file on the control node) or 'url'")
+            raise ValueError(ONE_SOURCE)
         return self
+
+
+class BuildFileRef(Strict):
+    """`artifact: {from: FILE}`: the artifact is what the build last wrote into FILE (relative to the spec's
+    folder), a JSON object with the tarball's path, version and sha256."""
+
+    from_: Annotated[InSpecFolder, Field(alias="from", examples=["dist/build.json"], description=(
+        "A JSON file the build writes, relative to the spec's folder: {\"path\", \"version\", \"sha256\"} of the "
+        "tarball it made. Alone: the other fields come from the file."))]
+
+
+class BuildInfo(Strict):
+    """The file a build writes for `artifact: {from: FILE}`: the tarball it made, pinned, so a new build
+    deploys without editing the spec. Its path, like every spec path, stays inside the spec's folder."""
+
+    path: InSpecFolder
+    version: Version
+    sha256: Sha256
 
 
 class Release(Strict):
     """Capistrano-style layout: <root>/releases/<version>, <root>/shared, <root>/current."""
 
-    root: HostFolder
-    keep: Annotated[int, Field(ge=2, le=100)] = 5
-    shared: list[InRelease] = []  # linked from <root>/shared into each release
+    root: HostFolder = Field(examples=["/srv/hello"], description="The app's folder on every app host: "
+                             "`releases/<version>`, `shared/` and the `current` link live in it.")
+    keep: int = Field(5, ge=2, le=100, description="How many releases each host keeps (default 5); older ones are "
+                                                   "removed after a deploy, `current` and the previous never.")
+    shared: list[SharedPath] = Field([], json_schema_extra={"uniqueItems": True}, examples=[["log", "uploads"]],
+                                     description="Paths linked from `<root>/shared` into every release, so they "
+                                                 "outlive it (logs, uploads); each listed once, none inside another.")
 
     @field_validator("shared")
     @classmethod
@@ -183,84 +307,135 @@ class Service(Strict):
     """The systemd unit that runs the app from `current`. An env value `"{{ name }}"` reads an inventory or
     vault variable; any other value is plain text."""
 
-    exec: Annotated[str, Field(min_length=1)]
-    name: Name | None = None
-    user: Name
-    group: Name | None = None
-    env: dict[EnvName, Annotated[str | int | bool, AfterValidator(_env_value)]] = {}
-    working_dir: WorkingDir | None = None
-    restart: Literal["always", "on-failure", "on-abnormal", "no"] = "on-failure"
-    stop_timeout_s: Seconds = 30
+    exec: str = Field(min_length=1, examples=["/usr/bin/python3 app.py --port 8080", "bin/hello serve"],
+                      description="The command the unit runs (ExecStart), from the release folder: a relative "
+                                  "program is the release's own.")
+    name: Name | None = Field(None, examples=["hello-web"],
+                              description="The systemd unit's name; default: the app's name.")
+    user: Name = Field(examples=["hello"], description="The user the service runs as; it owns the releases.")
+    group: Name | None = Field(None, examples=["www-data"], description="The service's group; default: the user's.")
+    env: dict[EnvName, EnvValue] = Field({}, examples=[{"DATABASE_URL": "{{ vault_database_url }}", "WORKERS": 4}],
+                                         description="Environment of the service, written to a 0600 env file. "
+                                                     "A value `\"{{ name }}\"` reads the inventory or vault "
+                                                     "variable `name`; any other value is plain text.")
+    working_dir: WorkingDir | None = Field(None, examples=["web", "/srv/hello/current/web"],
+                                           description="Where the service starts: relative to the release, or "
+                                                       "absolute under `<root>/current`; default: the release.")
+    restart: Literal["always", "on-failure", "on-abnormal", "no"] = Field(
+        "on-failure", description="systemd's Restart= for the unit (default on-failure).")
+    stop_timeout_s: Seconds = Field(30, examples=[30], description="Seconds systemd waits for the service to stop "
+                                                                  "(finish its requests) before it kills it.")
+
+
+HEALTH_WHERE = "set 'path' and 'port' (checked on every host), or 'url'"
 
 
 class Health(Strict):
     """How to tell a host (path+port, checked on each host) or a site (url) is healthy; `timeout_s` is a
     deadline for the whole gate."""
 
-    path: Annotated[str, Field(pattern=r"^/")] | None = None
-    port: Annotated[int, Field(ge=1, le=65535)] | None = None
-    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    status: Annotated[int, Field(ge=100, le=599)] = 200
-    timeout_s: Seconds = 60
-    interval_s: Annotated[int, Field(ge=1, le=600)] = 1
+    model_config = _rules(_when(_unset("url"), then=_set({"path": "string", "port": "integer"}, HEALTH_WHERE)))
+
+    path: Annotated[str, Field(pattern=r"^/")] | None = Field(
+        None, examples=["/health"], description="The health endpoint, asked on each app host at `port` after its "
+                                                "restart; its answer must name the deployed version.")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        None, examples=[8080], description="The port the service listens on, on each host (1-65535).")
+    url: Url | None = Field(None, examples=["https://api.example.com/health"],
+                                 description="A site health check from the control node (instead of, or besides, "
+                                             "`path` and `port`).")
+    status: int = Field(200, ge=100, le=599, examples=[200, 204],
+                        description="The HTTP status a healthy answer has (default 200).")
+    timeout_s: Seconds = Field(60, examples=[30, 60], description="Seconds the whole gate may take, each request "
+                                                                  "included, before the host counts as failed.")
+    interval_s: int = Field(1, ge=1, le=600, description="Seconds between two health requests (default 1).")
 
     @model_validator(mode="after")
     def _where(self) -> Health:
         if self.url is None and (self.path is None or self.port is None):
-            raise ValueError("set 'path' and 'port' (checked on every host), or 'url'")
+            raise ValueError(HEALTH_WHERE)
         return self
 
 
 class LoadBalancer(Strict):
     """An external HAProxy whose backend servers are drained through its admin socket."""
 
-    kind: Literal["haproxy"] = "haproxy"
-    hosts: Name = "lb"
-    backend: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")]
-    socket: AbsolutePath = "/run/haproxy/admin.sock"
-    drain_timeout_s: Seconds = 30
+    kind: Literal["haproxy"] = Field("haproxy", description="The load balancer's kind; only haproxy.")
+    hosts: Name = Field("lb", description="The inventory group of the load balancer hosts (default lb).")
+    backend: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$", examples=["app", "hello_be"],
+                         description="The HAProxy backend whose servers are the app hosts (server names are the "
+                                     "inventory host names).")
+    socket: AbsolutePath = Field("/run/haproxy/admin.sock", description="HAProxy's admin socket on the load "
+                                                                        "balancer hosts.")
+    drain_timeout_s: Seconds = Field(30, description="Seconds to wait for a drained server's sessions to reach 0 "
+                                                     "before it goes into maintenance anyway.")
 
 
 class Canary(Strict):
     """The canary's steps and its SLO guard: after each step, HAProxy's counters of the canary servers
     against the baseline's over `window_s`; a step that fails them rolls every canary host back."""
 
-    steps: Annotated[list[BatchSize], Field(min_length=1)] = [1, "25%", "50%", "100%"]
-    window_s: Annotated[int, Field(ge=5, le=3600)] = 60
-    min_requests: Annotated[int, Field(ge=1)] = 20
-    max_error_rate: Annotated[float, Field(ge=0, le=1)] = 0.01
-    max_error_ratio: Annotated[float, Field(ge=1)] = 2.0
-    max_latency_ratio: Annotated[float, Field(ge=1)] = 2.0
-    max_latency_ms: Annotated[int, Field(ge=0)] = 0
+    steps: list[BatchSize] = Field([1, "25%", "50%", "100%"], min_length=1, examples=[[1, "10%", "50%", "100%"]],
+                                   description="The canary's batches: a host count or a share of the app hosts, "
+                                               "each step a total (the hosts reached so far).")
+    window_s: int = Field(60, ge=5, le=3600, description="Seconds of traffic compared after each step.")
+    min_requests: int = Field(20, ge=1, description="Fewest requests the canary must answer in a window: no "
+                                                    "traffic is no evidence, and fails the step.")
+    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
+                                  description="Highest share of the canary's requests that may fail (5xx or "
+                                              "retried), 0 to 1.")
+    max_error_ratio: float = Field(2.0, ge=1, description="Highest canary error rate as a multiple of the "
+                                                          "baseline's.")
+    max_latency_ratio: float = Field(2.0, ge=1, description="Highest canary average response time as a multiple of "
+                                                            "the baseline's (below 10 ms counts as 10 ms).")
+    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest canary average response time in "
+                                                                     "milliseconds; 0 (default) sets no limit.")
 
 
 class BlueGreen(Strict):
     """Two inventory groups of app hosts behind the same backend; one takes the traffic."""
 
-    blue: Name = "blue"
-    green: Name = "green"
+    blue: Name = Field("blue", description="The inventory group of the blue hosts.")
+    green: Name = Field("green", description="The inventory group of the green hosts; not the blue one.")
 
 
 STRATEGIES_NEEDING_LB = ("canary", "blue_green")
+LB_NEEDED = "needs 'load_balancer' (its traffic switch and, for a canary, its metrics)"
 
 
 class Rollout(Strict):
     """How new code reaches the app hosts."""
 
-    strategy: Literal["rolling", "canary", "blue_green", "direct"] = "rolling"
-    hosts: Name = "app"
-    batches: Annotated[list[BatchSize], Field(min_length=1)] = [1, "50%", "100%"]
-    max_fail_percentage: Annotated[int, Field(ge=0, le=100)] = 0
-    load_balancer: LoadBalancer | None = None
-    canary: Canary | None = None
-    blue_green: BlueGreen | None = None
+    model_config = _rules(
+        _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)),
+              then=_set({"load_balancer": "object"}, f"strategy canary or blue_green {LB_NEEDED}")),
+        *(_when(_set({section: "object"}), then=_is("strategy", const=section, errorMessage=(
+            f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB))
+
+    strategy: Literal["rolling", "canary", "blue_green", "direct"] = Field(
+        "rolling", description="rolling (default): batch by batch behind the load balancer; canary: steps with an "
+                               "SLO guard; blue_green: the idle colour, then one traffic switch; direct: every host "
+                               "at once (a hotfix).")
+    hosts: Name = Field("app", description="The inventory group of the app hosts (default app).")
+    batches: list[BatchSize] = Field([1, "50%", "100%"], min_length=1, examples=[[1, "50%", "100%"], ["25%", "100%"]],
+                                     description="Rolling batches: a host count or a share of the app hosts, each "
+                                                 "health-gated before the next.")
+    max_fail_percentage: int = Field(0, ge=0, le=100, description="Share of a batch's hosts (percent) that may fail "
+                                                                  "before the deploy stops; default 0.")
+    load_balancer: LoadBalancer | None = Field(None, description="The HAProxy in front of the app hosts, whose "
+                                               "servers are drained through its admin socket; needed by canary and "
+                                               "blue_green.")
+    canary: Canary | None = Field(None, description="Strategy canary only: its steps and SLO guard. After each step, "
+                                  "HAProxy's counters of the canary servers are compared with the baseline's over "
+                                  "`window_s`; a step that fails them rolls every canary host back.")
+    blue_green: BlueGreen | None = Field(None, description="Strategy blue_green only: two inventory groups of app "
+                                         "hosts behind the same backend; one takes the traffic.")
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> Rollout:
         if self.strategy in STRATEGIES_NEEDING_LB and self.load_balancer is None:
-            raise ValueError(f"strategy '{self.strategy}' needs 'load_balancer' (its traffic switch and, "
-                             "for a canary, its metrics)")
-        for section in ("canary", "blue_green"):
+            raise ValueError(f"strategy '{self.strategy}' {LB_NEEDED}")
+        for section in STRATEGIES_NEEDING_LB:
             if getattr(self, section) is not None and self.strategy != section:
                 raise ValueError(f"'{section}' settings need strategy '{section}' (it is '{self.strategy}')")
         if self.blue_green and self.blue_green.blue == self.blue_green.green:
@@ -290,39 +465,64 @@ class Rollout(Strict):
 class Backup(Strict):
     """`pg_dump -Fc` before migrations, verified, with retention."""
 
-    enabled: bool = True
-    dir: HostFolder
-    keep: Annotated[int, Field(ge=1, le=1000)] = 7
-    verify: Literal["list", "restore"] = "list"
+    enabled: bool = Field(True, description="Take the backup (default true).")
+    dir: HostFolder = Field(examples=["/var/backups/hello"], description="Where the dumps are kept on the database "
+                                                                         "host.")
+    keep: int = Field(7, ge=1, le=1000, description="How many dumps are kept (default 7); older ones are removed.")
+    verify: Literal["list", "restore"] = Field("list", description="How each dump is checked: list (pg_restore "
+                                                                   "--list reads it) or restore (into a scratch "
+                                                                   "database).")
+
+
+COMMAND_TOOL = "tool 'command' needs 'command' (the migration command to run)"
 
 
 class Migrations(Strict):
     """Tracked migrations: rollwright's own SQL runner, or another tool's command."""
 
-    tool: Literal["sql", "alembic", "flyway", "django", "command"] = "sql"
-    path: InSpecFolder = "migrations"  # the sql tool's files, inside the spec's folder
-    table: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_]*$")] = "rollwright_schema_history"
-    command: str | None = None
-    status_command: str | None = None
-    allow_out_of_order: bool = False
-    acknowledge_destructive: list[str] = []
+    model_config = _rules(_when(_is("tool", const="command"), then=_is("command", type="string", minLength=1,
+                                                                       errorMessage=COMMAND_TOOL)))
+
+    tool: Literal["sql", "alembic", "flyway", "django", "command"] = Field(
+        "sql", description="Who applies the migrations: sql (rollwright's runner, default), alembic, flyway, django, "
+                           "or command (your own `command`).")
+    path: InSpecFolder = Field("migrations", examples=["migrations"], description="The sql tool's folder of "
+                               "`V<version>__<name>.sql` and `R__<name>.sql` files.")
+    table: str = Field("rollwright_schema_history", pattern=r"^[a-z_][a-z0-9_]*$",
+                       description="The sql tool's history table.")
+    command: str | None = Field(None, examples=["bin/migrate up"], description="The migration command (run on the "
+                                "first app host from the new release); required by tool command.")
+    status_command: str | None = Field(None, examples=["bin/migrate status"], description="The command `rollwright "
+                                       "migrations status` and `history` run instead of the tool's own.")
+    allow_out_of_order: bool = Field(False, description="Let the sql tool apply a version older than one already "
+                                                        "applied.")
+    acknowledge_destructive: list[str] = Field([], examples=[["V7__drop_legacy.sql"]], description="Migration files "
+                                               "whose destructive statements (DROP, ...) you accept.")
 
     @model_validator(mode="after")
     def _command_for_command_tool(self) -> Migrations:
         if self.tool == "command" and not self.command:
-            raise ValueError("tool 'command' needs 'command' (the migration command to run)")
+            raise ValueError(COMMAND_TOOL)
         return self
 
 
 class Database(Strict):
     """The app's database: backed up and migrated once per deploy, before any code switch."""
 
-    engine: Literal["postgresql"] = "postgresql"
-    hosts: Name = "db"
-    name: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
-    url_env: EnvName = "DATABASE_URL"
-    backup: Backup | None = None
-    migrations: Migrations | None = None
+    engine: Literal["postgresql"] = Field("postgresql", description="The database engine; only postgresql.")
+    hosts: Name = Field("db", description="The inventory group of the database hosts; the first one is used.")
+    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", examples=["hello"], description="The database's name.")
+    url_env: EnvName = Field("DATABASE_URL", description="The environment variable that holds the database's URL.")
+    backup: Backup | None = Field(None, description="A `pg_dump -Fc` before the migrations, verified, with "
+                                  "retention; none when unset.")
+    migrations: Migrations | None = Field(None, description="Tracked migrations (rollwright's SQL runner or "
+                                          "another tool's command), applied before any code switch.")
+
+
+FILE_ONLY_IN_DEPLOY = "'{file}' can only be used in 'deploy_command' (it runs once per file)"
+FILE_NEEDS_PATTERNS = "'deploy_command' uses '{file}' but 'file_patterns' is empty"
+OnceCommand = Annotated[str, Field(json_schema_extra={"pattern": r"^(?![\s\S]*\{file\})", "x-rule": "no `{file}`",
+                                                      "patternErrorMessage": FILE_ONLY_IN_DEPLOY})]
 
 
 class CommandGroup(Strict):
@@ -333,33 +533,43 @@ class CommandGroup(Strict):
     replaced by shell-quoted values.
     """
 
-    name: Name
-    order: Annotated[int, Field(ge=0)] = 0
-    hosts: str = "localhost"
-    file_patterns: list[InSpecFolder] = []  # globs inside the spec's folder
-    build_command: str | None = None
-    test_command: str | None = None
-    pre_deploy: list[str] = []
-    deploy_command: str | None = None
-    post_deploy: list[str] = []
-    required_env_vars: list[EnvName] = []
+    model_config = _rules(_when(_is("deploy_command", type="string", pattern=r"\{file\}"),
+                                then=_is("file_patterns", minItems=1, errorMessage=FILE_NEEDS_PATTERNS)))
+
+    name: Name = Field(examples=["migrations", "assets"], description="The group's name, unique in the spec.")
+    order: int = Field(0, ge=0, examples=[1], description="Groups run in ascending order (default 0); equal orders "
+                                                          "keep the file's order.")
+    hosts: str = Field("localhost", examples=["localhost", "app"], description="Where the commands run: localhost "
+                                                                               "(the control node) or a host group.")
+    file_patterns: list[InSpecFolder] = Field([], examples=[["migrations/*.sql"]], description="Globs of files "
+                                              "relative to the spec's folder; `deploy_command` runs once per match.")
+    build_command: OnceCommand | None = Field(None, examples=["npm run build"], description="Runs first, once.")
+    test_command: OnceCommand | None = Field(None, examples=["npm test"], description="Runs after the build, once.")
+    pre_deploy: list[OnceCommand] = Field([], examples=[["psql --version"]], description="Commands before the "
+                                                                                         "deploy command, once each.")
+    deploy_command: str | None = Field(None, examples=["psql $DATABASE_URL -f {file}"], description="Runs once per "
+                                       "file matching `file_patterns` (as `{file}`, sorted), or once without them.")
+    post_deploy: list[OnceCommand] = Field([], examples=[["echo done"]], description="Commands after the deploy "
+                                                                                     "command, once each.")
+    required_env_vars: list[EnvName] = Field([], examples=[["DATABASE_URL"]], description="Environment variables "
+                                             "the control node must have before anything runs.")
 
     @model_validator(mode="after")
     def _file_only_in_deploy(self) -> CommandGroup:
         once = [self.build_command, self.test_command, *self.pre_deploy, *self.post_deploy]
         if any(cmd and "{file}" in cmd for cmd in once):
-            raise ValueError("'{file}' can only be used in 'deploy_command' (it runs once per file)")
+            raise ValueError(FILE_ONLY_IN_DEPLOY)
         if self.deploy_command and "{file}" in self.deploy_command and not self.file_patterns:
-            raise ValueError("'deploy_command' uses '{file}' but 'file_patterns' is empty")
+            raise ValueError(FILE_NEEDS_PATTERNS)
         return self
 
 
 class FreezeWindow(Strict):
     """A change freeze: no deploy to the target between start and end (ISO 8601 date-times)."""
 
-    start: datetime
-    end: datetime
-    reason: str = ""
+    start: datetime = Field(examples=["2026-12-24T00:00:00Z"], description="When the freeze begins (ISO 8601).")
+    end: datetime = Field(examples=["2026-12-27T00:00:00Z"], description="When it ends (ISO 8601); after `start`.")
+    reason: str = Field("", examples=["holidays"], description="Shown when a deploy is refused.")
 
     @model_validator(mode="after")
     def _ordered(self) -> FreezeWindow:
@@ -371,16 +581,26 @@ class FreezeWindow(Strict):
 class Target(Strict):
     """A named environment (staging, production): an inventory plus how far we may go there."""
 
-    inventory: Annotated[str, BeforeValidator(_inventory), _rule("a path on the control node")]
-    after: Name | None = None
-    production: bool = False
-    read_only: bool = False
-    become: bool = False
-    become_user: Name = "root"
-    forks: Annotated[int, Field(ge=1, le=500)] = 20
-    freeze: list[FreezeWindow] = []
-    webhook: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    gates: list[AnyPath] = []  # result files (review, tests, scan) that must say PASS
+    inventory: Inventory = Field(examples=["inventories/staging"], description="The target's Ansible inventory "
+                                 "(a folder or file), relative to the spec's folder.")
+    after: Name | None = Field(None, examples=["staging"], description="Another target: deploy here only an "
+                               "artifact (sha256) deployed and verified there first.")
+    production: bool = Field(False, description="A production target: no `--no-health-check`, `--direct` needed "
+                                                "for strategy direct, `restore` needs `--yes`.")
+    read_only: bool = Field(False, description="Refuse deploy, rollback, restore and migrations apply here.")
+    become: bool = Field(False, description="Run the plays with become (sudo) as `become_user`.")
+    become_user: Name = Field("root", description="Who become makes the plays (default root).")
+    forks: int = Field(20, ge=1, le=500, description="Hosts Ansible works on at once (default 20).")
+    freeze: list[FreezeWindow] = Field([], description="Change freezes (ISO 8601 start and end): deploys are "
+                                       "refused inside them unless `--override-freeze --reason`.")
+    webhook: Url | None = Field(None, examples=["https://hooks.example.com/deploys"], description="Receives a "
+                                     "JSON message at start, success, failure and rollback; never fails a deploy.")
+    gates: list[AnyPath] = Field([], examples=[["reports/review.json"]], description="Result files (review, tests, "
+                                 "scan) that must say PASS before a deploy.")
+
+
+ONE_KIND = "set exactly one of 'url' (an HTTP check) or 'command' (exit 0 passes)"
+CONTAINS_URL = "'contains' is for a 'url' check (a command checks its own output)"
 
 
 class SmokeCheck(Strict):
@@ -388,20 +608,28 @@ class SmokeCheck(Strict):
     as users reach it): a URL that must answer `status` (and contain `contains`), or a command that must
     exit 0. A failure rolls the whole fleet back, like a failed health gate."""
 
-    name: Annotated[str, Field(min_length=1, max_length=80)] | None = None
-    url: Annotated[str, Field(pattern=r"^https?://")] | None = None
-    status: Annotated[int, Field(ge=100, le=599)] = 200
-    contains: Annotated[str, Field(min_length=1)] | None = None
-    command: Annotated[str, Field(min_length=1)] | None = None
-    attempts: Annotated[int, Field(ge=1, le=30)] = 3
-    delay_s: Annotated[int, Field(ge=1, le=60)] = 2
+    model_config = _rules(_when(_set({"url": "string"}), then=_unset("command", ONE_KIND),
+                                otherwise=_set({"command": "string"}, ONE_KIND)),
+                          _when(_set({"contains": "string"}), then=_set({"url": "string"}, CONTAINS_URL)))
+
+    name: Annotated[str, Field(min_length=1, max_length=80)] | None = Field(
+        None, examples=["home page"], description="How the check is named in the output; default: what it checks.")
+    url: Url | None = Field(None, examples=["https://www.example.com/"],
+                                 description="A URL that must answer `status`. Set this or `command`.")
+    status: int = Field(200, ge=100, le=599, description="The HTTP status the URL must answer (default 200).")
+    contains: Annotated[str, Field(min_length=1)] | None = Field(None, examples=["Welcome"], description="Text the "
+                                                                 "URL's answer must contain (url checks only).")
+    command: Annotated[str, Field(min_length=1)] | None = Field(None, examples=["./smoke.sh"], description="A "
+                                                                "command that must exit 0. Set this or `url`.")
+    attempts: int = Field(3, ge=1, le=30, description="Tries before the check fails (default 3).")
+    delay_s: int = Field(2, ge=1, le=60, description="Seconds between two tries (default 2).")
 
     @model_validator(mode="after")
     def _one_kind(self) -> SmokeCheck:
         if (self.url is None) == (self.command is None):
-            raise ValueError("set exactly one of 'url' (an HTTP check) or 'command' (exit 0 passes)")
+            raise ValueError(ONE_KIND)
         if self.contains is not None and self.url is None:
-            raise ValueError("'contains' is for a 'url' check (a command checks its own output)")
+            raise ValueError(CONTAINS_URL)
         return self
 
     @property
@@ -415,39 +643,99 @@ HookCommands = list[Annotated[str, Field(min_length=1)]]
 class Hooks(Strict):
     """Commands on the control node at fixed points; a non-zero exit stops the deploy."""
 
-    before_deploy: HookCommands = []
-    after_stage: HookCommands = []
-    after_deploy: HookCommands = []
-    on_failure: HookCommands = []
+    before_deploy: HookCommands = Field([], examples=[["./notify start"]], description="Before anything changes.")
+    after_stage: HookCommands = Field([], description="After the release is unpacked on every host, before any "
+                                                      "switch.")
+    after_deploy: HookCommands = Field([], examples=[["./notify done"]], description="After the rollout passed "
+                                       "(a failure is reported, nothing is rolled back).")
+    on_failure: HookCommands = Field([], examples=[["./notify failed"]], description="After a failed or "
+                                     "interrupted deploy, once the fleet is restored.")
+
+
+ARTIFACT_NEEDS = "'artifact' needs 'release' (where to unpack) and 'service' (what to restart)"
+SERVICE_NEEDS_ARTIFACT = "'service' needs 'artifact' (what to run)"
+SMOKE_NEEDS_ARTIFACT = "'smoke' checks a released site: it needs 'artifact'"
+SERVICE_NEEDS_HEALTH = "'service' needs 'health' with 'path' and 'port' (the gate of every batch)"
+
+
+# A fully qualified image reference: a registry host (with a dot, or localhost; a port may follow), the image's
+# path and a tag or a digest. A short name would be resolved by each container engine's own search list.
+IMAGE_RE = (r"^(?:localhost|[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+)(?::[0-9]{1,5})?"
+            r"(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)+"
+            r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}(?:@sha256:[0-9a-f]{64})?|@sha256:[0-9a-f]{64})$")
+
+
+class ExecutionEnvironment(Strict):
+    """The image `execution-environment.yml` builds on (ansible-builder 3): an RPM-based image whose python3 is
+    3.11 or newer (ansible-core 2.19 needs it), with dnf or microdnf."""
+
+    base_image: Annotated[str, Field(
+        pattern=IMAGE_RE, max_length=320,
+        description="The base image, fully qualified (registry/path:tag or @sha256:digest); its python3 must be "
+                    "3.11 or newer.",
+        examples=["quay.io/centos/centos:stream10", "registry.access.redhat.com/ubi10/ubi:latest"])] = \
+        "quay.io/centos/centos:stream10"
+    package_manager_path: Annotated[Literal["/usr/bin/dnf", "/usr/bin/microdnf"], Field(
+        description="The base image's package manager, which ansible-builder installs python3 and "
+                    "openssh-clients with.")] = "/usr/bin/dnf"
 
 
 class Spec(Strict):
     """A whole deploy spec. Only `app` is required; each section switches on a deploy phase."""
 
-    app: Name
-    artifact: Artifact | None = None
-    release: Release | None = None
-    service: Service | None = None
-    health: Health | None = None
-    rollout: Rollout = Rollout()
-    database: Database | None = None
-    groups: list[CommandGroup] = []
-    targets: dict[Name, Target] = {}
-    required_env: list[EnvName] = []
-    hooks: Hooks = Hooks()
-    smoke: list[SmokeCheck] = []
+    model_config = _rules(
+        _when(_set({"artifact": "object"}), then=_set({"release": "object", "service": "object"}, ARTIFACT_NEEDS)),
+        _when(_set({"service": "object"}), then=_set({"artifact": "object"}, SERVICE_NEEDS_ARTIFACT)),
+        _when(_is("smoke", minItems=1), then=_set({"artifact": "object"}, SMOKE_NEEDS_ARTIFACT)),
+        _when(_set({"service": "object"}), then=_is("health", type="object", errorMessage=SERVICE_NEEDS_HEALTH,
+                                                    **_set({"path": "string"}, SERVICE_NEEDS_HEALTH))))
+
+    app: Name = Field(examples=["hello"], description="The app's name: names its unit, lock, records and backups.")
+    artifact: Artifact | None = Field(
+        None, description="The release to ship: a tarball on the control node (`path`) or at a `url`, pinned by its "
+                          "sha256; or `{from: FILE}`, the JSON file the build writes. Needs `release` and `service`.")
+    release: Release | None = Field(None, description="Where releases live on the app hosts, Capistrano-style: "
+                                    "`<root>/releases/<version>`, `<root>/shared`, `<root>/current`.")
+    service: Service | None = Field(None, description="The systemd unit that runs the app from `current`. Needs "
+                                    "`artifact` and `health` (with `path` and `port`).")
+    health: Health | None = Field(None, description="How to tell a host is healthy (`path` and `port`, checked on "
+                                  "each host: the gate of every batch) or a site (`url`); `timeout_s` is a deadline "
+                                  "for the whole gate.")
+    rollout: Rollout = Field(Rollout(), description="How new code reaches the app hosts: strategy, batches, load "
+                             "balancer.")
+    database: Database | None = Field(None, description="The app's database: backed up and migrated once per "
+                                      "deploy, before any code switch.")
+    groups: list[CommandGroup] = Field([], description="Ordered groups of shell commands (the deployment-config "
+                                       "JSON format, unchanged), run by `order`; in a group: build_command, "
+                                       "test_command, pre_deploy, deploy_command once per matching file (sorted), "
+                                       "post_deploy. `{file}`, `{function_name}` and `{service_name}` are replaced "
+                                       "by shell-quoted values.")
+    targets: dict[Name, Target] = Field({}, description="Named environments (staging, production): each an "
+                                        "inventory plus how far a deploy may go there.")
+    required_env: list[EnvName] = Field([], examples=[["DATABASE_URL"]], description="Environment variables the "
+                                        "control node must have before a deploy.")
+    hooks: Hooks = Field(Hooks(), description="Commands on the control node at fixed points of a deploy; a non-zero "
+                         "exit stops the deploy.")
+    smoke: list[SmokeCheck] = Field([], description="Checks of the released site after the rollout, from the "
+                                    "control node (through the load balancer, as users reach it): a URL that must "
+                                    "answer `status` (and contain `contains`), or a command that must exit 0. A "
+                                    "failure rolls the whole fleet back, like a failed health gate. Needs `artifact`.")
+    execution_environment: ExecutionEnvironment = Field(ExecutionEnvironment(), description="The image the "
+                                                        "generated `execution-environment.yml` builds on (ansible-"
+                                                        "builder 3): an RPM-based image whose python3 is 3.11 or "
+                                                        "newer, with dnf or microdnf.")
 
     @model_validator(mode="after")
     def _sections_fit_together(self) -> Spec:
         problems = []
         if self.artifact and not (self.release and self.service):
-            problems.append("'artifact' needs 'release' (where to unpack) and 'service' (what to restart)")
+            problems.append(ARTIFACT_NEEDS)
         if self.service and not self.artifact:
-            problems.append("'service' needs 'artifact' (what to run)")
+            problems.append(SERVICE_NEEDS_ARTIFACT)
         if self.smoke and not self.artifact:
-            problems.append("'smoke' checks a released site: it needs 'artifact'")
+            problems.append(SMOKE_NEEDS_ARTIFACT)
         if self.service and not (self.health and self.health.path):
-            problems.append("'service' needs 'health' with 'path' and 'port' (the gate of every batch)")
+            problems.append(SERVICE_NEEDS_HEALTH)
         names = [g.name for g in self.groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:

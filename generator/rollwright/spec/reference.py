@@ -18,18 +18,18 @@ END = "<!-- /spec-reference -->"
 
 
 def spec_reference() -> str:
-    """One table per top-level section: every field (nested ones dotted), its type, default and limits."""
+    """One table per top-level section: every field (nested ones dotted), its type, default, limits and what it does."""
     schema = spec_schema()
     defs = schema["$defs"]
-    lines = [START, "", "| section | field | type | default | allowed |", "| --- | --- | --- | --- | --- |"]
+    lines = [START, "", "| section | field | type | default | allowed | description |",
+             "| --- | --- | --- | --- | --- | --- |"]
     required = set(schema.get("required", []))
     for name, prop in schema["properties"].items():
         model = _model(prop, defs)
         if model is None:
             lines.append(_row(f"`{name}`", "", prop, defs, name in required))
             continue
-        what = " ".join(model.get("description", "").split())
-        lines.append(f"| **`{name}`** | | {_type(prop, defs)} | | {what} |")
+        lines.append(f"| **`{name}`** | | {_type(prop, defs)} | | {_allowed(prop, defs)} | {_text(prop)} |")
         lines += _fields(model, defs, prefix="")
     return "\n".join([*lines, "", END])
 
@@ -38,74 +38,78 @@ def _fields(model: dict[str, Any], defs: dict[str, Any], prefix: str) -> list[st
     rows = []
     required = set(model.get("required", []))
     for name, prop in model.get("properties", {}).items():
+        rows.append(_row("", f"`{prefix}{name}`", prop, defs, name in required))
         nested = _model(prop, defs)
-        row = _row("", f"`{prefix}{name}`", prop, defs, name in required)
-        if nested is not None:  # an object's row says what it is for
-            row = row[:-2] + " ".join(nested.get("description", "").split()) + " |"
-        rows.append(row)
-        if nested is not None and nested.get("properties"):
+        if nested is not None:
             rows += _fields(nested, defs, prefix=f"{prefix}{name}.")
     return rows
 
 
 def _row(section: str, field: str, prop: dict[str, Any], defs: dict[str, Any], required: bool) -> str:
     default = "**required**" if required else (f"`{json.dumps(prop['default'])}`" if "default" in prop else "")
-    return f"| {section} | {field} | {_type(prop, defs)} | {default} | {_allowed(prop, defs)} |"
+    return f"| {section} | {field} | {_type(prop, defs)} | {default} | {_allowed(prop, defs)} | {_text(prop)} |"
+
+
+def _text(prop: dict[str, Any]) -> str:
+    return " ".join(prop.get("description", "").split()).replace("|", "\\|")
 
 
 def _resolve(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return defs[prop["$ref"].rsplit("/", 1)[-1]] if "$ref" in prop else prop
 
 
-def _options(prop: dict[str, Any]) -> list[dict[str, Any]]:
-    """The alternatives of a property, without `null` (optional fields are anyOf [X, null])."""
-    return [p for p in prop.get("anyOf", [prop]) if p.get("type") != "null"]
+def _kinds(schema: dict[str, Any]) -> list[str]:
+    """The JSON types a schema takes, without null (an optional field also takes null: unset)."""
+    kinds = schema.get("type", [])
+    return [k for k in ([kinds] if isinstance(kinds, str) else kinds) if k != "null"]
+
+
+def _entries(schema: dict[str, Any]) -> dict[str, Any]:
+    """What an array's items or a map's values are (a map's keys are a pattern), else {}."""
+    if "array" in _kinds(schema):
+        return schema.get("items", {})
+    return next(iter(schema.get("patternProperties", {}).values()), {})
 
 
 def _model(prop: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any] | None:
-    """The object schema a property holds (directly, or as the items of a list), else None."""
-    for option in _options(prop):
-        target = _resolve(option.get("items", option) if option.get("type") == "array" else option, defs)
-        if target.get("type") == "object" and "properties" in target:
-            return target
-    return None
+    """The object schema with fields a property holds (directly, or as a list's items or a map's values)."""
+    target = _resolve(prop, defs)
+    if "properties" not in target:
+        target = _resolve(_entries(target), defs)
+    return target if "properties" in target else None
 
 
 def _type(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    target = _resolve(prop, defs)
     names = []
-    for option in _options(prop):
-        target = _resolve(option, defs)
-        if target.get("type") == "array":
+    for kind in _kinds(target):
+        if kind == "array":
             names.append(f"list of {_type(target.get('items', {}), defs)}")
-        elif target.get("type") == "object" and "properties" not in target:
-            values = target.get("additionalProperties") or next(iter(target.get("patternProperties", {}).values()), {})
-            names.append(f"map of {_type(values, defs)}")
-        elif "title" in target and "properties" in target:
-            names.append("object")
-        elif "anyOf" in target:
-            names.append(_type(target, defs))
+        elif kind == "object" and "properties" not in target:
+            names.append(f"map of {_type(_entries(target), defs)}")
         else:
-            names.append(str(target.get("format", target.get("type", "any"))))
+            names.append(str(target.get("format", kind)))
     return " or ".join(dict.fromkeys(names)) or "any"
 
 
 def _allowed(prop: dict[str, Any], defs: dict[str, Any]) -> str:
+    target = _resolve(prop, defs)
     found = []
-    for option in _options(prop):
-        target = _resolve(option, defs)
-        if "enum" in target or "const" in target:
-            found.append(", ".join(f"`{value}`" for value in target.get("enum", [target.get("const")])))
-        if "pattern" in target:
-            found.append(f"matches `{target['pattern']}`".replace("|", "\\|"))
-        for rule in (target.get("x-path"), target.get("items", {}).get("x-path")):
-            if rule:
-                found.append(rule)
-        for pattern in target.get("patternProperties", {}):
-            found.append(f"keys match `{pattern}`")
-        for key, word in (("minimum", "≥"), ("maximum", "≤"), ("minLength", "length ≥"), ("maxLength", "length ≤"),
-                          ("minItems", "items ≥")):
-            if key in target:
-                found.append(f"{word} {target[key]}")
+    if "enum" in target or "const" in target:
+        found.append(", ".join(f"`{value}`" for value in target.get("enum", [target.get("const")])))
+    rule = target.get("x-rule") or target.get("items", {}).get("x-rule")
+    if rule:  # the rule in words; its pattern is for editors
+        found.append(rule)
+    elif "pattern" in target:
+        found.append(f"matches `{target['pattern']}`".replace("|", "\\|"))
+    for pattern in target.get("patternProperties", {}):
+        found.append(f"keys match `{pattern}`")
+    for key, word in (("minimum", "≥"), ("maximum", "≤"), ("minLength", "length ≥"), ("maxLength", "length ≤"),
+                      ("minItems", "items ≥")):
+        if key in target and not (rule and key == "maxLength"):
+            found.append(f"{word} {target[key]}")
+    if target.get("uniqueItems"):
+        found.append("no repeats")
     return "; ".join(found)
 
 
