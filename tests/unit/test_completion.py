@@ -39,7 +39,7 @@ def folder(tmp_path: Path) -> Path:
 
 def test_commands_and_actions_complete(folder: Path) -> None:
     assert complete("rollwright dep", folder)[0] == ["deploy"]
-    assert complete("rollwright lock ", folder)[0] == ["release", "status"]
+    assert complete("rollwright lock ", folder)[0] == ["acquire", "release", "status"]
     assert "--no-health-check" in complete("rollwright deploy --no", folder)[0]
 
 
