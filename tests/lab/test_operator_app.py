@@ -1,5 +1,5 @@
-"""The commands an operator reaches for between deploys, on real hosts: `app restart|stop|start`, `audit` and
-`lock acquire`.
+"""The commands an operator reaches for between deploys, on real hosts: `app restart|stop|start`, `audit` (with
+an `exec` line among the others) and `lock acquire`.
 
 One fleet of the sample app is deployed once for the module; the tests run in file order and build on each
 other like an afternoon of operations on it. Every load goes through the lab's HAProxy, and a single failed
@@ -96,6 +96,8 @@ def test_a_restart_stops_at_a_broken_host_leaving_the_others_in_service(fleet: F
 
 
 def test_audit_merges_every_hosts_lines_by_time_newest_last(fleet: Fleet, spec: Path) -> None:
+    ran = fleet.rollwright("exec", "-f", str(spec), "-t", "lab", "--host", "app1", "--", "true")  # app1's own line
+    assert ran.returncode == 0, ran.stdout + ran.stderr
     proc = fleet.rollwright("audit", "-f", str(spec), "-t", "lab", "--json", "-n", "200")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines()]
@@ -104,7 +106,9 @@ def test_audit_merges_every_hosts_lines_by_time_newest_last(fleet: Fleet, spec: 
     for host in AUDITED:
         actions = [(row["action"], row["status"]) for row in rows if row["host"] == host]
         assert actions == [("deploy", "succeeded"), ("restart", "succeeded"), ("stop", "succeeded"),
-                           ("start", "succeeded"), ("restart", "unsafe"), ("start", "succeeded")], (host, actions)
+                           ("start", "succeeded"), ("restart", "unsafe"), ("start", "succeeded"),
+                           *([("exec", "succeeded")] if host == "app1" else [])], (host, actions)
+    assert rows[-1]["host"] == "app1" and (rows[-1]["command"], rows[-1]["exit"]) == ("true", "0"), rows[-1]
     assert {row["app"] for row in rows} == {"hello"} and {row["version"] for row in rows} == {"1.0.0"}
 
     text = fleet.rollwright("audit", "-f", str(spec), "-t", "lab", "-n", "5")
