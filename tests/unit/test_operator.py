@@ -235,3 +235,17 @@ def test_audit_reads_every_host_in_one_run_and_names_an_unreachable_one(tmp_path
     assert runs == [{"playbook": "audit.yml", "limit": None, "extravars": {"rollwright_audit_lines": 10}}]
     assert [line.host for line in found.lines] == ["app2", "app1"]
     assert found.failed == {"lb1": "unreachable: ssh: connect to host lb1: refused"}
+
+
+def test_a_run_whose_lock_play_was_refused_waits_for_the_lock_then_runs_again(tmp_path: Path) -> None:
+    lock = DeployLock(tmp_path, tmp_path / "runs", "20261204T100500Z-app", "", "", lambda line: None)
+    said, waited, started = list[str](), list[float](), list[int]()
+
+    def start() -> Any:
+        started.append(len(started))
+        lock.refused = len(started) == 1  # the first run's lock play found the lock held
+        return f"run {len(started)}"
+
+    lock.acquire = lambda wait_s=0.0, cancel=lambda: False: waited.append(wait_s)  # type: ignore[method-assign]
+    assert lock.run_taking_it(start, 30.0, lambda: False, said.append, lambda: "starting again") == "run 2"
+    assert (waited, said) == ([30.0], [lock_module.LOCK_NOT_FREE, "starting again"])
