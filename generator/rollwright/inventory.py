@@ -20,12 +20,3 @@ def inventory_groups(path: Path) -> dict[str, list[str]]:
         raise BadInput(f"{path}: the inventory has no hosts")
     return groups
 
-
-def pick_hosts(asked: list[str], known: list[str], what: str) -> list[str]:
-    """The hosts of `known` that `asked` names (names or comma-separated lists; all of `known` when it names
-    none), in `known`'s order; BadInput naming any that is not one of them (`what`: "an app host of target x")."""
-    names = [name.strip() for item in asked for name in item.split(",") if name.strip()]
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise BadInput(f"{', '.join(unknown)}: not {what} (those are: {', '.join(known) or 'none'})")
-    return [host for host in known if host in names] if names else list(known)

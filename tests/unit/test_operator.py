@@ -85,9 +85,10 @@ def test_times_are_read_as_utc() -> None:
 @pytest.mark.parametrize(("argv", "said"), [
     (["audit", "-n", "0"], "-n must be from 1"),
     (["audit", "-n", "many"], "expected a number of lines"),
-    (["audit", "-f", str(HELLO), "-t", "production", "--host", "nosuch"], "nosuch: not a host of target production"),
+    (["audit", "-f", str(HELLO), "-t", "production", "--host", "nosuch"],
+     "unknown host 'nosuch': the hosts of target production are app1, app2, app3, app4, lb1, lb2, db1"),
     (["app", "restart", "-f", str(HELLO), "-t", "production", "--host", "app2,lb1"],
-     "lb1: not an app host of target production"),
+     "unknown host 'lb1': the app hosts are app1, app2, app3, app4"),
     (["app", "stop", "-f", str(HELLO), "-t", "production", "--host", "app2"], "there is no terminal to ask; add --yes"),
     (["app", "restart", "-f", str(HELLO), "-t", "production", "--lock-wait", "-1"], "--lock-wait must be 0 or more"),
     (["app", "restrat"], "unknown action 'restrat'; did you mean 'restart'"),

@@ -17,6 +17,7 @@ from rollwright.cli.common import (
     target_arg,
     with_output,
 )
+from rollwright.cli.logs import host_arg
 from rollwright.errors import EXIT_FAILED, BadInput
 from rollwright.spec.loader import load_spec
 
@@ -61,8 +62,7 @@ def register(sub: Subparsers) -> None:
         a = command(acts, name, summary, example)
         spec_arg(a)
         target_arg(a)
-        a.add_argument("--host", action="append", default=[], metavar="HOST",
-                       help="only this app host (repeatable, or comma-separated); default: every app host")
+        host_arg(a, "every app host")
         if name == "stop":
             a.add_argument("--yes", action="store_true",
                            help="do not ask (a target marked production asks; without a terminal it needs --yes)")

@@ -13,16 +13,16 @@ DEFAULT_LINES = 50
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from rollwright.inventory import pick_hosts
     from rollwright.render.project import resolve_target
     from rollwright.run.audit import check_count, read_audit
     from rollwright.run.deploy import prepare_workspace, target_inventory
+    from rollwright.run.remote import pick_hosts
 
     check_count(args.lines)
     loaded = load_spec(args.spec)
     name, target = resolve_target(loaded, args.target)
     known = target_inventory(loaded, name, target).get("all", [])
-    hosts = pick_hosts(args.host, known, f"a host of target {name}")
+    hosts = pick_hosts(known, args.host, f"hosts of target {name}")
     found = read_audit(prepare_workspace(loaded, name), args.lines, ",".join(hosts) if args.host else None)
     if args.json:
         print_json_lines(line.as_dict() for line in found.lines)

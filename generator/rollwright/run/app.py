@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rollwright.errors import EXIT_FAILED, EXIT_UNSAFE, BadInput
-from rollwright.inventory import pick_hosts
 from rollwright.render.batches import split_batches
 from rollwright.render.plan import hosts_of
 from rollwright.render.playbooks import APP_ACTIONS
@@ -35,6 +34,7 @@ from rollwright.run.output import Output
 from rollwright.run.preflight import refuse_read_only
 from rollwright.run.progress import Progress
 from rollwright.run.records import Record, now
+from rollwright.run.remote import pick_hosts
 from rollwright.run.status import HostState, Workspace, host_states, print_states
 from rollwright.spec.loader import LoadedSpec
 
@@ -72,7 +72,7 @@ def plan_app(loaded: LoadedSpec, target_name: str | None, action: str, hosts: li
     every = hosts_of(spec.rollout.hosts, target_inventory(loaded, name, target))
     if not every:
         raise BadInput(f"target {name} has no host in group {spec.rollout.hosts!r}")
-    chosen = pick_hosts(hosts, every, f"an app host of target {name}")
+    chosen = pick_hosts(every, hosts)
     return AppPlan(action, name, target.production, chosen, chosen != every, split_batches(chosen, spec.rollout.steps))
 
 

@@ -160,13 +160,13 @@ def _boolean(value: Any, default: bool) -> bool:
     return str(value).strip().lower() in ("1", "true", "yes", "on", "y")
 
 
-def pick_hosts(known: list[str], wanted: Iterable[str]) -> list[str]:
+def pick_hosts(known: list[str], wanted: Iterable[str], kind: str = "app hosts") -> list[str]:
     """The hosts named by `--host` (repeatable, or comma lists), in inventory order; all of them when none is
-    named. An unknown name is refused, naming the known ones."""
+    named. An unknown name is refused, naming the known ones (`kind`: what they are)."""
     names = [n.strip() for item in wanted for n in item.split(",") if n.strip()]
     unknown = [n for n in dict.fromkeys(names) if n not in known]
     if unknown:
-        raise BadInput(f"unknown host {', '.join(repr(n) for n in unknown)}: the app hosts are {', '.join(known)}")
+        raise BadInput(f"unknown host {', '.join(repr(n) for n in unknown)}: the {kind} are {', '.join(known)}")
     return [h for h in known if h in names] if names else list(known)
 
 
