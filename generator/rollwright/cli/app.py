@@ -11,10 +11,9 @@ from rollwright.cli.common import (
     actions,
     command,
     lock_args,
+    on_target,
     output_args,
     say,
-    spec_arg,
-    target_arg,
     with_output,
 )
 from rollwright.cli.logs import host_arg
@@ -60,8 +59,7 @@ def register(sub: Subparsers) -> None:
     acts = actions(p)
     for name, summary, example in ACTIONS:
         a = command(acts, name, summary, example)
-        spec_arg(a)
-        target_arg(a)
+        on_target(a)
         host_arg(a, "every app host")
         if name == "stop":
             a.add_argument("--yes", action="store_true",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollwright.cli.common import Subparsers, command, json_arg, print_json_lines, say, spec_arg, target_arg
+from rollwright.cli.common import Subparsers, command, json_arg, on_target, print_json_lines, say
 from rollwright.errors import EXIT_FAILED
 from rollwright.spec.loader import load_spec
 
@@ -52,8 +52,7 @@ def register(sub: Subparsers) -> None:
                  "rollwright audit -t production --json | jq -c 'select(.action == \"deploy\")'"],
                 more="Each line is prefixed with its host. An unreachable host is named on stderr (exit 1); the "
                      "other hosts' lines are still printed.")
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     p.add_argument("--host", action="append", default=[], metavar="HOST",
                    help="only this host's log (repeatable, or comma-separated); default: every host of the target")
     p.add_argument("-n", "--lines", type=_count, default=DEFAULT_LINES, metavar="N",

@@ -9,10 +9,9 @@ from rollwright.cli.common import (
     command,
     json_arg,
     limit_arg,
+    on_target,
     print_json,
     say,
-    spec_arg,
-    target_arg,
 )
 from rollwright.spec.loader import load_spec
 
@@ -56,8 +55,7 @@ def register(sub: Subparsers) -> None:
                                "endpoint names), whether it is healthy and its load balancer state "
                                "(changes nothing; exit 1 when a host is not settled)",
                 ["rollwright status -t production", "rollwright status -t staging --limit app1 --json"])
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     limit_arg(p)
     json_arg(p, "one array, an object per host")
     p.set_defaults(func=cmd_status)
@@ -66,15 +64,10 @@ def register(sub: Subparsers) -> None:
                                "(unit, release, env file, port, health, load balancer, migrations); exit 1 "
                                "naming each host and check that fails",
                 "rollwright verify -t staging")
-    spec_arg(p)
-    target_arg(p)
-    json_arg(p, '{"ok": ..., "passed": N, "failures": [...], "seconds": S, "report": ..., "error": ...}')
-    p.set_defaults(func=cmd_verify)
+    on_target(p, cmd_verify,
+              json='{"ok": ..., "passed": N, "failures": [...], "seconds": S, "report": ..., "error": ...}')
 
     p = command(sub, "drift", "hosts whose files, unit, env file or current release differ from the spec "
                               "(check mode; exit 1 when some do)",
                 "rollwright drift -t production")
-    spec_arg(p)
-    target_arg(p)
-    json_arg(p, '{"ok": ..., "changes": {HOST: [what differs, ...]}}')
-    p.set_defaults(func=cmd_drift)
+    on_target(p, cmd_drift, json='{"ok": ..., "changes": {HOST: [what differs, ...]}}')

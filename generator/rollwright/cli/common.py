@@ -104,6 +104,19 @@ def load_with_artifact(args: argparse.Namespace) -> LoadedSpec:
     return with_artifact(load_spec(args.spec, build_file=False), args.artifact, args.artifact_version)
 
 
+def on_target(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int] | None = None, *,
+              json: str | None = None) -> argparse.ArgumentParser:
+    """A command about one target of a spec: -f/--spec and -t/--target, --json when it prints JSON (saying what),
+    and the function that runs it."""
+    spec_arg(parser)
+    target_arg(parser)
+    if json is not None:
+        json_arg(parser, json)
+    if func is not None:
+        parser.set_defaults(func=func)
+    return parser
+
+
 def output_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true",
                         help="progress as JSON events, one per line, ending with a `result` (or `error`) event")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rollwright.cli.common import Subparsers, actions, command, json_arg, say, spec_arg, target_arg
+from rollwright.cli.common import Subparsers, actions, command, on_target, say
 from rollwright.spec.loader import load_spec
 
 
@@ -47,10 +47,7 @@ def register(sub: Subparsers) -> None:
     migration_actions = actions(p)
     for name, text, example in MIGRATION_ACTIONS:
         a = command(migration_actions, name, text, example)
-        spec_arg(a)
-        target_arg(a)
-        json_arg(a, "one document")
-        a.set_defaults(func=cmd_migrations)
+        on_target(a, cmd_migrations, json="one document")
         if name == "history":
             a.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
         if name in ("apply", "mark-applied", "baseline"):
@@ -63,15 +60,11 @@ def register(sub: Subparsers) -> None:
     p = command(sub, "backups", "the database dumps deploys took", "rollwright backups list -t production")
     a = command(actions(p), "list", "the dumps on the database host, newest first",
                 "rollwright backups list -t production --json")
-    spec_arg(a)
-    target_arg(a)
-    json_arg(a, "one array, an object per dump, newest first")
-    a.set_defaults(func=cmd_backups)
+    on_target(a, cmd_backups, json="one array, an object per dump, newest first")
 
     p = command(sub, "restore", "restore a dump over the target's database (asks first)",
                 "rollwright restore -t staging hello-20261204T101500Z-1.4.0.dump")
     p.add_argument("backup", help="file name from `rollwright backups list`")
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     p.add_argument("--yes", action="store_true", help="do not ask; required on a target marked production")
     p.set_defaults(func=cmd_restore)

@@ -12,10 +12,9 @@ from rollwright.cli.common import (
     limit_arg,
     load_with_artifact,
     lock_args,
+    on_target,
     output_args,
     say,
-    spec_arg,
-    target_arg,
     with_output,
 )
 from rollwright.spec.loader import load_spec
@@ -73,8 +72,7 @@ def register(sub: Subparsers) -> None:
                 ["rollwright deploy -t staging", "rollwright deploy -t production --message 'ticket 4411'",
                  "rollwright deploy -t staging --artifact dist/hello-1.4.0.tar.gz",
                  "rollwright deploy -t staging --check"])
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     artifact_args(p)
     p.add_argument("--group", action="append", default=[], metavar="NAME",
                    help="run only this command group (repeatable); the release steps still run")
@@ -105,8 +103,7 @@ def register(sub: Subparsers) -> None:
 
     p = command(sub, "rollback", "every app host back to its previous release (or --to VERSION)",
                 ["rollwright rollback -t production", "rollwright rollback -t staging --to 1.3.0"])
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     p.add_argument("--to", metavar="VERSION", help="a release staged on the hosts (default: each host's previous)")
     limit_arg(p, " to limit the rollback to")
     lock_args(p)
@@ -116,8 +113,7 @@ def register(sub: Subparsers) -> None:
     p = command(sub, "recover", "after a killed deploy: bring every app host back to one healthy version "
                                 "in service (hosts drained, current ahead of the process, a stale lock)",
                 "rollwright recover -t production")
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     p.add_argument("--lock-wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for another deploy's lock (default: refuse at once)")
     output_args(p)
@@ -125,8 +121,7 @@ def register(sub: Subparsers) -> None:
 
     p = command(sub, "promote", "blue/green: the idle colour takes the traffic in one step",
                 "rollwright deploy -t production --no-switch && rollwright promote -t production")
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     lock_args(p)
     output_args(p)
     p.set_defaults(func=cmd_promote)

@@ -9,11 +9,10 @@ from rollwright.cli.common import (
     actions,
     command,
     json_arg,
+    on_target,
     print_json,
     say,
-    spec_arg,
     stdin_value,
-    target_arg,
 )
 from rollwright.errors import BadInput
 from rollwright.spec.loader import load_spec
@@ -87,6 +86,5 @@ def register(sub: Subparsers) -> None:
             a.add_argument("--reveal", action="store_true", help="print it although it is a secret")
         if name == "list":
             json_arg(a, '[{"name": ..., "secret": true|false, "value": ... (null for a secret)}, ...]')
-        spec_arg(a)
-        target_arg(a)
+        on_target(a)
         a.set_defaults(func=cmd_env)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rollwright.cli.common import Subparsers, command, say, say_err, spec_arg, target_arg
+from rollwright.cli.common import Subparsers, command, on_target, say, say_err
 from rollwright.cli.logs import host_arg
 from rollwright.spec.loader import load_spec
 
@@ -31,8 +31,7 @@ def register(sub: Subparsers) -> None:
                      "appends a line to the host's audit log (/var/log/rollwright/audit.log) with the command's "
                      "name and exit code, never its arguments. One host's output is printed as it is; several "
                      "hosts' lines are prefixed by host. Ctrl-C stops the command on every host (exit 130).")
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     host_arg(p, "the first app host")
     p.add_argument("--all", action="store_true", help="every app host, at once")
     p.add_argument("--release", metavar="VERSION", help="run in this staged release (default: the current one)")

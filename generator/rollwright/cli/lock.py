@@ -9,11 +9,9 @@ from rollwright.cli.common import (
     Subparsers,
     actions,
     command,
-    json_arg,
+    on_target,
     print_json,
     say,
-    spec_arg,
-    target_arg,
 )
 from rollwright.errors import BadInput
 from rollwright.spec.loader import load_spec
@@ -88,17 +86,13 @@ def register(sub: Subparsers) -> None:
     locks = actions(p)
     a = command(locks, "status", "who holds the lock, since when, for which version (exit 1 when held)",
                 "rollwright lock status -t production --json")
-    spec_arg(a)
-    target_arg(a)
-    json_arg(a, '{"held": true|false, "holder": {...}}')
-    a.set_defaults(func=cmd_lock)
+    on_target(a, cmd_lock, json='{"held": true|false, "holder": {...}}')
     a = command(locks, "acquire", "hold the target for maintenance: deploys refuse, naming you and the message, "
                                   "until `lock release`",
                 "rollwright lock acquire -t production -m 'database upgrade, ticket 881'",
                 more="A hold has no process behind it, so no deploy breaks it as stale. `lock release` ends it; "
                      "another operator's hold only with --force.")
-    spec_arg(a)
-    target_arg(a)
+    on_target(a)
     a.add_argument("-m", "--message", required=True, help="why: deploys that refuse name it")
     a.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                    help="wait this long for a lock someone holds (default: refuse at once, naming them)")
@@ -106,8 +100,7 @@ def register(sub: Subparsers) -> None:
     a = command(locks, "release", "end a maintenance hold, or break a lock whose deploy is gone (--force for a "
                                   "holder on another machine, or another operator's hold)",
                 "rollwright lock release -t production")
-    spec_arg(a)
-    target_arg(a)
+    on_target(a)
     a.add_argument("--force", action="store_true",
                    help="break it although its holder may be alive elsewhere (or end another operator's hold)")
     a.set_defaults(func=cmd_lock)

@@ -17,9 +17,9 @@ from rollwright.cli.common import (
     direct_arg,
     json_arg,
     load_with_artifact,
+    on_target,
     print_json,
     spec_arg,
-    target_arg,
 )
 from rollwright.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput
 from rollwright.spec.loader import LoadedSpec, SpecError, load_spec
@@ -158,8 +158,7 @@ def register(sub: Subparsers) -> None:
     p = command(sub, "plan", "the ordered steps a deploy would run, per group and batch; touches nothing",
                 ["rollwright plan -t staging", "rollwright plan -t production --json | jq '.steps[].phase'",
                  "rollwright plan -t staging --artifact dist/hello-1.4.0.tar.gz"])
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     direct_arg(p)
     artifact_args(p)
     json_arg(p, '{"app": ..., "target": ..., "steps": [...]}')
@@ -167,8 +166,7 @@ def register(sub: Subparsers) -> None:
 
     p = command(sub, "generate", "write the plain Ansible project for a target",
                 ["rollwright generate -t staging", "rollwright generate -t staging -o /tmp/hello-staging"])
-    spec_arg(p)
-    target_arg(p)
+    on_target(p)
     p.add_argument("-o", "--output", help="output folder (default: build/<target>)")
     p.add_argument("--ee-base-image", metavar="IMAGE",
                    help="the base image execution-environment.yml builds on, over the spec's "
