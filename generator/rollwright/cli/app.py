@@ -10,13 +10,13 @@ from rollwright.cli.common import (
     Subparsers,
     actions,
     command,
+    host_arg,
     lock_args,
     on_target,
     output_args,
     say,
     with_output,
 )
-from rollwright.cli.logs import host_arg
 from rollwright.errors import EXIT_FAILED, BadInput
 from rollwright.spec.loader import load_spec
 

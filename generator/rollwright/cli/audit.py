@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rollwright.cli.common import Subparsers, command, json_arg, on_target, print_json_lines, say
+from rollwright.cli.common import Subparsers, command, host_arg, json_arg, on_target, print_json_lines, say
 from rollwright.errors import EXIT_FAILED
 from rollwright.spec.loader import load_spec
 
@@ -53,8 +53,7 @@ def register(sub: Subparsers) -> None:
                 more="Each line is prefixed with its host. An unreachable host is named on stderr (exit 1); the "
                      "other hosts' lines are still printed.")
     on_target(p)
-    p.add_argument("--host", action="append", default=[], metavar="HOST",
-                   help="only this host's log (repeatable, or comma-separated); default: every host of the target")
+    host_arg(p, "every host of the target", only="only this host's log")
     p.add_argument("-n", "--lines", type=_count, default=DEFAULT_LINES, metavar="N",
                    help=f"the newest N lines of all hosts together (default {DEFAULT_LINES})")
     json_arg(p, "one object per line (JSON Lines): host, time, id, action, app, version, status, user, an exec "

@@ -104,6 +104,12 @@ def load_with_artifact(args: argparse.Namespace) -> LoadedSpec:
     return with_artifact(load_spec(args.spec, build_file=False), args.artifact, args.artifact_version)
 
 
+def host_arg(parser: argparse.ArgumentParser, default: str, only: str = "only this app host") -> None:
+    """--host, repeatable or a comma list: the hosts a command is limited to (checked against the inventory)."""
+    parser.add_argument("--host", action="append", default=[], metavar="HOST",
+                        help=f"{only} (repeat it, or a comma list); default: {default}")
+
+
 def on_target(parser: argparse.ArgumentParser, func: Callable[[argparse.Namespace], int] | None = None, *,
               json: str | None = None) -> argparse.ArgumentParser:
     """A command about one target of a spec: -f/--spec and -t/--target, --json when it prints JSON (saying what),

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rollwright.cli.common import Subparsers, command, on_target, say, say_err
-from rollwright.cli.logs import host_arg
+from rollwright.cli.common import Subparsers, command, host_arg, on_target, say, say_err
 from rollwright.spec.loader import load_spec
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rollwright.cli.common import Subparsers, command, say, say_err, spec_arg, target_arg
+from rollwright.cli.common import Subparsers, command, host_arg, say, say_err, spec_arg, target_arg
 from rollwright.run.journal import DEFAULT_LINES, MAX_LINES
 from rollwright.spec.loader import load_spec
 
@@ -15,11 +15,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     options = LogsOptions(follow=args.follow, since=args.since, grep=args.grep, lines=args.lines)
     options.check()  # before the spec is even read: a bad option never waits on anything
     return logs(load_spec(args.spec), args.target, args.host, options, say, say_err)
-
-
-def host_arg(parser: argparse.ArgumentParser, default: str) -> None:
-    parser.add_argument("--host", action="append", default=[], metavar="HOST",
-                        help=f"only this app host (repeat it, or a comma list); default: {default}")
 
 
 def register(sub: Subparsers) -> None:
