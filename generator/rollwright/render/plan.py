@@ -120,8 +120,11 @@ def _colour_steps(spec: Spec, inventory: dict[str, list[str]]) -> list[Step]:
 
 
 def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
-    rollout, lb = spec.rollout, spec.rollout.load_balancer
-    around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
+    rollout, lb = spec.rollout, spec.rollout.balancer
+    if lb and lb.kind == "command":
+        around = f"drain with the load balancer's commands on {lb.on or 'the control node'}, "
+    else:
+        around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
     back = ", undrain" if lb else ""
     steps, reached = [], 0
     for number, batch in enumerate(split_batches(app_hosts, rollout.steps), 1):

@@ -172,7 +172,7 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
             "fail_msg": f"pass -e {action}=start, stop or restart"}, run_once=True, tags=["always"]),
         only(every, _read_host_task(health=True)),
     ]
-    if spec.rollout.load_balancer:
+    if spec.rollout.haproxy:  # another kind's state is not known here
         tasks.append(only(["start"], _lb_read_task()))
         acts.append("lb_haproxy_read.results | map(attribute='previous', default='') | reject('equalto', 'ready') "
                     "| list | length > 0")
@@ -416,10 +416,15 @@ def undrain_plays(spec: Spec) -> list[dict[str, Any]]:
     """undrain.yml: put hosts back in the load balancer (the runner's repair after an interrupted rollout).
 
     HAProxy's own health check still decides: a host that is not healthy is set ready but stays DOWN,
-    and the task fails after the drain timeout, so a broken host never takes traffic.
+    and the task fails after the drain timeout, so a broken host never takes traffic. The commands of kind
+    command run only for a host whose health URL answers as its `current` release, so a broken host never goes
+    back in (a cloud load balancer's own check may be slow or lax).
     """
     tasks = _lb_tasks(spec, "ready") or [
         _task("Say there is no load balancer", "ansible.builtin.debug", {"msg": "the spec has no load balancer"})]
+    if spec.rollout.balancer and spec.rollout.balancer.kind == "command":
+        tasks = [_read_host_task(), _gate_task("Check this host is healthy before it goes back",
+                                               "{{ healthcheck_report.current }}", False), *tasks]
     return [_play("Put app hosts back in the load balancer", spec.rollout.hosts, tasks, tags=["undrain"])]
 
 
@@ -434,7 +439,7 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
     if not spec.artifact:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
-    lb = spec.rollout.load_balancer
+    lb = spec.rollout.haproxy  # the only kind whose server states can be read; others report none
     tasks = [_read_host_task("Report what this host serves (links, process, unit, health)", health=True)]
     if lb:
         tasks.append(_lb_read_task())
@@ -522,6 +527,11 @@ def _preflight_local(spec: Spec, hooks: bool = True) -> dict[str, Any]:
         role_vars["preflight_artifact_path"] = f"{{{{ {V}artifact.path }}}}"
         role_vars["preflight_artifact_sha256"] = f"{{{{ {V}artifact.sha256 }}}}"
     tasks = [_include("Check env vars and the artifact", "preflight", vars=role_vars)]
+    lb = spec.rollout.balancer
+    if lb and lb.kind == "command" and lb.on:
+        tasks.append(_task("Check the load balancer's command hosts are in the inventory", "ansible.builtin.assert", {
+            "that": [f"groups[{lb.on!r}] | default([]) | length > 0"], "quiet": True,
+            "fail_msg": f"load_balancer.on: the inventory has no hosts in group {lb.on}"}))
     if hooks:
         tasks += [_shell(f"{BEFORE_DEPLOY_HOOK} {i}", cmd) for i, cmd in enumerate(spec.hooks.before_deploy, 1)]
     else:
@@ -543,10 +553,10 @@ def _preflight_hosts(spec: Spec, fatal: bool = True) -> dict[str, Any]:
              _include("Check there is room for the release", "preflight", "hosts",
                       vars={"preflight_release_root": f"{{{{ {V}release.root }}}}"},
                       when=f"inventory_hostname in groups[{spec.rollout.hosts!r}] | default([])")]
-    if spec.rollout.load_balancer:
+    if spec.rollout.haproxy:
         tasks.append(_include("Check HAProxy's admin socket is there", "preflight", "load_balancer",
                               vars={"preflight_haproxy_socket": f"{{{{ {V}lb.socket }}}}"},
-                              when=f"inventory_hostname in groups[{spec.rollout.load_balancer.hosts!r}] | default([])"))
+                              when=f"inventory_hostname in groups[{spec.rollout.haproxy.hosts!r}] | default([])"))
     play = _play(f"{PREFLIGHT_PLAY} on the hosts (changes nothing)", hosts, tasks if fatal else _all_checks(tasks),
                  tags=["preflight"])
     if fatal:
@@ -563,8 +573,9 @@ def preflight_plays(spec: Spec) -> list[dict[str, Any]]:
 
 def _deploy_groups(spec: Spec) -> list[str]:
     groups = [spec.rollout.hosts]
-    if spec.rollout.load_balancer:
-        groups.append(spec.rollout.load_balancer.hosts)
+    lb = spec.rollout.balancer
+    if lb and (lb.kind == "haproxy" or lb.on):
+        groups.append(lb.hosts if lb.kind == "haproxy" else str(lb.on))
     if spec.database:
         groups.append(spec.database.hosts)
     return groups
@@ -718,17 +729,52 @@ def _migrate_play(spec: Spec) -> dict[str, Any]:
     return _play("Migrate the database (once, before any code switch)", hosts, [task], tags=["migrate"])
 
 
-def _lb_tasks(spec: Spec, state: str) -> list[dict[str, Any]]:
-    """The host's server set to `state` in every load balancer: the embedded module called directly (one
-    task, no include), found through ansible.cfg's library path."""
-    lb = spec.rollout.load_balancer
+# kind command: each command's task, in run order around a host's update
+LB_COMMAND_TASKS = {"drain": PHASE_TASK["drain"], "wait": "Wait until the load balancer drained this host",
+                    "undrain": PHASE_TASK["undrain"], "ready": "Wait until the load balancer serves this host again"}
+
+
+def _lb_tasks(spec: Spec, state: str, version: str = "") -> list[dict[str, Any]]:
+    """The host out of (`maint`) or back in (`ready`) service: in HAProxy the embedded module called directly
+    (one task, no include), found through ansible.cfg's library path; else the spec's commands; with kind none
+    (or no load balancer) nothing. `version`: what the commands see as ROLLWRIGHT_VERSION."""
+    lb = spec.rollout.balancer
     if lb is None:
         return []
+    if lb.kind == "command":
+        return _lb_command_tasks(spec, ("drain", "wait") if state == "maint" else ("undrain", "ready"), version)
     title = {"maint": PHASE_TASK["drain"], "ready": PHASE_TASK["undrain"]}
     return [_task(title[state], "haproxy_server", {
         "socket": f"{{{{ {V}lb.socket }}}}", "backend": f"{{{{ {V}lb.backend }}}}",
         "server": "{{ inventory_hostname }}", "state": state, "wait_timeout": f"{{{{ {V}lb.drain_timeout_s }}}}",
     }, delegate_to="{{ item }}", loop=f"{{{{ groups[{V}lb.hosts] | default([]) }}}}")]
+
+
+def _lb_command_tasks(spec: Spec, names: tuple[str, ...], version: str) -> list[dict[str, Any]]:
+    """kind command: each of `names` the spec sets, run as `/bin/sh -c CMD` on the control node (in files/) or on
+    each host of `on`; the host reaches it through the environment, never through the command's text."""
+    lb = spec.rollout.balancer
+    assert lb is not None and spec.health is not None
+    environment = {
+        "ROLLWRIGHT_HOST": "{{ inventory_hostname }}",
+        "ROLLWRIGHT_ADDRESS": "{{ hostvars[inventory_hostname].ansible_host | default(inventory_hostname) }}",
+        "ROLLWRIGHT_PORT": str(spec.health.port), "ROLLWRIGHT_APP": spec.app, "ROLLWRIGHT_VERSION": version,
+    }
+    tasks = []
+    for name in names:
+        command = lb.commands.get(name)
+        if command is None:
+            continue
+        if lb.on is None:
+            task = _shell(LB_COMMAND_TASKS[name], command)  # as the operator (their cloud credentials), not root
+            task.update(delegate_to="localhost", become=False)
+        else:  # on the hosts of `on`, one after the other (no files/ there: the command runs in the user's home)
+            task = _task(LB_COMMAND_TASKS[name], "ansible.builtin.command", {
+                "argv": ["/bin/sh", "-c", Unsafe(command)]}, changed_when=True, delegate_to="{{ item }}",
+                loop=f"{{{{ groups[{lb.on!r}] | default([]) }}}}")
+        task["environment"] = {**environment, "ROLLWRIGHT_ACTION": name}
+        tasks.append(task)
+    return tasks
 
 
 def _gate_task(name: str, version: str, restart: bool | str, **more: str) -> dict[str, Any]:
@@ -760,9 +806,10 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     gate, undrain; each an embedded module called directly (no include or argument check in the serial
     part: every task there is paid once per batch)."""
     # blue/green: the idle colour is taken out (a no-op but on the first deploy) and stays out until the switch
-    back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready")
+    version = f"{{{{ {V}version }}}}"
+    back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready", version)
     update = [
-        *_lb_tasks(spec, "maint"),
+        *_lb_tasks(spec, "maint", version),
         _task(PHASE_TASK["switch"], "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}"}, register="rollwright_switch"),
         # --no-health-check skips the gate, not the restart

@@ -24,7 +24,7 @@ from rollwright.render.playbooks import DIRECT_MODULE_ROLES, FILES_DIR
 from rollwright.render.verify import verify_files
 from rollwright.render.yamlout import as_data, dump_yaml
 from rollwright.spec.loader import LoadedSpec, SpecError
-from rollwright.spec.model import ENV_REFERENCE, CommandGroup, Spec, Target
+from rollwright.spec.model import ENV_REFERENCE, HAPROXY_FIELDS, CommandGroup, Spec, Target
 
 MARKER = ".rollwright-generated"
 # Inside the package: the wheel carries the roles, and in a checkout rollwright/roles links to the top-level roles/.
@@ -150,8 +150,15 @@ def read_command_files(loaded: LoadedSpec, groups: list[tuple[CommandGroup, list
         names.update(_named_files(base, [c.command for c in commands]))
     hooks = spec.hooks
     names.update(_named_files(base, [*hooks.before_deploy, *hooks.after_stage, *hooks.after_deploy,
-                                     *hooks.on_failure, *(c.command for c in spec.smoke if c.command)]))
+                                     *hooks.on_failure, *(c.command for c in spec.smoke if c.command),
+                                     *_control_node_lb_commands(spec)]))
     return {name: (base / name).read_bytes() for name in sorted(names)}
+
+
+def _control_node_lb_commands(spec: Spec) -> list[str]:
+    """A command load balancer's commands that run in the project's files/ (on the control node)."""
+    lb = spec.rollout.balancer
+    return list(lb.commands.values()) if lb and lb.kind == "command" and lb.on is None else []
 
 
 def _named_files(base: Path, commands: list[str]) -> set[str]:
@@ -289,8 +296,8 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
             "url": as_data(health.url), "status": health.status, "timeout_s": health.timeout_s,
             "interval_s": health.interval_s,
         }
-    if spec.rollout.load_balancer:
-        values["rollwright_lb"] = as_data(spec.rollout.load_balancer.model_dump())
+    if spec.rollout.haproxy:
+        values["rollwright_lb"] = as_data(spec.rollout.haproxy.model_dump(include=set(HAPROXY_FIELDS) | {"kind"}))
     if spec.rollout.strategy == "canary":
         values["rollwright_canary"] = as_data(spec.rollout.guard.model_dump(exclude={"steps"}))
     if spec.database:

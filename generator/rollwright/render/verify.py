@@ -244,7 +244,7 @@ def verify_files(spec: Spec, spec_name: str, migrations: list[str]) -> dict[str,
         files[f"verify/test_{spec.rollout.hosts}.py"] = (
             HEADER.format(spec=spec_name, what=what) + "\nimport json\nimport os\n\n" + hosts + "\n"
             + _constants(constants) + APP_TESTS)
-    balancer = spec.rollout.load_balancer
+    balancer = spec.rollout.haproxy  # the one kind whose servers' states verify can read
     if balancer and spec.artifact:
         constants = {"testinfra_hosts": [f"ansible://{balancer.hosts}"], "SOCKET": balancer.socket,
                      "BACKEND": balancer.backend}

@@ -118,7 +118,7 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     elif spec.rollout.strategy == "blue_green":
         write("blue/green: the idle colour gets the release while it takes no traffic, then takes the traffic "
               "in one step" + (" when you run `rollwright promote`" if options.no_switch else ""))
-    elif spec.rollout.load_balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
+    elif spec.rollout.balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
     copies = ", a copy of the artifact" if spec.artifact else ""
     write.phase(f"preparing the Ansible project (the playbooks, the roles{copies})")

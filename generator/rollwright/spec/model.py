@@ -357,18 +357,86 @@ class Health(Strict):
         return self
 
 
-class LoadBalancer(Strict):
-    """An external HAProxy whose backend servers are drained through its admin socket."""
+LB_KINDS = ("haproxy", "command", "none")
+HAPROXY_FIELDS = ("hosts", "backend", "socket", "drain_timeout_s")  # kind haproxy's settings
+LB_COMMANDS = ("drain", "wait", "undrain", "ready")  # kind command's, run in this order around a host's update
+COMMAND_FIELDS = (*LB_COMMANDS, "on")
+HAPROXY_NEEDS = "required field missing: backend (kind haproxy, the default, needs it)"
+COMMAND_NEEDS = "kind command needs 'drain' and 'undrain'"
+LbCommand = Annotated[str, Field(min_length=1)] | None
 
-    kind: Literal["haproxy"] = Field("haproxy", description="The load balancer's kind; only haproxy.")
-    hosts: Name = Field("lb", description="The inventory group of the load balancer hosts (default lb).")
-    backend: str = Field(pattern=r"^[A-Za-z0-9_.:-]+$", examples=["app", "hello_be"],
-                         description="The HAProxy backend whose servers are the app hosts (server names are the "
-                                     "inventory host names).")
-    socket: AbsolutePath = Field("/run/haproxy/admin.sock", description="HAProxy's admin socket on the load "
-                                                                        "balancer hosts.")
-    drain_timeout_s: Seconds = Field(30, description="Seconds to wait for a drained server's sessions to reach 0 "
-                                                     "before it goes into maintenance anyway.")
+
+def _only_for(kind: str) -> str:
+    return f"only for kind {kind}"
+
+
+class LoadBalancer(Strict):
+    """What takes an app host out of service around its restart: HAProxy through its admin socket, commands (any
+    other load balancer: a cloud one, say), or none."""
+
+    model_config = _rules(
+        _when(_is("kind", enum=["command", "none"]),
+              then={"properties": {name: {"type": "null", "errorMessage": _only_for("haproxy")}
+                                   for name in HAPROXY_FIELDS}},
+              otherwise={**_set({"backend": "string"}, HAPROXY_NEEDS),
+                         "allOf": [_unset(name, _only_for("command")) for name in COMMAND_FIELDS]}),
+        _when(_is("kind", const="command"), then=_set({"drain": "string", "undrain": "string"}, COMMAND_NEEDS)),
+        _when(_is("kind", const="none"), then={"allOf": [_unset(name, _only_for("command"))
+                                                         for name in COMMAND_FIELDS]}))
+
+    kind: Literal["haproxy", "command", "none"] = Field(
+        "haproxy", description="haproxy (default): its servers drained through the admin socket; command: the "
+                               "spec's commands drain and undrain each host (any other load balancer); none: no "
+                               "load balancer, each batch is restarted in place, health-gated.")
+    hosts: Name = Field("lb", description="kind haproxy: the inventory group of the load balancer hosts "
+                                          "(default lb).")
+    backend: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")] | None = Field(
+        None, examples=["app", "hello_be"], description="kind haproxy, required: the HAProxy backend whose servers "
+                                                        "are the app hosts (server names are the inventory host names).")
+    socket: AbsolutePath = Field("/run/haproxy/admin.sock", description="kind haproxy: HAProxy's admin socket on the "
+                                                                        "load balancer hosts.")
+    drain_timeout_s: Seconds = Field(30, description="kind haproxy: seconds to wait for a drained server's sessions "
+                                                     "to reach 0 before it goes into maintenance anyway.")
+    drain: LbCommand = Field(None, examples=["aws elbv2 deregister-targets --target-group-arn \"$TG\" --targets "
+                                             "Id=$ROLLWRIGHT_ADDRESS"],
+                             description="kind command, required: takes the host out of service (`/bin/sh -c`; the "
+                                         "host in ROLLWRIGHT_HOST, ROLLWRIGHT_ADDRESS, ROLLWRIGHT_PORT); non-zero "
+                                         "stops the deploy.")
+    wait: LbCommand = Field(None, examples=["aws elbv2 wait target-deregistered --target-group-arn \"$TG\" "
+                                            "--targets Id=$ROLLWRIGHT_ADDRESS"],
+                            description="kind command: after `drain`, returns once the host's requests are done.")
+    undrain: LbCommand = Field(None, description="kind command, required: puts the host back in service, after its "
+                                                 "health gate.")
+    ready: LbCommand = Field(None, description="kind command: after `undrain`, returns once the load balancer sends "
+                                               "the host traffic again.")
+    on: Name | None = Field(None, examples=["lb"], description="kind command: the inventory group whose hosts run "
+                                                               "the commands, one after the other; default: the "
+                                                               "control node (in the project's files/).")
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> LoadBalancer:
+        problems = []
+        if self.kind == "haproxy":
+            problems += [f"'{name}' is {_only_for('command')}" for name in COMMAND_FIELDS
+                         if getattr(self, name) is not None]
+            if self.backend is None:
+                problems.append(HAPROXY_NEEDS)
+        else:
+            problems += [f"'{name}' is {_only_for('haproxy')}" for name in HAPROXY_FIELDS
+                         if name in self.model_fields_set]
+        if self.kind == "command" and not (self.drain and self.undrain):
+            problems.append(COMMAND_NEEDS)
+        if self.kind == "none":
+            problems += [f"'{name}' is {_only_for('command')}" for name in COMMAND_FIELDS
+                         if getattr(self, name) is not None]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def commands(self) -> dict[str, str]:
+        """kind command's commands by name, in run order, the ones the spec sets."""
+        return {name: command for name in LB_COMMANDS if (command := getattr(self, name))}
 
 
 class Canary(Strict):
@@ -400,7 +468,7 @@ class BlueGreen(Strict):
 
 
 STRATEGIES_NEEDING_LB = ("canary", "blue_green")
-LB_NEEDED = "needs 'load_balancer' (its traffic switch and, for a canary, its metrics)"
+LB_NEEDED = "needs 'load_balancer' of kind haproxy (its traffic switch and, for a canary, its metrics)"
 
 
 class Rollout(Strict):
@@ -409,6 +477,8 @@ class Rollout(Strict):
     model_config = _rules(
         _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)),
               then=_set({"load_balancer": "object"}, f"strategy canary or blue_green {LB_NEEDED}")),
+        _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)), then={"properties": {"load_balancer": {
+            "properties": {"kind": {"const": "haproxy", "errorMessage": f"strategy canary or blue_green {LB_NEEDED}"}}}}}),
         *(_when(_set({section: "object"}), then=_is("strategy", const=section, errorMessage=(
             f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB))
 
@@ -422,9 +492,10 @@ class Rollout(Strict):
                                                  "health-gated before the next.")
     max_fail_percentage: int = Field(0, ge=0, le=100, description="Share of a batch's hosts (percent) that may fail "
                                                                   "before the deploy stops; default 0.")
-    load_balancer: LoadBalancer | None = Field(None, description="The HAProxy in front of the app hosts, whose "
-                                               "servers are drained through its admin socket; needed by canary and "
-                                               "blue_green.")
+    load_balancer: LoadBalancer | None = Field(None, description="What takes each app host out of service around "
+                                               "its restart: HAProxy (kind haproxy, needed by canary and blue_green), "
+                                               "the spec's commands (kind command) or nothing (kind none, as when "
+                                               "it is left out).")
     canary: Canary | None = Field(None, description="Strategy canary only: its steps and SLO guard. After each step, "
                                   "HAProxy's counters of the canary servers are compared with the baseline's over "
                                   "`window_s`; a step that fails them rolls every canary host back.")
@@ -433,7 +504,7 @@ class Rollout(Strict):
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> Rollout:
-        if self.strategy in STRATEGIES_NEEDING_LB and self.load_balancer is None:
+        if self.strategy in STRATEGIES_NEEDING_LB and self.haproxy is None:
             raise ValueError(f"strategy '{self.strategy}' {LB_NEEDED}")
         for section in STRATEGIES_NEEDING_LB:
             if getattr(self, section) is not None and self.strategy != section:
@@ -441,6 +512,18 @@ class Rollout(Strict):
         if self.blue_green and self.blue_green.blue == self.blue_green.green:
             raise ValueError("blue_green needs two different groups for 'blue' and 'green'")
         return self
+
+    @property
+    def haproxy(self) -> LoadBalancer | None:
+        """The HAProxy load balancer, when that is the kind: what reads server states, judges a canary, switches."""
+        lb = self.load_balancer
+        return lb if lb and lb.kind == "haproxy" else None
+
+    @property
+    def balancer(self) -> LoadBalancer | None:
+        """The load balancer a host is drained in (haproxy or command); None without one or with kind none."""
+        lb = self.load_balancer
+        return lb if lb and lb.kind != "none" else None
 
     @property
     def guard(self) -> Canary:
