@@ -122,3 +122,24 @@ def test_kind_none_rolls_a_broken_release_back(fleet: Fleet) -> None:
 def _all_up() -> str:
     return (f'[ "$(echo "show stat" | {ADMIN} | awk -F, \'$1 == "app" && $2 ~ /^app[0-9]/ && $18 != "UP"\' '
             '| wc -l)" = 0 ]')
+
+
+def test_reload_renews_the_code_in_the_same_process_health_gated(fleet: Fleet) -> None:
+    """service.reload_signal HUP: the first deploy with it changes the unit (its ExecReload), so it restarts;
+    the next one reloads: the same main PIDs serve the new version, from its release folder, under load."""
+    reloading = {"reload_signal": "HUP"}
+    first = fleet.deploy(fleet.spec("6.0.0", service=reloading))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert fleet.lab.run("app1", "systemctl show -p ExecReload hello").stdout.count("/bin/kill -s HUP") == 1
+    pids = fleet.main_pids()
+    spec = fleet.spec("7.0.0", service=reloading)
+    proc, load = fleet.deploy_under_load(spec, "--no-color")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert load.failed == 0 and load.sent >= MIN_REQUESTS, load.summary()
+    assert fleet.main_pids() == pids and all(pid not in ("", "0") for pid in pids.values())
+    status = fleet.rollwright("status", "-f", str(spec), "-t", "lab", "--json")
+    assert status.returncode == 0, status.stdout  # every host settled: its process runs 7.0.0's folder
+    assert {host["name"]: (host["current"], host["running"]) for host in json.loads(status.stdout)} == dict.fromkeys(
+        APP_HOSTS, ("7.0.0", "7.0.0"))
+    journal = fleet.lab.run("app1", "journalctl -u hello --since -10min -o cat").stdout
+    assert "version 6.0.0 reloading on SIGHUP" in journal

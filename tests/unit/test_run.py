@@ -351,3 +351,15 @@ def test_live_view_shows_each_host_with_its_batch_phase_and_state() -> None:
     assert "\x1b[" in stream.getvalue() and "✗ failed at switch" in stream.getvalue()
     row = next(line for line in view.getvalue().splitlines() if line.startswith("app1"))
     assert row.split() == ["app1", "1", "switch", "failed"]
+
+
+def test_a_failed_command_in_a_loop_is_reported_with_what_it_said() -> None:
+    """A load balancer command of kind command run on each lb host (a loop): its item's words, not the loop's."""
+    item = {"failed": True, "msg": "non-zero return code", "rc": 3, "item": "lb1", "stdout": "asking the API",
+            "stderr": "the load balancer API refused: 403"}
+    res = {"results": [item], "failed": True, "msg": "One or more items failed", "changed": True}
+    progress, lines = _run([_event("playbook_on_play_start", play=ROLLOUT), _phase("app1", "drain"),
+                            _event("runner_on_failed", host="app1", task=PHASE_TASK["drain"], res=res)])
+    assert progress.failed[0].failures == [f"drain: {PHASE_TASK['drain']}: exit 3: the load balancer API refused: 403"
+                                           "\nasking the API\nthe load balancer API refused: 403"]
+    assert "One or more items failed" not in lines[-1]

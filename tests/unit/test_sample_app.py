@@ -443,3 +443,34 @@ def test_slow_build_answers_pages_later(tmp_path: Path) -> None:
 def test_fault_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="error_rate"):
         build_mod.build(VERSION, tmp_path, error_rate=1.5)
+
+
+def test_sighup_reloads_the_release_current_names_in_the_same_process(tmp_path: Path) -> None:
+    """The reload a spec's `reload_signal: HUP` asks for: in-flight requests finish, then the same PID serves the
+    release `current` names now, on the same socket (a connection made meanwhile is answered, not refused)."""
+    releases = tmp_path / "root" / "releases"
+    for version in ("1.0.0", "2.0.0"):
+        (tmp_path / version).mkdir()
+        releases.mkdir(parents=True, exist_ok=True)
+        build_and_extract(tmp_path / version, version).rename(releases / version)
+    current = tmp_path / "root" / "current"
+    current.symlink_to("releases/1.0.0")
+    with run_app(current.resolve()) as app:
+        assert health(app.port)[1]["version"] == "1.0.0"
+        slow = threading.Thread(target=lambda: answers.append(get(app.port, "/slow?ms=700")[0]))
+        answers: list[int] = []
+        slow.start()
+        time.sleep(0.2)
+        current.unlink()
+        current.symlink_to("releases/2.0.0")
+        app.proc.send_signal(signal.SIGHUP)
+        during = get(app.port, "/", timeout=10)  # made while the old code drains: waits in the backlog
+        slow.join()
+        assert answers == [200] and during[0] == 200
+        deadline = time.monotonic() + 10
+        while health(app.port)[1]["version"] != "2.0.0":
+            assert time.monotonic() < deadline, app.output()
+            time.sleep(0.05)
+        assert app.proc.poll() is None  # the same process (Popen's pid) serves 2.0.0
+        assert os.readlink(f"/proc/{app.proc.pid}/cwd") == str(releases / "2.0.0")
+        assert "version 1.0.0 reloading on SIGHUP" in app.output()

@@ -8,6 +8,9 @@ It exists to exercise a deploy, not to be useful, so every behaviour here is som
   set and the database does not answer, and 500 for a deliberately broken build (a ``BROKEN`` file next to this
   one), so that health gates, batch failure and rollback can be proven without touching real code.
 - ``GET /slow?ms=N`` keeps a request in flight, to prove that SIGTERM drains instead of cutting connections.
+- SIGHUP reloads the code as gunicorn's HUP does: the requests in flight finish, then the process re-executes
+  itself from the release ``current`` names now (same PID, same listening socket: new connections wait in its
+  backlog meanwhile, none is refused), so a reload is provably graceful.
 
 Standard library only (it runs on Debian 12's python3.11 with nothing installed). It logs one line at start and
 one at stop, never per request (journald keeps stdout), and never logs DATABASE_URL, only its host:port.
@@ -40,6 +43,8 @@ DB_PROBE_CACHE_S = 1.0
 # PostgreSQL does not log a connection that is dropped right after it.
 SSL_REQUEST = struct.pack("!II", 8, 80877103)
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
+RELOAD_SIGNAL = signal.SIGHUP
+LISTEN_FD_ENV = "HELLO_LISTEN_FD"  # the listening socket a reload hands over to the re-executed process
 
 
 def read_version() -> str:
@@ -134,7 +139,8 @@ class AppServer(ThreadingHTTPServer):
 
     daemon_threads = True  # a request stuck past the drain timeout must not keep the process alive
 
-    def __init__(self, address: tuple[str, int], version: str, startup_delay_s: float, db: DatabaseCheck) -> None:
+    def __init__(self, address: tuple[str, int], version: str, startup_delay_s: float, db: DatabaseCheck,
+                 listening: socket.socket | None = None) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.version = version
@@ -148,7 +154,14 @@ class AppServer(ThreadingHTTPServer):
         self.startup_delay_s = startup_delay_s
         self._in_flight = 0
         self._idle = threading.Condition()
-        super().__init__(address, Handler)
+        if listening is None:
+            super().__init__(address, Handler)
+            return
+        super().__init__(address, Handler, bind_and_activate=False)  # a reload's: already bound and listening
+        self.socket.close()
+        self.socket = listening
+        self.server_address = listening.getsockname()
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
 
     def server_bind(self) -> None:
         """Bind without HTTPServer's reverse DNS lookup of the address, which can stall start on a bare host."""
@@ -272,14 +285,33 @@ def log(message: str) -> None:
     print(f"hello: {message}", flush=True)
 
 
+def inherited_socket() -> socket.socket | None:
+    """The listening socket a reload handed over (its descriptor in LISTEN_FD_ENV), else None."""
+    fd = os.environ.pop(LISTEN_FD_ENV, "")
+    return socket.socket(fileno=int(fd)) if fd.isdigit() else None
+
+
+def reexec(server: AppServer) -> None:
+    """Run the code `current` names now, in this process: from `<root>/current` when this release is one of
+    `<root>/releases/`, keeping the listening socket open across exec."""
+    here, current = HERE, HERE.parent.parent / "current"
+    if HERE.parent.name == "releases" and current.is_dir():
+        os.chdir(current)  # the kernel resolves the link: the process now runs in the new release's folder
+        here = Path.cwd()
+    fd = server.socket.fileno()
+    os.set_inheritable(fd, True)
+    os.environ[LISTEN_FD_ENV] = str(fd)
+    os.execv(sys.executable, [sys.executable, str(here / Path(__file__).name), *sys.argv[1:]])
+
+
 def main(argv: list[str] | None = None) -> int:
-    # Block SIGTERM/SIGINT before any thread exists (threads inherit the mask) and take them with sigwait():
+    # Block SIGTERM/SIGINT/SIGHUP before any thread exists (threads inherit the mask) and take them with sigwait():
     # no handler runs at an arbitrary point, so there is nothing to deadlock on and nothing to race with.
-    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+    signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS | {RELOAD_SIGNAL})
     args = parse_args(argv)
     version = read_version()
     db = DatabaseCheck(os.environ.get("DATABASE_URL") or None)
-    server = AppServer((args.host, args.port), version, env_float("STARTUP_DELAY_S", 1.0), db)
+    server = AppServer((args.host, args.port), version, env_float("STARTUP_DELAY_S", 1.0), db, inherited_socket())
     if server.fault == "crash":
         log(f"version {version} CRASH build: exits at start")
         return 1
@@ -290,9 +322,14 @@ def main(argv: list[str] | None = None) -> int:
     broken_note = " BROKEN build: health fails on this host" if server.broken else ""
     log(f"version {version} listening on {args.host}:{server.server_port} database configured: {db_note}{broken_note}")
 
-    signum = signal.sigwait(STOP_SIGNALS)
+    signum = signal.sigwait(STOP_SIGNALS | {RELOAD_SIGNAL})
     server.stopping.set()
     server.shutdown()  # stop the accept loop
+    if signum == RELOAD_SIGNAL:  # the socket stays open: new connections wait in its backlog
+        serving.join(timeout=5)
+        left = server.wait_idle(DRAIN_TIMEOUT_S)
+        log(f"version {version} reloading on SIGHUP" + (f", {left} request(s) abandoned" if left else ""))
+        reexec(server)
     server.server_close()  # close the listening socket: new connections are refused from here on
     serving.join(timeout=5)
     left = server.wait_idle(DRAIN_TIMEOUT_S)

@@ -52,6 +52,7 @@ def write_spec(
     smoke: list[dict[str, Any]] | None = None,
     rollout: dict[str, Any] | None = None,
     database: dict[str, Any] | None = None,
+    service: dict[str, Any] | None = None,
 ) -> Path:
     """A deploy spec for the sample app on a lab inventory (target `lab`), next to the artifact's dist/."""
     spec: dict[str, Any] = {
@@ -67,6 +68,7 @@ def write_spec(
         "targets": {"lab": {"inventory": str(inventory), "production": production}},
     }
     spec["rollout"].update(rollout or {})  # e.g. a strategy and its settings
+    spec["service"].update(service or {})  # e.g. reload_signal
     if database:
         spec["database"] = database
     if smoke:

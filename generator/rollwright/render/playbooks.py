@@ -620,7 +620,7 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
     }
     service_vars = {
         **_refs("service_", "service",
-               ["name", "exec", "user", "group", "env", "working_dir", "restart", "stop_timeout_s"]),
+               ["name", "exec", "user", "group", "env", "working_dir", "restart", "stop_timeout_s", "reload_signal"]),
         "service_root": f"{{{{ {V}release.root }}}}",
         "service_env": f"{{{{ {V}service_env }}}}",
     }
@@ -814,7 +814,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
             "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}"}, register="rollwright_switch"),
         # --no-health-check skips the gate, not the restart
         _gate_task(PHASE_TASK["restart"], f"{{{{ {V}version }}}}", True,
-                   wait="{{ 'health' not in ansible_skip_tags }}"),
+                   wait="{{ 'health' not in ansible_skip_tags }}", **_reload(spec)),
         *back_in,
     ]
     rescue = [
@@ -853,6 +853,14 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage
     return play
+
+
+def _reload(spec: Spec) -> dict[str, str]:
+    """With service.reload_signal, a running service whose unit and env file did not change is reloaded (its
+    ExecReload) instead of restarted; the gate then waits for the new version as after a restart."""
+    if not (spec.service and spec.service.reload_signal):
+        return {}
+    return {"reload": "{{ healthcheck_report.active == 'active' and not (service_restart_needed | default(false)) }}"}
 
 
 def _canary_tasks() -> list[dict[str, Any]]:

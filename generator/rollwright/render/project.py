@@ -282,6 +282,7 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
             "name": as_data(spec.service_name),
             "group": as_data(service.group or service.user),
             "working_dir": as_data(service.working_dir or ""),
+            "reload_signal": as_data(service.reload_signal or ""),
             "env": {key: _env_value(value) for key, value in service.env.items()},
         }
         values["rollwright_service_env"] = "{{ rollwright_service.env | combine(rollwright_target_env) }}"

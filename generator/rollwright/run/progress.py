@@ -343,6 +343,8 @@ def canary_line(verdict: dict[str, Any]) -> str:
 def output_tail(res: Any) -> list[str]:
     """A failed command's last TAIL_LINES lines of output (stdout, then stderr, where the error usually is);
     nothing when its one-line message already says it all."""
+    if isinstance(res, dict) and res.get("rc") is None and isinstance(res.get("results"), list):
+        return next((tail for item in _failed_items(res) if (tail := output_tail(item))), [])  # a loop's first
     if not isinstance(res, dict) or res.get("rc") in (None, 0):
         return []
     said = [line.rstrip()[:MESSAGE_LIMIT] for stream in ("stdout", "stderr")
@@ -365,6 +367,13 @@ def _truthy(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "1")
 
 
+LOOP_SUMMARIES = ("All items completed", "One or more items failed")  # a loop's own message, which says nothing
+
+
+def _failed_items(res: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in res["results"] if isinstance(r, dict) and (r.get("failed") or r.get("unreachable"))]
+
+
 def _message(res: Any) -> str:
     """The one line that says why a task failed (a module's msg; for a command, its last output line)."""
     if not isinstance(res, dict):
@@ -373,8 +382,7 @@ def _message(res: Any) -> str:
     if text == "non-zero return code" and (res.get("stderr") or res.get("stdout")):  # say what the command said
         said = str(res.get("stderr") or res.get("stdout")).strip().splitlines()[-1]
         text = f"exit {res.get('rc')}: {said}"
-    if (not text or text == "All items completed") and isinstance(res.get("results"), list):
-        failed = [r for r in res["results"] if isinstance(r, dict) and (r.get("failed") or r.get("unreachable"))]
-        text = "; ".join(_message(r) for r in failed)
+    if text in ("", *LOOP_SUMMARIES) and isinstance(res.get("results"), list):  # say what each failed item said
+        text = "; ".join(_message(r) for r in _failed_items(res))
     text = " ".join(str(text).split())
     return (text[: MESSAGE_LIMIT - 1] + "…") if len(text) > MESSAGE_LIMIT else (text or "failed")

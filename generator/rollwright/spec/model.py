@@ -325,6 +325,11 @@ class Service(Strict):
         "on-failure", description="systemd's Restart= for the unit (default on-failure).")
     stop_timeout_s: Seconds = Field(30, examples=[30], description="Seconds systemd waits for the service to stop "
                                                                   "(finish its requests) before it kills it.")
+    reload_signal: Literal["HUP", "USR1", "USR2"] | None = Field(
+        None, examples=["HUP"], description="A deploy reloads a running service with this signal (the unit's "
+                                            "ExecReload) instead of restarting it, health-gated on the new version, "
+                                            "when its unit and env file did not change; for servers that renew their "
+                                            "code on it (gunicorn HUP, puma USR1). Default: restart.")
 
 
 HEALTH_WHERE = "set 'path' and 'port' (checked on every host), or 'url'"
