@@ -1,6 +1,7 @@
 """Load balancers other than HAProxy's own driver, on real hosts: `kind: command` (the spec's commands take each
 host out of service and back, here through HAProxy's admin socket on lb1 with socat, as a user would script a
-cloud load balancer's API) and `kind: none` (each batch restarted in place, health-gated).
+cloud load balancer's API) and `kind: none` (each batch restarted in place, health-gated); then a graceful reload
+(`service.reload_signal`).
 
 One fleet of the sample app for the module; the tests run in file order, each deploying the next version.
 """
@@ -8,7 +9,6 @@ One fleet of the sample app for the module; the tests run in file order, each de
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest

@@ -115,7 +115,7 @@ def test_command_kind_runs_the_spec_commands_as_data_with_the_host_in_the_enviro
         "ROLLWRIGHT_ACTION": "drain"}
     assert project["files/lb.sh"] == b"#!/bin/sh\n"  # the script a command names comes along
     # nothing of HAProxy: no server states, no socket check, no verify of its backend
-    everything = str({name: data for name, data in project.items() if name.endswith(".yml") and "/" not in name
+    everything = str({name: data for name, data in project.items() if (name.endswith(".yml") and "/" not in name)
                       or name.startswith("group_vars")})
     assert "haproxy" not in everything and "rollwright_lb" not in everything
     assert not any(name.startswith("verify/test_lb") for name in project)

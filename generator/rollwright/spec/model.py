@@ -396,8 +396,9 @@ class LoadBalancer(Strict):
     hosts: Name = Field("lb", description="kind haproxy: the inventory group of the load balancer hosts "
                                           "(default lb).")
     backend: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]+$")] | None = Field(
-        None, examples=["app", "hello_be"], description="kind haproxy, required: the HAProxy backend whose servers "
-                                                        "are the app hosts (server names are the inventory host names).")
+        None, examples=["app", "hello_be"],
+        description="kind haproxy, required: the HAProxy backend whose servers are the app hosts (server names are "
+                    "the inventory host names).")
     socket: AbsolutePath = Field("/run/haproxy/admin.sock", description="kind haproxy: HAProxy's admin socket on the "
                                                                         "load balancer hosts.")
     drain_timeout_s: Seconds = Field(30, description="kind haproxy: seconds to wait for a drained server's sessions "
@@ -482,8 +483,8 @@ class Rollout(Strict):
     model_config = _rules(
         _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)),
               then=_set({"load_balancer": "object"}, f"strategy canary or blue_green {LB_NEEDED}")),
-        _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)), then={"properties": {"load_balancer": {
-            "properties": {"kind": {"const": "haproxy", "errorMessage": f"strategy canary or blue_green {LB_NEEDED}"}}}}}),
+        _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)), then={"properties": {"load_balancer": {"properties": {
+            "kind": {"const": "haproxy", "errorMessage": f"strategy canary or blue_green {LB_NEEDED}"}}}}}),
         *(_when(_set({section: "object"}), then=_is("strategy", const=section, errorMessage=(
             f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB))
 

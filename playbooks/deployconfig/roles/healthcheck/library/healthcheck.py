@@ -43,6 +43,13 @@ options:
       - Restart I(unit) first, clearing its failed state and start limit (a crash loop leaves them), then
         wait: a rollout batch's restart and health gate in one call. In check mode nothing is restarted
         and there is nothing to wait for.
+  reload:
+    type: bool
+    default: false
+    description:
+      - With I(restart), reload I(unit) instead (C(systemctl reload), its ExecReload; the process stays, so a
+        failed or stopped unit is refused), then wait the same way: the version the body names tells the reload
+        renewed the code.
   wait: {type: bool, default: true, description: Run the gate; false only restarts (a deploy run without health checks).}
 """
 
@@ -115,12 +122,14 @@ def unit_trouble(unit: str, restarts_allowed: int) -> str:
     return ""
 
 
-def restart_unit(unit: str) -> str:
+def restart_unit(unit: str, reload: bool = False) -> str:
     """Restart the unit after clearing its failed state and start limit (else systemd refuses a unit that
-    crash-looped: "start request repeated too quickly"); systemctl's complaint, or "" when it restarted."""
-    subprocess.run(["systemctl", "reset-failed", "--", unit], capture_output=True, check=False)
-    proc = subprocess.run(["systemctl", "restart", "--", unit], capture_output=True, text=True, check=False)
-    return "" if proc.returncode == 0 else (proc.stderr.strip() or f"systemctl restart exited {proc.returncode}")
+    crash-looped: "start request repeated too quickly"), or reload it; systemctl's complaint, or "" when done."""
+    action = "reload" if reload else "restart"
+    if not reload:
+        subprocess.run(["systemctl", "reset-failed", "--", unit], capture_output=True, check=False)
+    proc = subprocess.run(["systemctl", action, "--", unit], capture_output=True, text=True, check=False)
+    return "" if proc.returncode == 0 else (proc.stderr.strip() or f"systemctl {action} exited {proc.returncode}")
 
 
 def gate(url: str, status: int, timeout_s: float, interval_s: float, version: str, unit: str,
@@ -168,6 +177,7 @@ def main() -> None:
         "unit": {"type": "str", "default": ""},
         "restarts_allowed": {"type": "int", "default": 2},
         "restart": {"type": "bool", "default": False},
+        "reload": {"type": "bool", "default": False},
         "wait": {"type": "bool", "default": True},
     }, supports_check_mode=True)
     p = module.params
@@ -176,9 +186,10 @@ def main() -> None:
     if module.check_mode:  # nothing restarted: no new version to wait for
         module.exit_json(changed=p["restart"], healthy=None)
     if p["restart"]:
-        refused = restart_unit(p["unit"])
+        refused = restart_unit(p["unit"], p["reload"])
         if refused:
-            module.fail_json(msg=f"restart of {p['unit']} failed: {refused}", changed=True,
+            module.fail_json(msg=f"{'reload' if p['reload'] else 'restart'} of {p['unit']} failed: {refused}",
+                             changed=True,
                              journal=journal_tail(p["unit"]))
     if not p["wait"]:
         module.exit_json(changed=p["restart"], healthy=None)
