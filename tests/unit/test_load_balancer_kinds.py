@@ -25,13 +25,14 @@ INVENTORY = {"all": {"children": {
     "lb": {"hosts": {"lb1": {"ansible_host": "192.0.2.2"}}}}}}
 
 
-def _spec(folder: Path, rollout: dict[str, Any] | None) -> Path:
+def _spec(folder: Path, rollout: dict[str, Any] | None, service: dict[str, Any] | None = None) -> Path:
     (folder / "dist").mkdir(exist_ok=True)
     (folder / "dist" / "hello-1.0.0.tar.gz").write_bytes(b"x")
     (folder / "lb.sh").write_text("#!/bin/sh\n")
     (folder / "inventory.yml").write_text(yaml.safe_dump(INVENTORY))
     spec = {"app": "hello", "artifact": {"path": "dist/hello-1.0.0.tar.gz", "version": "1.0.0", "sha256": SHA},
-            "release": {"root": "/srv/hello"}, "service": {"exec": "python3 app.py", "user": "hello"},
+            "release": {"root": "/srv/hello"},
+            "service": {"exec": "python3 app.py", "user": "hello", **(service or {})},
             "health": {"path": "/health", "port": 8080}, "rollout": rollout or {},
             "targets": {"lab": {"inventory": "inventory.yml"}}}
     path = folder / "rollwright.yml"
@@ -39,8 +40,8 @@ def _spec(folder: Path, rollout: dict[str, Any] | None) -> Path:
     return path
 
 
-def _project(folder: Path, rollout: dict[str, Any] | None) -> dict[str, Any]:
-    files = render(prepare(load_spec(_spec(folder, rollout)), "lab", artifact_required=False))
+def _project(folder: Path, rollout: dict[str, Any] | None, service: dict[str, Any] | None = None) -> dict[str, Any]:
+    files = render(prepare(load_spec(_spec(folder, rollout, service)), "lab", artifact_required=False))
     return {name: (yaml.safe_load(data.replace(b"!unsafe", b"")) if name.endswith(".yml") else data)
             for name, data in files.items()}
 

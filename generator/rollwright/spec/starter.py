@@ -121,6 +121,7 @@ rollout:
   batches: [1, "50%", "100%"] # first one host, then half, then the rest
   max_fail_percentage: 0
   # load_balancer: {{hosts: lb, backend: {app}}}   # HAProxy drained through its admin socket
+  # load_balancer: {{kind: command, drain: ./lb/out.sh, undrain: ./lb/in.sh}}   # any other, by your commands
 
 database:
   hosts: db
