@@ -88,6 +88,23 @@ def test_a_failing_drain_command_stops_the_deploy_before_any_switch(fleet: Fleet
     assert fleet.backend_states() == dict.fromkeys(APP_HOSTS, "UP")  # the rescue put app1 back in
 
 
+def test_command_kind_on_the_control_node_runs_in_the_project_files(fleet: Fleet) -> None:
+    """Without `on`: the commands run on the control node, in the project's files/, which carries the script they
+    name; here they only say what they were given (HAProxy's own check covers each short restart)."""
+    said = fleet.folder / "control-node.log"
+    script = fleet.folder / "lb.sh"
+    script.write_text(f'#!/bin/sh\necho "$ROLLWRIGHT_ACTION $ROLLWRIGHT_HOST $ROLLWRIGHT_VERSION $(pwd)" >> {said}\n')
+    script.chmod(0o755)
+    spec = fleet.spec("3.1.0", rollout={"load_balancer": {"kind": "command", "drain": "./lb.sh", "undrain": "./lb.sh"}})
+    proc = fleet.deploy(spec, "--no-color")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = [line.split() for line in said.read_text().splitlines()]
+    assert [line[:3] for line in lines] == [[action, host, "3.1.0"] for host in APP_HOSTS
+                                            for action in ("drain", "undrain")]
+    assert all(line[3].endswith("/files") and "/.rollwright/lab/projects/" in line[3] for line in lines), lines
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "3.1.0")
+
+
 def test_kind_none_restarts_batch_after_batch_health_gated(fleet: Fleet) -> None:
     spec = fleet.spec("4.0.0", rollout={"load_balancer": {"kind": "none"}, "batches": [1, 1, 1]})
     plan = fleet.rollwright("plan", "-f", str(spec), "-t", "lab")
