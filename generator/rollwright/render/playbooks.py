@@ -450,6 +450,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
     if _blue_green(spec):
         report["live"] = "{{ rollwright_status_live }}"
+    if not spec.service:
+        report["service"] = False  # run/status.py: the host is its files, nothing runs
     tasks += [
         _task("Gather this host's report", "ansible.builtin.set_fact", {"rollwright_status_report": report}),
         _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
