@@ -99,8 +99,7 @@ def test_a_failing_build_stops_the_deploy_with_nothing_switched(fleet: Fleet) ->
     assert "app2" in out and "exited 3" in out and "disk full" in out, out
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "1.1.0")
     assert fleet.main_pids() == pids  # no restart anywhere
-    assert all(line.endswith("1.1.0 hello") for text in _read(fleet, f"{LOG}/hooks.log").values()
-               for line in text.splitlines())  # no host reached its switch
+    assert not [text for text in _read(fleet, f"{LOG}/hooks.log").values() if "1.2.0" in text]  # no host's switch
     # the hosts whose build passed keep their marker; app2's failed build has none and runs again next time
     marker = {h: fleet.lab.run(h, f"test -e {ROOT}/releases/1.2.0/.rollwright-build && echo yes || echo no")
               .stdout.strip() for h in APP_HOSTS}
