@@ -19,16 +19,13 @@ from rollwright.spec.loader import load_spec
 from rollwright.spec.model import Spec
 
 SHA = "a" * 64
-BASE: dict[str, Any] = {
-    "app": "shop",
-    "artifact": {"path": "dist/shop.tgz", "version": "1.0.0", "sha256": SHA},
-    "release": {"root": "/srv/shop", "build": ["python manage.py collectstatic --noinput"]},
+ARTIFACT = {"path": "dist/shop.tgz", "version": "1.0.0", "sha256": SHA}
+SITE: dict[str, Any] = {"app": "site", "artifact": ARTIFACT, "release": {"root": "/srv/site"}}  # files only
+BASE: dict[str, Any] = {  # a service whose release is built, with hooks around each switch
+    **SITE, "app": "shop", "release": {"root": "/srv/shop", "build": ["python manage.py collectstatic --noinput"]},
     "service": {"exec": "bin/shop", "user": "shop", "env": {"SECRET": "{{ vault_secret }}"}},
-    "health": {"path": "/health", "port": 8080},
-    "rollout": {"load_balancer": {"backend": "shop"}},
-    "hooks": {"before_switch": ["./bin/warm"], "after_switch": ["./bin/announce"]},
-}
-SITE: dict[str, Any] = {"app": "site", "artifact": BASE["artifact"], "release": {"root": "/srv/site"}}
+    "health": {"path": "/health", "port": 8080}, "rollout": {"load_balancer": {"backend": "shop"}},
+    "hooks": {"before_switch": ["./bin/warm"], "after_switch": ["./bin/announce"]}}
 
 
 def _spec(data: dict[str, Any]) -> Spec:
@@ -53,7 +50,7 @@ def test_an_artifact_without_a_service_is_a_release_of_files() -> None:
     ({"app": "x", "hooks": {"after_switch": ["./notify"]}}, "they need 'artifact'"),
     ({**SITE, "rollout": {"strategy": "canary", "load_balancer": {"backend": "b"}}}, "use strategy rolling"),
     ({**SITE, "health": {"path": "/health", "port": 80}}, "'health.url' or 'smoke'"),
-    ({"app": "x", "artifact": BASE["artifact"]}, "'artifact' needs 'release'"),
+    ({"app": "x", "artifact": ARTIFACT}, "'artifact' needs 'release'"),
     ({**SITE, "release": {"root": "/srv/site", "build": [""]}}, "at least 1 character"),
 ])
 def test_host_work_and_serviceless_rules(data: dict[str, Any], message: str) -> None:
