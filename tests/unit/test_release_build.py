@@ -145,3 +145,11 @@ def test_release_run_refuses_a_release_that_is_not_staged(tmp_path: Path) -> Non
     result = run_role_module("release", "release_run", {"root": str(tmp_path), "version": "9.9.9",
                                                         "commands": ["true"]})
     assert result["failed"] is True and "is not a staged release" in result["msg"]
+
+
+def test_verify_of_a_release_of_files_checks_current_and_its_owner_only(tmp_path: Path) -> None:
+    files = _project(tmp_path, {**SITE, "release": {"root": "/srv/site", "owner": "www-data"}})
+    suite = files["verify/test_app.py"].decode()
+    assert "SERVICE = ''" in suite and "RELEASE_OWNER = 'www-data'" in suite
+    tests = sorted(line.split("(")[0][4:] for line in suite.splitlines() if line.startswith("def test_"))
+    assert tests == ["test_current_is_the_deployed_release", "test_release_folder_owner_and_mode"]

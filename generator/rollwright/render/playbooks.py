@@ -713,7 +713,7 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
         return f"{_db_hosts(spec)}[0]", role_vars
     role_vars.update({
         "migrate_chdir": f"{{{{ {V}release.root }}}}/{release}",
-        "migrate_user": f"{{{{ {V}runner.user }}}}",
+        "migrate_user": f"{{{{ {V}{'service' if spec.service else 'runner'}.user }}}}",
         # without a service there is no service env: the target's `rollwright env` values only
         "migrate_environment": f"{{{{ {V}{'service_env' if spec.service else 'target_env'} }}}}",
     })

@@ -715,10 +715,9 @@ class Spec(Strict):
 
     model_config = _rules(
         _when(_set({"artifact": "object"}), then=_set({"release": "object"}, ARTIFACT_NEEDS)),
-        _when({"anyOf": [_is("release", type="object", **_is("build", minItems=1)),
-                         _is("hooks", type="object", anyOf=[_is("before_switch", minItems=1),
-                                                            _is("after_switch", minItems=1)])]},
-              then=_set({"artifact": "object"}, HOST_WORK_NEEDS_ARTIFACT)),
+        *(_when(_is(section, type="object", **_is(key, minItems=1)),
+                then=_set({"artifact": "object"}, HOST_WORK_NEEDS_ARTIFACT))
+          for section, key in (("release", "build"), ("hooks", "before_switch"), ("hooks", "after_switch"))),
         _when({"allOf": [_set({"artifact": "object"}), _unset("service")]}, then={"properties": {
             "rollout": {"properties": {"strategy": {"not": {"enum": list(STRATEGIES_NEEDING_LB)},
                                                     "errorMessage": NO_SERVICE_STRATEGY}}},
