@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import subprocess
@@ -21,6 +22,14 @@ VENV_BIN = Path(sys.executable).parent
 APP_HOSTS = ["app1", "app2", "app3"]
 VAULT_ENV = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-" + secrets.token_hex(8)}
 LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
+RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<dark>\d+)\s+"
+                   r"failed=(?P<failed>\d+)", re.MULTILINE)
+
+
+def recap(stdout: str) -> dict[str, dict[str, str]]:
+    """host -> its PLAY RECAP counts (changed, dark, failed) from ansible-playbook or ansible-runner output."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", stdout)  # ansible-runner forces colour
+    return {m["host"]: m.groupdict() for m in RECAP.finditer(plain)}
 
 
 @dataclass
@@ -69,6 +78,16 @@ class Fleet:
             proc = self.rollwright(*args)
         print(load.result.summary(), file=sys.stderr)
         return proc, load.result
+
+    def playbook_again(self, spec: Path, out: Path) -> dict[str, dict[str, str]]:
+        """site.yml of `spec`, generated into `out` and run once more with plain ansible-playbook: its recap."""
+        generated = self.rollwright("generate", "-f", str(spec), "-t", "lab", "-o", str(out))
+        assert generated.returncode == 0, generated.stdout + generated.stderr
+        env = {**VAULT_ENV, "PATH": f"{VENV_BIN}{os.pathsep}{os.environ['PATH']}"}
+        proc = subprocess.run([str(VENV_BIN / "ansible-playbook"), "site.yml"], cwd=out, env=env, capture_output=True,
+                              text=True, timeout=900, check=False)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+        return recap(proc.stdout)
 
     def versions(self, spec: Path) -> dict[str, str]:
         proc = self.rollwright("status", "-f", str(spec), "-t", "lab", "--json")

@@ -6,26 +6,17 @@ from the same copy then changes nothing."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 from pathlib import Path
 
-from fleets import APP_HOSTS, VENV_BIN, Fleet
+from fleets import APP_HOSTS, VENV_BIN, Fleet, recap
 
 from rollwright.lab.fleet import Lab
-
-RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<dark>\d+)\s+"
-                   r"failed=(?P<failed>\d+)", re.MULTILINE)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def _recap(stdout: str) -> dict[str, dict[str, str]]:
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", stdout)  # ansible-runner forces colour
-    return {m["host"]: m.groupdict() for m in RECAP.finditer(plain)}
 
 
 def test_a_moved_project_deploys_with_ansible_runner_then_ansible_playbook(lab: Lab, tmp_path: Path) -> None:
@@ -43,7 +34,7 @@ def test_a_moved_project_deploys_with_ansible_runner_then_ansible_playbook(lab: 
     runner = subprocess.run([str(VENV_BIN / "ansible-runner"), "run", str(private), "-p", "site.yml"], env=env,
                             capture_output=True, text=True, timeout=900, check=False)
     assert runner.returncode == 0, runner.stdout[-3000:] + runner.stderr[-2000:]
-    first = _recap(runner.stdout)
+    first = recap(runner.stdout)
     assert set(APP_HOSTS) <= set(first) and all(r["failed"] == r["dark"] == "0" for r in first.values())
     assert {host: first[host]["changed"] != "0" for host in APP_HOSTS} == dict.fromkeys(APP_HOSTS, True)
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "40.0.0")
@@ -52,7 +43,7 @@ def test_a_moved_project_deploys_with_ansible_runner_then_ansible_playbook(lab: 
     playbook = subprocess.run([str(VENV_BIN / "ansible-playbook"), "site.yml"], cwd=private / "project", env=env,
                               capture_output=True, text=True, timeout=900, check=False)
     assert playbook.returncode == 0, playbook.stdout[-3000:] + playbook.stderr[-2000:]
-    second = _recap(playbook.stdout)
+    second = recap(playbook.stdout)
     assert set(APP_HOSTS) <= set(second) and all(r["failed"] == r["dark"] == "0" for r in second.values())
     assert {host: r["changed"] for host, r in second.items()} == dict.fromkeys(second, "0"), second
     assert _files(private / "project") == before  # nothing written into the project

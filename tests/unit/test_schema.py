@@ -132,6 +132,14 @@ BROKEN: list[tuple[str, dict[str, Any], str, str]] = [
     ("smoke contains for a command", {"smoke": [{"command": "true", "contains": "ok"}]}, "$.smoke[0]",
      "'url' is a required property"),
     ("empty hook command", {"hooks": {"before_deploy": [""]}}, "$.hooks.before_deploy[0]", "should be non-empty"),
+    ("build without artifact", {"artifact": DROP, "service": DROP, "smoke": DROP, "release.build": ["make"]}, "$",
+     "'artifact' is a required property"),
+    ("host hook without artifact", {"artifact": DROP, "service": DROP, "smoke": DROP,
+                                    "hooks": {"after_switch": ["./purge"]}}, "$", "'artifact' is a required property"),
+    ("canary without a service", {"service": DROP, "health": {"url": "https://shop.example.com/up"},
+                                  "rollout.strategy": "canary"}, "$.rollout.strategy", "should not be valid"),
+    ("health path without a service", {"service": DROP}, "$.health.path", "is not of type 'null'"),
+    ("empty build command", {"release.build": [""]}, "$.release.build[0]", "should be non-empty"),
     ("rollout set to null", {"rollout": None}, "$.rollout", "is not of type 'object'"),
     ("base image without a registry", {"execution_environment.base_image": "centos:stream10"},
      "$.execution_environment.base_image", "does not match"),
@@ -211,14 +219,18 @@ def broken_verdicts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[
 
 
 def test_the_examples_pass(tmp_path: Path) -> None:
-    """Every example spec, the full-sections spec, `init`'s starters and a spec of explicit nulls (unset, for the
-    loader too) pass check-jsonschema with the spec schema; the deployment-config example with its own."""
+    """Every example spec, the full-sections spec, `init`'s starters, a static site (no service) and a spec of
+    explicit nulls (unset, for the loader too) pass check-jsonschema with the spec schema; the deployment-config
+    example with its own."""
     specs = sorted({*REPO.glob("examples/**/*.yml"), *REPO.glob("examples/**/*.yaml")})
     assert specs, "no example specs found"
     extra = {"full.yml": FULL,
              "nulls.yml": "app: shop\nartifact:\nrelease:\nservice:\nhealth:\ndatabase:\n  name: shop\n  backup:\n"
                           "rollout:\n  load_balancer:\n  canary:\ntargets:\n  staging:\n    inventory: inv\n"
-                          "    after:\n    webhook:\n"}
+                          "    after:\n    webhook:\n",
+             "site.yml": f"app: site\nartifact: {{path: dist/site.tgz, version: 1.0.0, sha256: {SHA}}}\n"
+                         "release: {root: /srv/site, owner: root, build: [make]}\nhooks: {after_switch: [./purge]}\n"
+                         "health: {url: 'https://site.example.com/'}\n"}
     for stack in (Stack("django", "django", "", None), Stack("node", "sql", "migrations", "npm ci && npm run build"),
                   Stack("generic", None, "migrations", None)):
         extra[f"starter-{stack.name}.yml"] = starter_spec("shop", stack)

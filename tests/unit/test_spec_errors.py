@@ -85,7 +85,7 @@ CASES = [
      " end: 2026-12-20T00:00:00Z}\n", 18, "'end' must be after 'start'"),
     ("freeze-date-bad", VALID + "targets:\n  prod:\n    inventory: inv\n    freeze:\n      - {start: soon, end: later}\n",
      18, "expected a date-time"),
-    ("hooks-unknown", VALID + "hooks:\n  before_switch: [x]\n", 15, "hooks.before_switch: unknown key"),
+    ("hooks-unknown", VALID + "hooks:\n  before_restart: [x]\n", 15, "hooks.before_restart: unknown key"),
     ("required-env-bad", VALID + "required_env: [database-url]\n", 14, "required_env[0]"),
     ("service-without-health", VALID.replace("health:\n  path: /health\n  port: 8080\n", ""), 1,
      "'service' needs 'health'"),

@@ -51,8 +51,8 @@ def test_the_suite_checks_each_group_with_the_spec_values(tmp_path: Path) -> Non
     assert app["RUNS_IN_CURRENT"] is True  # no absolute working_dir: the process's folder names its release
     tests = [n.name for n in ast.parse(files["verify/test_app.py"]).body
              if isinstance(n, ast.FunctionDef) and n.name.startswith("test_")]
-    assert tests == ["test_unit_is_enabled_and_running", "test_current_is_the_deployed_release",
-                     "test_the_running_process_runs_the_deployed_release", "test_release_folder_owner_and_mode",
+    assert tests == ["test_current_is_the_deployed_release", "test_release_folder_owner_and_mode",
+                     "test_unit_is_enabled_and_running", "test_the_running_process_runs_the_deployed_release",
                      "test_env_file_is_private_to_the_service_user",
                      "test_service_listens_on_its_port", "test_health_endpoint_answers_from_the_host"]
     lb = _constants(files["verify/test_lb.py"])

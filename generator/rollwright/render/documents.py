@@ -28,7 +28,10 @@ def rollback_plan(spec: Spec, target: str, destructive: dict[str, list[str]]) ->
         lines += [
             f"- A host whose health gate fails ({spec.health.path if spec.health and spec.health.path else 'health'}"
             " not answering in time, or answering with another version) is rolled back by its own rescue and put"
-            " back in the load balancer.",
+            " back in the load balancer." if spec.service else
+            "- A host whose switch fails is switched back by its own rescue (no service: nothing to restart).",
+            *(["- A host whose after_switch hook fails is rolled back the same way."] if spec.hooks.after_switch
+              else []),
             f"- Any failure after that host (max_fail_percentage {spec.rollout.max_fail_percentage}) stops the"
             " rollout; the runner rolls back every host this deploy had switched and puts drained hosts back.",
             "- Ctrl-C or SIGTERM: the running playbook stops and the same restore runs (a second signal stops it).",
@@ -58,5 +61,8 @@ def rollback_plan(spec: Spec, target: str, destructive: dict[str, list[str]]) ->
              " the backup." for name, statements in sorted(destructive.items())]
     if spec.hooks.after_deploy:
         undo.append("- What the after_deploy hooks did: " + "; ".join(f"`{c}`" for c in spec.hooks.after_deploy))
+    if spec.hooks.on_hosts:
+        undo.append("- What the host hooks did outside the release (shared files, caches, notifications): "
+                    + "; ".join(f"`{c}`" for c in [*spec.hooks.before_switch, *spec.hooks.after_switch]))
     lines += undo or ["- Nothing outside the release folders, the unit and the env file."]
     return "\n".join(lines) + "\n"

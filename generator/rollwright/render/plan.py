@@ -9,7 +9,7 @@ from typing import Any
 from rollwright.render.batches import split_batches
 from rollwright.render.commands import GroupCommand
 from rollwright.render.policy import pending_rule
-from rollwright.render.project import ROLES_DIR
+from rollwright.render.project import ROLES_DIR, release_runner
 from rollwright.spec.model import Canary, CommandGroup, Spec
 
 
@@ -76,8 +76,11 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         steps.append(Step("backup", f"pg_dump -Fc {spec.database.name} into {backup.dir}{when}, verify "
                           f"({backup.verify}), keep {backup.keep}", db_hosts))
     if spec.artifact:
+        unit = ", unit and env file" if spec.service else ""
+        build = spec.release.build if spec.release else []
         steps.append(Step("stage", f"Stage {spec.artifact.version} on all app hosts at once (upload, verify "
-                          "sha256, unpack, link shared, unit and env file)", app_hosts))
+                          f"sha256, unpack, link shared{unit})" + (", then build inside it once, as "
+                          f"{release_runner(spec)['user']}" if build else ""), app_hosts, list(build)))
     if spec.database and spec.database.migrations:
         acknowledged = spec.database.migrations.acknowledge_destructive
         flagged = [f"DESTRUCTIVE ({', '.join(statements)}): {name} — "
@@ -121,22 +124,25 @@ def _colour_steps(spec: Spec, inventory: dict[str, list[str]]) -> list[Step]:
 
 def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
     rollout, lb = spec.rollout, spec.rollout.balancer
+    hooks = spec.hooks
     if lb and lb.kind == "command":
         around = f"drain with the load balancer's commands on {lb.on or 'the control node'}, "
     else:
         around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
-    back = ", undrain" if lb else ""
+    around += "before_switch hooks, " if hooks.before_switch else ""
+    switch = "switch current, restart, health gate" if spec.service else "switch current (no service to restart)"
+    back = (", after_switch hooks" if hooks.after_switch else "") + (", undrain" if lb else "")
     steps, reached = [], 0
     for number, batch in enumerate(split_batches(app_hosts, rollout.steps), 1):
         reached += len(batch)
         if rollout.strategy == "canary":
             share = f"{reached}/{len(app_hosts)} hosts ({reached * 100 // max(len(app_hosts), 1)}% of the servers)"
             criteria = canary_criteria(rollout.guard, baseline=reached < len(app_hosts))
-            steps.append(Step("canary", f"Canary step {number}, {share}: {around}switch current, restart, health "
-                              f"gate{back}; then {criteria}", batch))
+            steps.append(Step("canary", f"Canary step {number}, {share}: {around}{switch}{back}; then "
+                              f"{criteria}", batch))
         else:
             what = "Every host at once (direct)" if rollout.strategy == "direct" else f"Batch {number}"
-            steps.append(Step("rollout", f"{what}: {around}switch current, restart, health gate{back}", batch))
+            steps.append(Step("rollout", f"{what}: {around}{switch}{back}", batch))
     return steps
 
 

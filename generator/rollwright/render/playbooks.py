@@ -40,6 +40,7 @@ def tool_commands(migrations: Migrations) -> dict[str, str]:
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
 FILES_DIR = "files"  # in the project: where the spec's commands run, beside the files they use
+ENV_DIR = "/etc/rollwright"  # the service's env file, <name>.env, on every app host (roles/service)
 
 # Names the runner reads back from ansible-runner events to follow each host through the rollout.
 ROLLOUT_PLAY = "Roll out in batches"
@@ -64,6 +65,10 @@ DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says 
 APP_DECIDE_TASK = "Decide whether this host needs the action"  # app.yml's, with the same fact
 TAKE_LOCK_PLAY = "Take the deploy lock when the runner asks"  # site.yml's and rollback.yml's first play
 RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
+BUILD_TASK = "Build inside the new release (release.build, once per release)"
+BUILD_MARKER = ".rollwright-build"  # in the release: its build passed (a digest of the commands)
+BEFORE_SWITCH_TASK = "Run before_switch hooks in the new release"
+AFTER_SWITCH_TASK = "Run after_switch hooks in the new release"
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
 SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
@@ -134,9 +139,9 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
             "root": f"{{{{ {V}release.root }}}}", "version": "{{ rollwright_rollback_version | default(omit, true) }}",
             "action": f"{{{{ 'push' if {named} else 'pop' }}}}"}, register="rollwright_back"),
         # restarted when current moved, or on request (recovery: current ahead of what runs)
-        _gate_task("Restart the release now current and wait until it is healthy", "{{ rollwright_back.current }}",
-                   "{{ rollwright_back.switched_from != rollwright_back.current or "
-                   "(rollwright_rollback_restart | default(false) | bool) }}"),
+        *([_gate_task("Restart the release now current and wait until it is healthy", "{{ rollwright_back.current }}",
+                      "{{ rollwright_back.switched_from != rollwright_back.current or "
+                      "(rollwright_rollback_restart | default(false) | bool) }}")] if spec.service else []),
         *_lb_tasks(spec, "ready"),
     ]
     play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
@@ -151,8 +156,9 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
     run there and leaves that host drained; `stop` leaves its hosts drained; `start` acts only on hosts whose
     service is not running, not healthy or out of the load balancer. Then the status plays (what every app host
     serves, for the runner). The runner passes --tags lock,ACTION,status: only that action's tasks run."""
-    if not spec.artifact or _blue_green(spec):
-        why = "this spec has no release" if not spec.artifact else "blue/green: the idle colour takes no traffic"
+    if not spec.service or _blue_green(spec):
+        why = ("blue/green: the idle colour takes no traffic" if spec.service else
+               "this spec runs no service (an app without one is its files and `current` only)")
         return [_play("Nothing to start, stop or restart here", "localhost", [_task("Say so", "ansible.builtin.debug",
                                                                                     {"msg": why})])]
     action = "rollwright_app_action"
@@ -440,7 +446,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
     lb = spec.rollout.haproxy  # the only kind whose server states can be read; others report none
-    tasks = [_read_host_task("Report what this host serves (links, process, unit, health)", health=True)]
+    tasks = [_read_host_task("Report what this host serves (links, process, unit, health)", health=bool(spec.service),
+                             unit=bool(spec.service))]
     if lb:
         tasks.append(_lb_read_task())
     report = {key: f"{{{{ healthcheck_report.{key} }}}}" for key in HOST_REPORT_KEYS}
@@ -448,6 +455,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
     if _blue_green(spec):
         report["live"] = "{{ rollwright_status_live }}"
+    if not spec.service:
+        report["service"] = False  # run/status.py: the host is its files, nothing runs
     tasks += [
         _task("Gather this host's report", "ansible.builtin.set_fact", {"rollwright_status_report": report}),
         _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
@@ -626,13 +635,14 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
     }
     # static imports without their argument check (the spec was validated): 4 module calls per host, and
     # on a staged host only 2 (the upload and the unpack are skipped). The service first: it creates the
-    # user that owns the shared folders the stage makes.
-    tasks = [
-        _import("Install the account, unit and env file (no restart yet)", "service", "install", service_vars),
-        _import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
-            **release_vars, "release_shared_owner": f"{{{{ {V}service.user }}}}",
-            "release_shared_group": f"{{{{ {V}service.group }}}}"}),
-    ]
+    # user that owns the shared folders the stage makes (without a service, the release's owner owns them).
+    tasks = [_import("Install the account, unit and env file (no restart yet)", "service", "install", service_vars)
+             ] if spec.service else []
+    tasks.append(_import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
+        **release_vars, "release_owner": f"{{{{ {V}release.owner }}}}", "release_group": f"{{{{ {V}release.owner }}}}",
+        "release_shared_owner": f"{{{{ {V}runner.user }}}}", "release_shared_group": f"{{{{ {V}runner.group }}}}"}))
+    if spec.release and spec.release.build:  # every host at once, before migrations and any switch
+        tasks.append(_release_run_task(BUILD_TASK, "release.build", "build", marker=BUILD_MARKER))
     tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
     title = "on the idle colour's hosts" if _blue_green(spec) else "on every app host at once"
     play = _play(f"Stage the release {title} (no traffic impact)", _updated_hosts(spec), tasks, tags=["stage"])
@@ -714,8 +724,9 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
         return f"{_db_hosts(spec)}[0]", role_vars
     role_vars.update({
         "migrate_chdir": f"{{{{ {V}release.root }}}}/{release}",
-        "migrate_user": f"{{{{ {V}service.user }}}}",
-        "migrate_environment": f"{{{{ {V}service_env }}}}",
+        "migrate_user": f"{{{{ {V}{'service' if spec.service else 'runner'}.user }}}}",
+        # without a service there is no service env: the target's `rollwright env` values only
+        "migrate_environment": f"{{{{ {V}{'service_env' if spec.service else 'target_env'} }}}}",
     })
     return f"{_updated_hosts(spec)}[0]", role_vars
 
@@ -754,11 +765,12 @@ def _lb_command_tasks(spec: Spec, names: tuple[str, ...], version: str) -> list[
     """kind command: each of `names` the spec sets, run as `/bin/sh -c CMD` on the control node (in files/) or on
     each host of `on`; the host reaches it through the environment, never through the command's text."""
     lb = spec.rollout.balancer
-    assert lb is not None and spec.health is not None
+    assert lb is not None
+    port = spec.health.port if spec.health and spec.health.port else ""  # a release of files serves no port
     environment = {
         "ROLLWRIGHT_HOST": "{{ inventory_hostname }}",
         "ROLLWRIGHT_ADDRESS": "{{ hostvars[inventory_hostname].ansible_host | default(inventory_hostname) }}",
-        "ROLLWRIGHT_PORT": str(spec.health.port), "ROLLWRIGHT_APP": spec.app, "ROLLWRIGHT_VERSION": version,
+        "ROLLWRIGHT_PORT": str(port), "ROLLWRIGHT_APP": spec.app, "ROLLWRIGHT_VERSION": version,
     }
     tasks = []
     for name in names:
@@ -785,12 +797,24 @@ def _gate_task(name: str, version: str, restart: bool | str, **more: str) -> dic
         "unit": f"{{{{ {V}service.name }}}}", "restart": restart, **more})
 
 
+def _release_run_task(name: str, commands: str, phase: str, marker: str = "") -> dict[str, Any]:
+    """The spec's commands in the new release on this host, as the app's user with the service's env file (read
+    on the host, as the unit and `rollwright exec` read it); with `marker`, once per release."""
+    return _task(name, "release_run", {
+        "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}",
+        "commands": f"{{{{ {V}{commands} }}}}",
+        **_refs("", "runner", ["user", "group", "env_file"]), "marker": marker,
+        "env": {"ROLLWRIGHT_VERSION": f"{{{{ {V}version }}}}", "ROLLWRIGHT_PHASE": phase,
+                "ROLLWRIGHT_HOST": "{{ inventory_hostname }}"}})
+
+
 def _read_host_task(name: str = "Read what this host runs (current, the unit, its process)",
-                    health: bool = False) -> dict[str, Any]:
-    """One look at what the host runs (registers healthcheck_report: current, the unit's state, its process,
-    and with `health` one answer of its health URL)."""
+                    health: bool = False, unit: bool = True) -> dict[str, Any]:
+    """One look at what the host runs (registers healthcheck_report: current, with `unit` the unit's state and its
+    process, and with `health` one answer of its health URL). An app without a service has neither."""
     return _import(name, "healthcheck", "report", {
-        "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}",
+        "healthcheck_root": f"{{{{ {V}release.root }}}}",
+        "healthcheck_unit": f"{{{{ {V}service.name }}}}" if unit else "",
         **(_refs("healthcheck_", "health", ["url", "status"]) if health else {})})
 
 
@@ -808,29 +832,40 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     # blue/green: the idle colour is taken out (a no-op but on the first deploy) and stays out until the switch
     version = f"{{{{ {V}version }}}}"
     back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready", version)
+    hooks = spec.hooks
     update = [
         *_lb_tasks(spec, "maint", version),
+        *([_release_run_task(BEFORE_SWITCH_TASK, "host_hooks.before_switch", "before_switch")]
+          if hooks.before_switch else []),
         _task(PHASE_TASK["switch"], "release_switch", {
-            "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}"}, register="rollwright_switch"),
+            "root": f"{{{{ {V}release.root }}}}", "version": version}, register="rollwright_switch"),
         # --no-health-check skips the gate, not the restart
-        _gate_task(PHASE_TASK["restart"], f"{{{{ {V}version }}}}", True,
-                   wait="{{ 'health' not in ansible_skip_tags }}", **_reload(spec)),
+        *([_gate_task(PHASE_TASK["restart"], version, True, wait="{{ 'health' not in ansible_skip_tags }}",
+                      **_reload(spec))] if spec.service else []),
+        *([_release_run_task(AFTER_SWITCH_TASK, "host_hooks.after_switch", "after_switch")]
+          if hooks.after_switch else []),
         *back_in,
     ]
-    rescue = [
-        _include(PHASE_TASK["rollback"], "rollback", vars={
+    switched = ("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
+                "(rollwright_switch.current | default(''))")
+    if spec.service:
+        back = _include(PHASE_TASK["rollback"], "rollback", vars={
             "rollback_root": f"{{{{ {V}release.root }}}}",
             "rollback_service_name": f"{{{{ {V}service.name }}}}",
             **_health_args("rollback_health_"),
-        }, when=("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
-                 "(rollwright_switch.current | default(''))")),
+        }, when=switched)
+    else:  # nothing to restart: current goes back
+        back = _task(PHASE_TASK["rollback"], "release_switch", {"root": f"{{{{ {V}release.root }}}}", "action": "pop"},
+                     when=switched)
+    rescue = [
+        back,
         *back_in,
         _task(RESCUE_FAIL_TASK, "ansible.builtin.fail", {
             "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}}: "
                    "{{ ansible_failed_result.msg | default('unknown error') }}"}),
     ]
     tasks = [
-        _read_host_task(),
+        _read_host_task(unit=bool(spec.service)),
         # a host is updated when current is another release, its process runs another one (a killed deploy
         # moved current ahead of it), its unit or env file changed, or the service is not running (stopped
         # by hand, crashed): it then goes through drain, restart and health gate
@@ -843,7 +878,8 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
                     "rollwright_runs_another": ("{{ rollwright_process.startswith(rollwright_releases) and "
                                                 "not rollwright_process.startswith(rollwright_new_release) }}"),
                     "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
-                                              "healthcheck_report.active != 'active' }}")}),
+                                              "healthcheck_report.active != 'active' }}" if spec.service
+                                              else False)}),
         {"name": "Update this host (drain, switch, restart and health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]

@@ -20,7 +20,7 @@ from typing import Any
 from rollwright.errors import BadInput
 from rollwright.render import playbooks
 from rollwright.render.commands import GroupCommand, group_commands, matching_files
-from rollwright.render.playbooks import DIRECT_MODULE_ROLES, FILES_DIR
+from rollwright.render.playbooks import DIRECT_MODULE_ROLES, ENV_DIR, FILES_DIR
 from rollwright.render.verify import verify_files
 from rollwright.render.yamlout import as_data, dump_yaml
 from rollwright.spec.loader import LoadedSpec, SpecError
@@ -265,7 +265,7 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         "rollwright_audit_log": AUDIT_LOG if inp.target.inventory
         else f"{{{{ playbook_dir }}}}/{inp.local_state}/audit.log",
     }
-    if spec.artifact and spec.release and spec.service and spec.health:
+    if spec.artifact and spec.release:
         artifact = spec.artifact
         values["rollwright_version"] = as_data(artifact.version)
         values["rollwright_artifact_file"] = as_data(project_artifact(artifact.path) if artifact.path else "")
@@ -276,6 +276,9 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
             "sha256": as_data(artifact.sha256),
         }
         values["rollwright_release"] = as_data(spec.release.model_dump())
+        values["rollwright_host_hooks"] = as_data(spec.hooks.model_dump(include={"before_switch", "after_switch"}))
+        values["rollwright_runner"] = as_data(release_runner(spec))
+    if spec.artifact and spec.service and spec.health:
         service = spec.service
         values["rollwright_service"] = {
             **as_data(service.model_dump(exclude={"name", "group", "working_dir"})),
@@ -312,6 +315,16 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
                            f"'/migrations/{name}', rstrip=false) }}}}"} for name in sorted(inp.migrations)],
             }
     return values
+
+
+def release_runner(spec: Spec) -> dict[str, str]:
+    """Who runs the commands inside a release (release.build, host hooks): the service's user with its env
+    file, read on the host as the unit reads it; without a service, the release's owner with no env file."""
+    if spec.service:
+        return {"user": spec.service.user, "group": spec.service.group or spec.service.user,
+                "env_file": f"{ENV_DIR}/{spec.service_name}.env"}
+    assert spec.release is not None
+    return {"user": spec.release.owner, "group": spec.release.owner, "env_file": ""}
 
 
 def _env_value(value: str | int | bool) -> str:

@@ -64,6 +64,9 @@ def plan_app(loaded: LoadedSpec, target_name: str | None, action: str, hosts: li
         raise BadInput(f"unknown app action {action!r} (start, stop or restart)")
     if not spec.artifact:
         raise BadInput(f"{loaded.path}: the spec deploys no release, so it runs no app service to {action}")
+    if not spec.service:
+        raise BadInput(f"{loaded.path}: the spec runs no service (its release is files only), so there is nothing to "
+                       f"{action}")
     if spec.rollout.strategy == "blue_green":
         raise BadInput(f"{loaded.path}: app {action} is not for blue/green yet: putting the idle colour's hosts "
                        "back in the load balancer would give them traffic")

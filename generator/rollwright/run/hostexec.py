@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rollwright.errors import BadInput
+from rollwright.render.playbooks import ENV_DIR
 from rollwright.render.project import AUDIT_LOG, resolve_target
 from rollwright.run.engine import Interrupts
 from rollwright.run.records import new_id, now, operator
@@ -140,7 +141,7 @@ class ExecContext:
     def systemd_run(self, version: str, *, tty: bool = False) -> list[str]:
         return ["systemd-run", f"--unit={self.unit}", "--quiet", "--collect", "--wait", "--pty" if tty else "--pipe",
                 f"--uid={self.user}", f"--gid={self.group}",
-                f"--property=EnvironmentFile=/etc/rollwright/{self.service}.env", "--property=NoNewPrivileges=true",
+                f"--property=EnvironmentFile={ENV_DIR}/{self.service}.env", "--property=NoNewPrivileges=true",
                 f"--working-directory={self.working_directory(version)}", "--", *map(literal_for_systemd, self.command)]
 
     def run_argv(self, version: str, *, tty: bool = False) -> list[str]:
@@ -185,8 +186,11 @@ def execute(loaded: LoadedSpec, target: str | None, options: ExecOptions, out: W
     """Run the command; 0 when it exited 0 on every chosen host, 130 when stopped, else 1 naming each host."""
     options.check()
     spec = loaded.spec
-    if not (spec.release and spec.service):
+    if not spec.release:
         raise BadInput(f"{loaded.path}: the spec deploys no release, so there is no release folder to run in")
+    if not spec.service:
+        raise BadInput(f"{loaded.path}: the spec runs no service, so there is no service user or env file to run "
+                       f"as; use ssh as the release's owner ({spec.release.owner})")
     name, chosen_target = resolve_target(loaded, target)
     if chosen_target.read_only and not options.read_only_safe:
         raise BadInput(f"exec refused: target {name} is read-only; if this command changes nothing, say so with "

@@ -50,6 +50,7 @@ class HostState:
     answers: str = ""  # the version the health endpoint names ("" when it names none)
     lb: dict[str, str] = field(default_factory=dict)  # load balancer host -> "UP", "MAINT", "DRAIN", "DOWN", ...
     reachable: bool = True
+    service: bool = True  # the app runs a service; without one a host is its files: `current` is all it serves
 
     @property
     def serves(self) -> str:
@@ -110,6 +111,9 @@ def state_of(host: str, info: dict[str, Any]) -> HostState:
     """One host's report from status.yml, read into what it means."""
     current, previous = str(info.get("current") or ""), str(info.get("previous") or "")
     running = release_of(str(info.get("process_dir") or ""), str(info.get("root") or ""))
+    if not info.get("service", True):  # nothing runs: a host with a release is as healthy as it can be
+        return HostState(host, current, previous, bool(current), -1, bool(info.get("live", True)),
+                         lb=lb_states(info.get("lb") or []), service=False)
     return HostState(host, current, previous, bool(info.get("healthy")), int(info.get("health_status") or -1),
                      bool(info.get("live", True)), active=info.get("active", "active") == "active", running=running,
                      answers=version_named(info.get("health_body") or "", [running, current, previous]),
@@ -163,7 +167,8 @@ def print_states(write: Write, states: list[HostState]) -> None:
     """One line per app host: the release it serves, the one before it, its health, and what is half-done."""
     write("hosts now:")
     for state in states:
-        health = "healthy" if state.healthy else f"NOT healthy (health {state.health_status})"
+        health = ("healthy" if state.healthy else f"NOT healthy (health {state.health_status})") if state.service \
+            else "no service (files only)"
         serving = state.serves or "unknown (unreachable or never deployed)"
         balancer = "".join(f", {state} in {lb}" for lb, state in sorted(state.lb.items()))
         notes = "".join(f"; {problem}" for problem in state.problems(lb=False))

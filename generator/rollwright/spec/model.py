@@ -280,6 +280,9 @@ class BuildInfo(Strict):
     sha256: Sha256
 
 
+HostCommand = Annotated[str, Field(min_length=1)]  # run on the app hosts as `/bin/sh -c COMMAND`
+
+
 class Release(Strict):
     """Capistrano-style layout: <root>/releases/<version>, <root>/shared, <root>/current."""
 
@@ -290,6 +293,15 @@ class Release(Strict):
     shared: list[SharedPath] = Field([], json_schema_extra={"uniqueItems": True}, examples=[["log", "uploads"]],
                                      description="Paths linked from `<root>/shared` into every release, so they "
                                                  "outlive it (logs, uploads); each listed once, none inside another.")
+    owner: Name = Field("root", examples=["root", "hello"], description="Who owns the release files (and its "
+                        "group, the group of that name). Default root: the app cannot change its own code. Set the "
+                        "service user when `build` writes into the release.")
+    build: list[HostCommand] = Field([], examples=[["python manage.py collectstatic --noinput",
+                                                    "python manage.py check --deploy"]], description=(
+        "Commands run on every app host inside the new release (`<root>/releases/<version>`) once it is staged, "
+        "before migrations and before any switch: as the service user with the service's env file (without a "
+        "service: as `owner`, no env). `/bin/sh -c`, in order; a failure stops the deploy with every host on its "
+        "release. They run once per release: a marker in the release skips them on a re-run."))
 
     @field_validator("shared")
     @classmethod
@@ -730,7 +742,8 @@ HookCommands = list[Annotated[str, Field(min_length=1)]]
 
 
 class Hooks(Strict):
-    """Commands on the control node at fixed points; a non-zero exit stops the deploy."""
+    """Commands at fixed points of a deploy, on the control node, except before_switch and after_switch, which
+    run on each app host; a non-zero exit stops the deploy."""
 
     before_deploy: HookCommands = Field([], examples=[["./notify start"]], description="Before anything changes.")
     after_stage: HookCommands = Field([], description="After the release is unpacked on every host, before any "
@@ -739,9 +752,26 @@ class Hooks(Strict):
                                        "(a failure is reported, nothing is rolled back).")
     on_failure: HookCommands = Field([], examples=[["./notify failed"]], description="After a failed or "
                                      "interrupted deploy, once the fleet is restored.")
+    before_switch: list[HostCommand] = Field([], examples=[["./bin/warm-cache"]], description=(
+        "On each app host of a batch, in its new release, as the service user with the service's env file "
+        "(without a service: as `release.owner`), once the host is out of the load balancer and before `current` "
+        "moves; a failure leaves the host on its release and fails the deploy."))
+    after_switch: list[HostCommand] = Field([], examples=[["./bin/notify-switched"]], description=(
+        "On each app host of a batch, like before_switch, once `current` moved and the health gate passed, "
+        "before the host takes traffic again; a failure rolls that host back, like a failed health gate."))
+
+    @property
+    def on_hosts(self) -> bool:
+        return bool(self.before_switch or self.after_switch)
 
 
-ARTIFACT_NEEDS = "'artifact' needs 'release' (where to unpack) and 'service' (what to restart)"
+ARTIFACT_NEEDS = "'artifact' needs 'release' (where to unpack)"
+HOST_WORK_NEEDS_ARTIFACT = ("'release.build', 'hooks.before_switch' and 'hooks.after_switch' run in a new release: "
+                            "they need 'artifact'")
+NO_SERVICE_STRATEGY = ("without 'service' there is no health gate to judge a canary or check an idle colour: use "
+                       "strategy rolling or direct")
+NO_SERVICE_HEALTH = ("'health.path' and 'health.port' gate a service's restart: without 'service', check the site "
+                     "with 'health.url' or 'smoke'")
 SERVICE_NEEDS_ARTIFACT = "'service' needs 'artifact' (what to run)"
 SMOKE_NEEDS_ARTIFACT = "'smoke' checks a released site: it needs 'artifact'"
 SERVICE_NEEDS_HEALTH = "'service' needs 'health' with 'path' and 'port' (the gate of every batch)"
@@ -773,7 +803,14 @@ class Spec(Strict):
     """A whole deploy spec. Only `app` is required; each section switches on a deploy phase."""
 
     model_config = _rules(
-        _when(_set({"artifact": "object"}), then=_set({"release": "object", "service": "object"}, ARTIFACT_NEEDS)),
+        _when(_set({"artifact": "object"}), then=_set({"release": "object"}, ARTIFACT_NEEDS)),
+        *(_when(_is(section, type="object", **_is(key, minItems=1)),
+                then=_set({"artifact": "object"}, HOST_WORK_NEEDS_ARTIFACT))
+          for section, key in (("release", "build"), ("hooks", "before_switch"), ("hooks", "after_switch"))),
+        _when({"allOf": [_set({"artifact": "object"}), _unset("service")]}, then={"properties": {
+            "rollout": {"properties": {"strategy": {"not": {"enum": list(STRATEGIES_NEEDING_LB)},
+                                                    "errorMessage": NO_SERVICE_STRATEGY}}},
+            "health": {"properties": {"path": {"type": "null", "errorMessage": NO_SERVICE_HEALTH}}}}}),
         _when(_set({"service": "object"}), then=_set({"artifact": "object"}, SERVICE_NEEDS_ARTIFACT)),
         _when(_is("smoke", minItems=1), then=_set({"artifact": "object"}, SMOKE_NEEDS_ARTIFACT)),
         _when(_set({"service": "object"}), then=_is("health", type="object", errorMessage=SERVICE_NEEDS_HEALTH,
@@ -782,7 +819,8 @@ class Spec(Strict):
     app: Name = Field(examples=["hello"], description="The app's name: names its unit, lock, records and backups.")
     artifact: Artifact | None = Field(
         None, description="The release to ship: a tarball on the control node (`path`) or at a `url`, pinned by its "
-                          "sha256; or `{from: FILE}`, the JSON file the build writes. Needs `release` and `service`.")
+                          "sha256; or `{from: FILE}`, the JSON file the build writes. Needs `release`; without "
+                          "`service` (a static site, a batch job's code) each batch only switches `current`.")
     release: Release | None = Field(None, description="Where releases live on the app hosts, Capistrano-style: "
                                     "`<root>/releases/<version>`, `<root>/shared`, `<root>/current`.")
     service: Service | None = Field(None, description="The systemd unit that runs the app from `current`. Needs "
@@ -817,8 +855,15 @@ class Spec(Strict):
     @model_validator(mode="after")
     def _sections_fit_together(self) -> Spec:
         problems = []
-        if self.artifact and not (self.release and self.service):
+        if self.artifact and not self.release:
             problems.append(ARTIFACT_NEEDS)
+        if not self.artifact and ((self.release and self.release.build) or self.hooks.on_hosts):
+            problems.append(HOST_WORK_NEEDS_ARTIFACT)
+        if self.artifact and not self.service:
+            if self.rollout.strategy in STRATEGIES_NEEDING_LB:
+                problems.append(NO_SERVICE_STRATEGY)
+            if self.health and (self.health.path or self.health.port):
+                problems.append(NO_SERVICE_HEALTH)
         if self.service and not self.artifact:
             problems.append(SERVICE_NEEDS_ARTIFACT)
         if self.smoke and not self.artifact:

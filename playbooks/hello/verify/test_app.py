@@ -8,14 +8,14 @@ import os
 
 testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", 'app')]
 SERVICE = 'hello'
-USER = 'hello'
 ROOT = '/srv/hello'
 VERSION = '1.0.0'
 RELEASE_OWNER = 'root'
 RELEASE_GROUP = 'root'
 ENV_FILE = '/etc/rollwright/hello.env'
-PORT = 8080
 HEALTH_URL = 'http://127.0.0.1:8080/health'
+USER = 'hello'
+PORT = 8080
 HEALTH_STATUS = 200
 RUNS_IN_CURRENT = True
 
@@ -33,7 +33,7 @@ GATHER = (
     "    return {'dir': os.path.isdir(path), 'file': os.path.isfile(path), 'mode': oct(st.st_mode & 0o7777),\n"
     "            'user': pwd.getpwuid(st.st_uid).pw_name, 'group': grp.getgrgid(st.st_gid).gr_name}\n"
     "shown = subprocess.run(['systemctl', 'show', '-p', 'ActiveState,UnitFileState,MainPID', service],\n"
-    "                       capture_output=True, text=True).stdout\n"
+    "                       capture_output=True, text=True).stdout if service else ''\n"
     "unit = dict(line.partition('=')[::2] for line in shown.splitlines())\n"
     "current = root + '/current'\n"
     "try:\n"
@@ -51,8 +51,9 @@ GATHER = (
     "    except OSError:\n"
     "        rows = []\n"
     "    ports.update(int(r.split()[1].rsplit(':', 1)[1], 16) for r in rows if r.split()[3] == '0A')\n"
+    "health = {'status': None, 'body': '', 'error': 'no health URL'}\n"
     "try:\n"
-    "    answer = urllib.request.urlopen(url, timeout=5)\n"
+    "    answer = urllib.request.urlopen(url, timeout=5) if url else None\n"
     "except urllib.error.HTTPError as error:\n"
     "    answer = error\n"
     "except OSError as error:\n"
@@ -75,17 +76,23 @@ def read(host):
     return json.loads(out)
 
 
-def test_unit_is_enabled_and_running(facts):
-    unit = facts["unit"]
-    assert unit.get("UnitFileState") == "enabled", f"{SERVICE}.service is not enabled"
-    assert unit.get("ActiveState") == "active", f"{SERVICE}.service is not running"
-
-
 def test_current_is_the_deployed_release(facts):
     assert facts["current_is_link"], f"{ROOT}/current is not a symlink"
     target = facts["current_target"]
     assert target == f"{ROOT}/releases/{VERSION}", f"current points at {target}, not {VERSION}"
     assert facts["revision"] == VERSION, f"REVISION says {facts['revision']!r}, not {VERSION!r}"
+
+
+def test_release_folder_owner_and_mode(facts):
+    release = facts["release"]
+    assert release and release["dir"], f"{ROOT}/releases/{VERSION} is missing"
+    found = (release["user"], release["group"], release["mode"])
+    assert found == (RELEASE_OWNER, RELEASE_GROUP, "0o755"), f"owner, group, mode are {found}"
+
+def test_unit_is_enabled_and_running(facts):
+    unit = facts["unit"]
+    assert unit.get("UnitFileState") == "enabled", f"{SERVICE}.service is not enabled"
+    assert unit.get("ActiveState") == "active", f"{SERVICE}.service is not running"
 
 
 def test_the_running_process_runs_the_deployed_release(facts):
@@ -96,12 +103,6 @@ def test_the_running_process_runs_the_deployed_release(facts):
         assert folder and (folder == release or folder.startswith(release + "/")), (
             f"the process runs in {folder}, not {release}")
 
-
-def test_release_folder_owner_and_mode(facts):
-    release = facts["release"]
-    assert release and release["dir"], f"{ROOT}/releases/{VERSION} is missing"
-    found = (release["user"], release["group"], release["mode"])
-    assert found == (RELEASE_OWNER, RELEASE_GROUP, "0o755"), f"owner, group, mode are {found}"
 
 
 def test_env_file_is_private_to_the_service_user(facts):

@@ -19,7 +19,7 @@ description:
     the process), and asks the health URL once. Changes nothing; runs in check mode.
 options:
   root: {type: path, required: true, description: Release root (holds current and previous).}
-  unit: {type: str, required: true, description: The systemd unit that serves the app.}
+  unit: {type: str, default: "", description: The systemd unit that serves the app; empty when the app has no service.}
   url: {type: str, default: "", description: Health URL, asked once from the host; empty = not asked.}
   status: {type: int, default: 200, description: The status that counts as healthy.}
   timeout_s: {type: int, default: 5, description: Seconds the health request may take.}
@@ -66,13 +66,13 @@ def process_dir(pid: str) -> str:
 def main() -> None:
     module = AnsibleModule(argument_spec={
         "root": {"type": "path", "required": True},
-        "unit": {"type": "str", "required": True},
+        "unit": {"type": "str", "default": ""},
         "url": {"type": "str", "default": ""},
         "status": {"type": "int", "default": 200},
         "timeout_s": {"type": "int", "default": 5},
     }, supports_check_mode=True)
     p = module.params
-    unit = unit_properties(p["unit"], ["ActiveState", "MainPID"])
+    unit = unit_properties(p["unit"], ["ActiveState", "MainPID"]) if p["unit"] else {}
     status, body = ask(p["url"], p["timeout_s"]) if p["url"] else (None, "")
     module.exit_json(
         changed=False,
