@@ -105,11 +105,15 @@ def migrations(loaded: LoadedSpec, target: str | None, command: str, write: Writ
     if not run.ok:
         write(f"✗ migrations {command} failed; details: {run.artifact_dir / 'stdout'}")
         return EXIT_FAILED
-    if command != "status":
-        return 0
+    return status_exit(tool, result) if command == "status" else 0
+
+
+def status_exit(tool: str, result: dict[str, Any]) -> int:
+    """`migrations status`'s exit code from what the action published: 1 on a problem, 4 when a migration is not
+    applied yet (tool command: rollwright cannot tell, 0), else 0."""
     if result.get("problems"):
         return EXIT_FAILED
-    unapplied = result.get("pending") if tool == "sql" else tool_pending(tool, action, str(result.get("output", "")))
+    unapplied = result.get("pending") if tool == "sql" else tool_pending(tool, "status", str(result.get("output", "")))
     return EXIT_PENDING if unapplied else 0
 
 
