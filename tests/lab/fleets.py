@@ -7,10 +7,14 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from rollwright.lab import sample
@@ -81,3 +85,30 @@ class Fleet:
 
     def main_pids(self) -> dict[str, str]:
         return {h: self.lab.run(h, "systemctl show -p MainPID --value hello").stdout.strip() for h in APP_HOSTS}
+
+
+def psql(lab: Lab, database: str, query: str) -> str:
+    """One query on db1 as postgres; its rows as psql prints them unaligned."""
+    return lab.run("db1", f"runuser -u postgres -- psql -X -A -t -d {database} -c \"{query}\"").stdout.strip()
+
+
+@contextmanager
+def table_lock_held(lab: Lab, database: str, table: str, seconds: int = 85) -> Iterator[str]:
+    """A psql session on db1 holding ACCESS SHARE on `table` (what a long read holds, and every ALTER TABLE waits
+    behind), bounded by `seconds`; started and ended by its pid, which it yields while the lock is held."""
+    holder = lab.run("db1", f"setsid timeout {seconds + 5} runuser -u postgres -- psql -X -d {database} -c "
+                            f"'BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE; SELECT pg_sleep({seconds});' "
+                            "</dev/null >/dev/null 2>&1 & echo $!").stdout.strip()
+    assert holder.isdigit(), holder
+    try:
+        for _ in range(50):
+            if psql(lab, database, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE "
+                                   f"c.relname = '{table}' AND l.granted AND l.mode = 'AccessShareLock'") != "0":
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the psql session never took its lock on {table}")
+        yield holder
+        assert lab.run("db1", f"kill -0 {holder}").returncode == 0, "the lock holder ended early"
+    finally:
+        lab.run("db1", f"kill {holder}")

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
-from fleets import APP_HOSTS, Fleet
+from fleets import APP_HOSTS, Fleet, psql, table_lock_held
 
 from rollwright.lab.fleet import Lab
 from rollwright.lab.sample import DATABASE_URL, REPO
@@ -60,10 +59,6 @@ def _spec(fleet: Fleet, version: str, extra: dict[str, bytes] | None = None) -> 
     return path
 
 
-def _psql(lab: Lab, query: str) -> str:
-    return lab.run("db1", f"runuser -u postgres -- psql -X -A -t -d {DATABASE} -c \"{query}\"").stdout.strip()
-
-
 @pytest.fixture(scope="module")
 def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     yield Fleet.beside(lab, tmp_path_factory.mktemp("django"))
@@ -74,7 +69,7 @@ def test_django_migrations_are_planned_before_the_deploy_applied_once_and_record
     plan = fleet.rollwright("plan", "--migrations", "-f", str(spec), "-t", "lab")
     assert plan.returncode == 0, plan.stderr
     assert "would apply: notes.0001_initial" in plan.stdout and "would apply: auth.0001_initial" in plan.stdout
-    assert _psql(fleet.lab, "SELECT to_regclass('notes_note') IS NULL") == "t"  # the plan applied nothing
+    assert psql(fleet.lab, DATABASE, "SELECT to_regclass('notes_note') IS NULL") == "t"  # the plan applied nothing
     status = fleet.rollwright("migrations", "status", "-f", str(spec), "-t", "lab")
     assert status.returncode == 4 and "[ ] 0001_initial" in status.stdout, status.stdout  # 4: something unapplied
 
@@ -83,7 +78,7 @@ def test_django_migrations_are_planned_before_the_deploy_applied_once_and_record
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "dj-1.0.0")
     health = json.loads(fleet.lab.run("app1", "curl -sf http://127.0.0.1:8080/health").stdout)
     assert health["version"] == "dj-1.0.0"
-    assert _psql(fleet.lab, "SELECT count(*) FROM django_migrations WHERE app = 'notes'") == "1"
+    assert psql(fleet.lab, DATABASE, "SELECT count(*) FROM django_migrations WHERE app = 'notes'") == "1"
     row = json.loads(fleet.rollwright("history", "-f", str(spec), "--json").stdout.splitlines()[0])
     applied = [m["script"] for m in json.loads(Path(row["record"]).read_text())["migrations"]["applied"]]
     assert "notes.0001_initial" in applied and "contenttypes.0001_initial" in applied, applied
@@ -96,26 +91,10 @@ def test_django_migrations_are_planned_before_the_deploy_applied_once_and_record
 
 def test_a_migration_waiting_on_a_held_lock_gives_up_before_any_switch_under_load(fleet: Fleet) -> None:
     spec = _spec(fleet, "dj-2.0.0", {"notes/migrations/0002_note_title.py": ADD_TITLE})
-    lab = fleet.lab
-    # a reader holding notes_note for at most 90 s: the ALTER TABLE of 0002 must wait behind it
-    holder = lab.run("db1", "setsid timeout 90 runuser -u postgres -- psql -X -d app -c "
-                            "'BEGIN; LOCK TABLE notes_note IN ACCESS SHARE MODE; SELECT pg_sleep(85);' "
-                            "</dev/null >/dev/null 2>&1 & echo $!").stdout.strip()
-    assert holder.isdigit(), holder
-    try:
-        for _ in range(50):
-            if _psql(lab, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
-                          "WHERE c.relname = 'notes_note' AND l.granted AND l.mode = 'AccessShareLock'") != "0":
-                break
-            time.sleep(0.2)
-        else:
-            pytest.fail("the psql session never took its lock on notes_note")
+    with table_lock_held(fleet.lab, DATABASE, "notes_note"):  # 0002's ALTER TABLE waits behind it
         proc, load = fleet.under_load("deploy", "-f", str(spec), "-t", "lab")
-        assert lab.run("db1", f"kill -0 {holder}").returncode == 0  # the lock was held all along
-    finally:
-        lab.run("db1", f"kill {holder}")
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "gave up" in proc.stdout and "waited 2 s for a lock" in proc.stdout, proc.stdout
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "dj-1.0.0")  # nothing switched
     assert load.failed == 0 and load.sent > 0, load.summary()
-    assert _psql(lab, "SELECT count(*) FROM django_migrations WHERE app = 'notes'") == "1"
+    assert psql(fleet.lab, DATABASE, "SELECT count(*) FROM django_migrations WHERE app = 'notes'") == "1"
