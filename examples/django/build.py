@@ -10,38 +10,28 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import importlib.util
+import runpy
 import sys
 from pathlib import Path
-from types import ModuleType
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "app"
 HELLO_BUILD = HERE.parent / "hello" / "build.py"
 
 
-def _packer() -> ModuleType:
-    """The hello build module, for its reproducible tar and atomic write."""
-    spec = importlib.util.spec_from_file_location("hello_build", HELLO_BUILD)
-    assert spec and spec.loader, HELLO_BUILD
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def build(version: str, out_dir: Path, extra: dict[str, bytes] | None = None) -> tuple[Path, str]:
     """Write shop-VERSION.tar.gz into out_dir; return (tarball path, sha256 hex). `extra`: more files (a later
     release's migration, say) by their path in the project."""
-    hello = _packer()
-    if not hello.VERSION_RE.fullmatch(version):
-        raise ValueError(f"invalid version {version!r}: must match {hello.VERSION_RE.pattern}")
+    hello = runpy.run_path(str(HELLO_BUILD))  # its reproducible tar and atomic write, shared
+    if not hello["VERSION_RE"].fullmatch(version):
+        raise ValueError(f"invalid version {version!r}: must match {hello['VERSION_RE'].pattern}")
     files = {path.relative_to(APP).as_posix(): path.read_bytes() for path in sorted(APP.rglob("*"))
              if path.is_file() and "__pycache__" not in path.parts}
     files.update(extra or {}, VERSION=f"{version}\n".encode())
-    data = hello._tar_bytes(files, hello._mtime())
+    data = hello["_tar_bytes"](files, hello["_mtime"]())
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"shop-{version}.tar.gz"
-    hello._write_atomic(path, data)
+    hello["_write_atomic"](path, data)
     return path, hashlib.sha256(data).hexdigest()
 
 

@@ -5,11 +5,10 @@ lock_timeout, the deploy stops before any switch, and the load balancer kept ans
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import runpy
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from fleets import APP_HOSTS, Fleet, psql, table_lock_held
@@ -21,6 +20,7 @@ from rollwright.render.yamlout import dump_yaml
 # The session lab's app hosts serve the service `hello` on port 8080 behind lb1's backend `app`: this app takes
 # the same name, so the modules that run after this one find the service they expect.
 ROOT = "/srv/hello"
+BUILD = REPO / "examples" / "django" / "build.py"
 DATABASE = "app"  # the lab's database, which DATABASE_URL names
 ADD_TITLE = b'''from django.db import migrations, models
 
@@ -31,16 +31,8 @@ class Migration(migrations.Migration):
 '''
 
 
-def _build_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("shop_build", REPO / "examples" / "django" / "build.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _spec(fleet: Fleet, version: str, extra: dict[str, bytes] | None = None) -> Path:
-    artifact, sha = _build_module().build(version, fleet.folder / "dist", extra)
+    artifact, sha = runpy.run_path(str(BUILD))["build"](version, fleet.folder / "dist", extra)
     spec = {
         "app": "hello",
         "artifact": {"path": str(artifact.relative_to(fleet.folder)), "version": version, "sha256": sha},

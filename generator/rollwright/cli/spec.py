@@ -1,4 +1,5 @@
-"""Commands on the spec itself, which touch no host: init, validate, schema, plan, generate."""
+"""Commands on the spec itself, which touch no host: init, validate, schema, plan, generate (`plan --migrations`
+alone asks the target what its migrations would apply)."""
 
 from __future__ import annotations
 
