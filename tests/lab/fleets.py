@@ -25,6 +25,7 @@ VENV_BIN = Path(sys.executable).parent
 APP_HOSTS = ["app1", "app2", "app3"]
 VAULT_ENV = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-" + secrets.token_hex(8)}
 LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
+LOCK_HOLDER = "rollwright-test-lock-holder"  # the application_name of table_lock_held's session
 
 
 @dataclass
@@ -96,7 +97,8 @@ def psql(lab: Lab, database: str, query: str) -> str:
 def table_lock_held(lab: Lab, database: str, table: str, seconds: int = 85) -> Iterator[str]:
     """A psql session on db1 holding ACCESS SHARE on `table` (what a long read holds, and every ALTER TABLE waits
     behind), bounded by `seconds`; started and ended by its pid, which it yields while the lock is held."""
-    holder = lab.run("db1", f"setsid timeout {seconds + 5} runuser -u postgres -- psql -X -d {database} -c "
+    holder = lab.run("db1", f"PGAPPNAME={LOCK_HOLDER} setsid timeout {seconds + 5} runuser -u postgres -- "
+                            f"psql -X -d {database} -c "
                             f"'BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE; SELECT pg_sleep({seconds});' "
                             "</dev/null >/dev/null 2>&1 & echo $!").stdout.strip()
     assert holder.isdigit(), holder
@@ -110,5 +112,7 @@ def table_lock_held(lab: Lab, database: str, table: str, seconds: int = 85) -> I
             pytest.fail(f"the psql session never took its lock on {table}")
         yield holder
         assert lab.run("db1", f"kill -0 {holder}").returncode == 0, "the lock holder ended early"
-    finally:
+    finally:  # its backend, asleep in pg_sleep, would not notice psql gone: it is ended by its pid too
         lab.run("db1", f"kill {holder}")
+        psql(lab, database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                            f"'{LOCK_HOLDER}'")
