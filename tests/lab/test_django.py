@@ -1,7 +1,8 @@
 """A real Django app (examples/django: a model and its migration, Django's contrib apps, gunicorn, psycopg2) on the
 lab with `tool: django` and no workaround: `plan --migrations` names what the new release would apply before the
 deploy, the deploy applies it once and records it; then a migration that waits on a table lock gives up after its
-lock_timeout, the deploy stops before any switch, and the load balancer kept answering meanwhile."""
+lock_timeout, the deploy stops before any switch, and the load balancer kept answering meanwhile; a rollback
+names the migration the database keeps beyond the release it goes back to."""
 
 from __future__ import annotations
 
@@ -90,3 +91,18 @@ def test_a_migration_waiting_on_a_held_lock_gives_up_before_any_switch_under_loa
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "dj-1.0.0")  # nothing switched
     assert load.failed == 0 and load.sent > 0, load.summary()
     assert psql(fleet.lab, DATABASE, "SELECT count(*) FROM django_migrations WHERE app = 'notes'") == "1"
+
+
+def test_a_rollback_names_the_migrations_the_database_keeps_beyond_its_release(fleet: Fleet) -> None:
+    spec = _spec(fleet, "dj-2.0.0", {"notes/migrations/0002_note_title.py": ADD_TITLE})  # the table is free now
+    deployed = fleet.deploy(spec)
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    rolled = fleet.rollwright("rollback", "-f", str(spec), "-t", "lab")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "dj-1.0.0")
+    assert "the database keeps the migrations applied after dj-1.0.0 was deployed: notes.0002_note_title" in \
+        rolled.stdout, rolled.stdout
+    row = json.loads(fleet.rollwright("history", "-f", str(spec), "--json").stdout.splitlines()[0])
+    assert row["action"] == "rollback"
+    assert any("notes.0002_note_title" in item for item in json.loads(Path(row["record"]).read_text())[
+        "cannot_roll_back"])
