@@ -374,7 +374,7 @@ def finish_run(workspace: Workspace, record: Record, documents: dict[str, str], 
     record.rolled_back_by_runner = rolled_back
     record.backup, record.migrations, record.canary = progress.backup, progress.migrations, progress.canary
     applied = {m.get("script") for m in progress.migrations.get("applied") or []}
-    record.cannot_roll_back = [
+    record.cannot_roll_back += [  # after what the run said itself (a rollback: the schema it leaves)
         f"destructive migration {item['script']} ({', '.join(item.get('statements') or [])}): only the backup "
         "restores its data" for item in progress.migrations.get("destructive") or [] if item["script"] in applied]
     if applied:
