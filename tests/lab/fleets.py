@@ -8,10 +8,14 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from rollwright.lab import sample
@@ -22,6 +26,7 @@ VENV_BIN = Path(sys.executable).parent
 APP_HOSTS = ["app1", "app2", "app3"]
 VAULT_ENV = {**os.environ, "ROLLWRIGHT_VAULT_PASSWORD": "vault-" + secrets.token_hex(8)}
 LOAD_RATE = 150.0  # requests per second, spread evenly over the deploy
+LOCK_HOLDER = "rollwright-test-lock-holder"  # the application_name of table_lock_held's session
 RECAP = re.compile(r"^(?P<host>\S+)\s+:\s+ok=\d+\s+changed=(?P<changed>\d+)\s+unreachable=(?P<dark>\d+)\s+"
                    r"failed=(?P<failed>\d+)", re.MULTILINE)
 
@@ -100,3 +105,33 @@ class Fleet:
 
     def main_pids(self) -> dict[str, str]:
         return {h: self.lab.run(h, "systemctl show -p MainPID --value hello").stdout.strip() for h in APP_HOSTS}
+
+
+def psql(lab: Lab, database: str, query: str) -> str:
+    """One query on db1 as postgres; its rows as psql prints them unaligned."""
+    return lab.run("db1", f"runuser -u postgres -- psql -X -A -t -d {database} -c \"{query}\"").stdout.strip()
+
+
+@contextmanager
+def table_lock_held(lab: Lab, database: str, table: str, seconds: int = 85) -> Iterator[str]:
+    """A psql session on db1 holding ACCESS SHARE on `table` (what a long read holds, and every ALTER TABLE waits
+    behind), bounded by `seconds`; started and ended by its pid, which it yields while the lock is held."""
+    holder = lab.run("db1", f"PGAPPNAME={LOCK_HOLDER} setsid timeout {seconds + 5} runuser -u postgres -- "
+                            f"psql -X -d {database} -c "
+                            f"'BEGIN; LOCK TABLE {table} IN ACCESS SHARE MODE; SELECT pg_sleep({seconds});' "
+                            "</dev/null >/dev/null 2>&1 & echo $!").stdout.strip()
+    assert holder.isdigit(), holder
+    try:
+        for _ in range(50):
+            if psql(lab, database, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE "
+                                   f"c.relname = '{table}' AND l.granted AND l.mode = 'AccessShareLock'") != "0":
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the psql session never took its lock on {table}")
+        yield holder
+        assert lab.run("db1", f"kill -0 {holder}").returncode == 0, "the lock holder ended early"
+    finally:  # its backend, asleep in pg_sleep, would not notice psql gone: it is ended by its pid too
+        lab.run("db1", f"kill {holder}")
+        psql(lab, database, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = "
+                            f"'{LOCK_HOLDER}'")

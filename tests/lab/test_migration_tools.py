@@ -40,7 +40,8 @@ def _spec(lab: Lab, folder: Path, version: str, tool: str = "command") -> Path:
     spec = sample.write_spec(folder, lab.inventory_path, artifact, sha, version, name="app.yml")
     data = yaml.safe_load(spec.read_text())
     data["database"] = {"hosts": "db", "name": "hello",
-                        "migrations": {"tool": tool, "command": APPLY, "status_command": STATUS}}
+                        "migrations": {"tool": tool, "command": APPLY, "status_command": STATUS,
+                                       **({} if tool == "command" else {"plan_command": STATUS})}}
     spec.write_bytes(dump_yaml(data))
     return spec
 

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from fleets import table_lock_held
 
 from rollwright.lab.fleet import Lab
 from rollwright.render.yamlout import dump_yaml
@@ -199,7 +201,7 @@ def test_migrations_commands_status_dry_run_apply_mark_and_history(project: Proj
     project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
     project.add("V2__b.sql", "CREATE TABLE b (id int);\n")
     status = rw("status")
-    assert status.returncode == 0 and "pending   V1__a.sql" in status.stdout and "pending   V2__b.sql" in status.stdout
+    assert status.returncode == 4 and "pending   V1__a.sql" in status.stdout and "pending   V2__b.sql" in status.stdout
     dry = rw("apply", "--dry-run")
     assert dry.returncode == 0 and "would apply: V1__a.sql, V2__b.sql" in dry.stdout
     assert project.query(f"SELECT to_regclass('{TABLE}')::text AS t") == [{"t": None}]  # nothing happened
@@ -325,3 +327,26 @@ def test_unrestorable_backup_stops_the_deploy_and_is_removed(lab: Lab, tmp_path:
     assert _verify_database(project) == []
     assert [row["script"] for row in project.history()] == ["V1__quadruple.sql"]
     assert project.query("SELECT to_regclass('b')::text AS b") == [{"b": None}]
+
+
+def test_a_no_transaction_file_and_a_migration_that_gives_up_on_a_held_lock(project: Project) -> None:
+    spec = yaml.safe_load(project.spec.read_text())
+    spec["database"]["migrations"].update(lock_timeout_s=1, lock_retries=1)
+    project.spec.write_bytes(dump_yaml(spec))
+    project.add("V1__a.sql", "CREATE TABLE a (id int);\n")
+    project.add("V2__index.sql", "-- rollwright:no-transaction\nCREATE INDEX CONCURRENTLY a_id ON a (id);\n")
+    applied = project.cli("migrations", "apply")
+    assert "applied: V1__a.sql, V2__index.sql" in applied.stdout, applied.stdout + applied.stderr
+    assert project.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'a_id'::regclass") == [
+        {"indisvalid": True}]  # CONCURRENTLY, which PostgreSQL refuses inside a transaction
+
+    project.add("V3__b.sql", "ALTER TABLE a ADD COLUMN b int;\n")
+    with table_lock_held(project.lab, project.database, "a"):
+        gave_up = project.cli("migrations", "apply")
+    assert gave_up.returncode == 1
+    assert "V3__b.sql gave up: a statement waited 1 s for a lock" in gave_up.stdout and "(2 tries)" in gave_up.stdout
+    assert project.query("SELECT count(*) AS n FROM information_schema.columns WHERE table_name = 'a' AND "
+                         "column_name = 'b'") == [{"n": 0}]  # rolled back
+    failed = [row for row in project.history() if row["script"] == "V3__b.sql"]
+    assert [row["success"] for row in failed] == [False] and "lock timeout" in str(failed[0]["error"])
+    assert "applied: V3__b.sql" in project.cli("migrations", "apply").stdout  # the table is free again

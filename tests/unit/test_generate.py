@@ -15,6 +15,8 @@ import yaml
 from rollwright.cli import main
 from rollwright.errors import BadInput
 from rollwright.render.commands import group_commands
+from rollwright.render.migrate import RELEASE_PYTHON
+from rollwright.render.playbooks import STAGED
 from rollwright.render.project import prepare, render, write_project
 from rollwright.run.deploy import prepare_workspace
 from rollwright.spec.loader import SpecError, load_spec
@@ -309,9 +311,16 @@ def test_a_tool_migrates_from_the_new_release_and_lints(tmp_path: Path, tool_env
     role_vars = migrate["tasks"][0]["vars"]
     assert role_vars["migrate_chdir"] == "{{ rollwright_release.root }}/releases/{{ rollwright_version }}"
     assert role_vars["migrate_user"] == "{{ rollwright_service.user }}"
-    assert role_vars["migrate_commands"]["apply"] == "alembic upgrade head"
-    assert "status: alembic current --verbose" in (out / "migrations.yml").read_text()
-    assert "releases/" not in (out / "migrations.yml").read_text()  # status reads the deployed release
+    assert role_vars["migrate_commands"]["apply"] == f"{RELEASE_PYTHON} -m alembic upgrade head"  # no bare python
+    assert role_vars["migrate_lock_timeout_s"] == "{{ rollwright_migrations.lock_timeout_s }}"
+    plays = yaml.load((out / "migrations.yml").read_text(), Loader=_UnsafeLoader)
+    stage, run = plays
+    assert stage["hosts"] == run["hosts"] == "app[0]"  # the spec's release staged where the tool runs, if asked
+    assert stage["tasks"][0]["when"] == STAGED and stage["tasks"][0]["block"][0]["ansible.builtin.import_role"]
+    tool_vars = run["tasks"][0]["vars"]
+    assert tool_vars["migrate_commands"]["status"] == f"{RELEASE_PYTHON} -m alembic current --verbose"
+    assert tool_vars["migrate_chdir"] == ("{{ rollwright_release.root }}/{{ 'releases/' ~ rollwright_version if "
+                                          f"{STAGED} else 'current' }}}}")  # history: the deployed release
     syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "migrations.yml"], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr

@@ -59,6 +59,23 @@ def test_promotion_needs_a_verified_success_of_the_same_artifact(tmp_path: Path)
     assert history.verified_deploy("production", "33" * 32) is None
 
 
+def test_the_history_knows_which_migrations_a_rollback_to_a_version_leaves_in_the_database(tmp_path: Path) -> None:
+    history = History(tmp_path / "state")
+
+    def deploy(version: str, started: str, applied: list[str], status: str = "succeeded") -> None:
+        record = _record("staging", status, started=started)
+        record.version, record.migrations = version, {"applied": [{"script": name} for name in applied]}
+        write_record(tmp_path / "records", record, {}, history)
+
+    deploy("1.0.0", "2026-11-21T09:00:00Z", ["V1__a.sql"])
+    deploy("2.0.0", "2026-11-21T10:00:00Z", ["V2__b.sql"], status="failed")  # applied, then its rollout failed
+    deploy("2.0.1", "2026-11-21T11:00:00Z", ["V3__c.sql", "V4__d.sql"])
+    assert history.applied_since("staging", "1.0.0") == ["V2__b.sql", "V3__c.sql", "V4__d.sql"]
+    assert history.applied_since("staging", "2.0.1") == []
+    assert history.applied_since("staging", "2.0.0") is None  # never deployed successfully here: unknown
+    assert history.applied_since("production", "1.0.0") is None
+
+
 def test_markdown_log_names_steps_migrations_and_what_cannot_be_undone() -> None:
     text = markdown(_record("staging", "succeeded"))
     assert text.startswith("# Deploy hello 1.0.0 to staging: succeeded\n")

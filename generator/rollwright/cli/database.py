@@ -29,7 +29,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
 
 
 MIGRATION_ACTIONS = (
-    ("status", "applied / pending / changed / missing, and every problem; changes nothing",
+    ("status", "applied / pending / changed / missing, and every problem; changes nothing; exit 1 on a problem, "
+               "4 when some migration is not applied yet",
      "rollwright migrations status -t staging"),
     ("history", "the history table, newest last", "rollwright migrations history -t production --limit 5"),
     ("apply", "apply what is pending (as a deploy would, without the release)",

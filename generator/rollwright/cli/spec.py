@@ -1,4 +1,5 @@
-"""Commands on the spec itself, which touch no host: init, validate, schema, plan, generate."""
+"""Commands on the spec itself, which touch no host: init, validate, schema, plan, generate (`plan --migrations`
+alone asks the target what its migrations would apply)."""
 
 from __future__ import annotations
 
@@ -85,11 +86,18 @@ def cmd_plan(args: argparse.Namespace) -> int:
     loaded = allowed(loaded, name, target, args.direct)
     path = inventory_path(loaded, name, target)
     inventory = inventory_groups(path) if path else {"all": ["localhost"]}
-    steps = build_plan(loaded.spec, expand_groups(loaded), inventory, read_migrations(loaded))
+    pending = None
+    if args.migrations:
+        from rollwright.run.migrations import pending_migrations
+
+        pending = pending_migrations(loaded, name)
+    steps = build_plan(loaded.spec, expand_groups(loaded), inventory, read_migrations(loaded), pending)
     if args.json:
         print_json({"app": loaded.spec.app, "target": name, "steps": plan_as_json(steps)})
     else:
-        print(f"plan for {loaded.spec.app} on target {name} (nothing is touched):")
+        touched = " (asked the target what the migrations would apply; nothing switched)" if pending else \
+            " (nothing is touched)"
+        print(f"plan for {loaded.spec.app} on target {name}{touched}:")
         print(plan_as_text(steps))
     if any(step.phase == "problem" for step in steps):  # scripts that gate on the plan must see it
         print("the plan has problems (see [problem]): fix them before a deploy", file=sys.stderr)
@@ -161,6 +169,10 @@ def register(sub: Subparsers) -> None:
     on_target(p)
     direct_arg(p)
     artifact_args(p)
+    p.add_argument("--migrations", action="store_true",
+                   help="also ask the target what the migrations would apply: the sql tool's pending files, or the "
+                        "tool's plan run from the new release, staged on the first app host first (no switch, no "
+                        "traffic moves)")
     json_arg(p, '{"app": ..., "target": ..., "steps": [...]}')
     p.set_defaults(func=cmd_plan)
 

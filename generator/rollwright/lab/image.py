@@ -41,6 +41,10 @@ PACKAGES: tuple[str, ...] = (
     "postgresql-client",
     "tar",
     "gzip",
+    # a real Django app (examples/django): its framework, its PostgreSQL driver and its WSGI server
+    "python3-django",
+    "python3-psycopg2",
+    "gunicorn",
 )
 # Units no lab host needs: timers that would wake every host at once, and a console login prompt.
 IDLE_UNITS = (

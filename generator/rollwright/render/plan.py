@@ -23,6 +23,27 @@ class Step:
     commands: list[str] = field(default_factory=list)
 
 
+@dataclass
+class Pending:
+    """What the new release would apply, as the target answered `plan --migrations`: migration names, those known
+    to lock a busy table (tool sql), and the tool's own words; `known` is False when the tool's output cannot be
+    read (tool command)."""
+
+    names: list[str] = field(default_factory=list)
+    locking: list[dict[str, Any]] = field(default_factory=list)
+    output: list[str] = field(default_factory=list)
+    command: str = ""
+    known: bool = True
+
+
+def locking_files(migrations: dict[str, bytes]) -> dict[str, list[str]]:
+    """File -> statements known to lock a busy table, judged by the embedded module's own patterns."""
+    module = _sql_module()
+    found = {name: module.Migration(name, data.decode("utf-8", "replace")).locking()
+             for name, data in migrations.items()}
+    return {name: statements for name, statements in found.items() if statements}
+
+
 def hosts_of(pattern: str, inventory: dict[str, list[str]]) -> list[str]:
     """Hosts an Ansible host pattern of group/host names (joined by ':') selects, in order."""
     if pattern == "localhost":
@@ -37,19 +58,27 @@ def destructive_files(migrations: dict[str, bytes]) -> dict[str, list[str]]:
     """File -> destructive statements, judged by the very code the deploy runs (the embedded module)."""
     if not migrations:
         return {}
-    path = ROLES_DIR / "migrate" / "library" / "sql_migrations.py"
-    loader = importlib.util.spec_from_file_location("rollwright_sql_migrations", path)
-    assert loader and loader.loader, path
-    module = importlib.util.module_from_spec(loader)
-    loader.loader.exec_module(module)
+    module = _sql_module()
     found = {name: module.Migration(name, data.decode("utf-8", "replace")).destructive()
              for name, data in migrations.items()}
     return {name: statements for name, statements in found.items() if statements}
 
 
+def _sql_module() -> Any:
+    """The embedded sql_migrations module: the very code the deploy runs judges the files."""
+    path = ROLES_DIR / "migrate" / "library" / "sql_migrations.py"
+    loader = importlib.util.spec_from_file_location("rollwright_sql_migrations", path)
+    assert loader and loader.loader, path
+    module = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(module)
+    return module
+
+
 def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]],
-               inventory: dict[str, list[str]], migrations: dict[str, bytes] | None = None) -> list[Step]:
-    """Steps in run order; mirrors the plays of the generated site.yml."""
+               inventory: dict[str, list[str]], migrations: dict[str, bytes] | None = None,
+               pending: Pending | None = None) -> list[Step]:
+    """Steps in run order; mirrors the plays of the generated site.yml. With `pending` (what the target said the
+    new release would apply) the migrate step lists it."""
     app_hosts = hosts_of(spec.rollout.hosts, inventory)
     db_hosts = hosts_of(spec.database.hosts, inventory)[:1] if spec.database else []
     problems = []
@@ -87,8 +116,11 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
                    + ("acknowledged in the spec" if name in acknowledged else
                       "blocks the deploy if pending, unless acknowledged (--acknowledge-destructive)")
                    for name, statements in destructive_files(migrations or {}).items()]
-        steps.append(Step("migrate", f"Apply migrations once ({spec.database.migrations.tool})",
-                          db_hosts if spec.database.migrations.tool == "sql" else app_hosts[:1], flagged))
+        steps.append(Step("migrate", f"Apply migrations once ({spec.database.migrations.tool}), each statement "
+                          f"waiting at most {spec.database.migrations.lock_timeout_s} s for a lock "
+                          f"({spec.database.migrations.lock_retries} more tries)",
+                          db_hosts if spec.database.migrations.tool == "sql" else app_hosts[:1],
+                          flagged + _pending_lines(migrations or {}, pending)))
     if spec.artifact and spec.rollout.strategy == "blue_green":
         steps += _colour_steps(spec, inventory)
         colours = (spec.rollout.colours.blue, spec.rollout.colours.green)
@@ -105,6 +137,19 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
     if problems:
         steps.append(Step("problem", "; ".join(problems), []))
     return steps
+
+
+def _pending_lines(migrations: dict[str, bytes], pending: Pending | None) -> list[str]:
+    """What would be applied and which of it locks a busy table: the pending files when the target was asked,
+    else every local file that would lock one if pending."""
+    if pending is None:
+        return [f"LOCKS A BUSY TABLE ({', '.join(statements)}): {name} — if pending, readers of that table wait "
+                "behind it (up to lock_timeout_s)" for name, statements in locking_files(migrations).items()]
+    if not pending.known:
+        return [f"the new release's plan ({pending.command}) says:", *(f"  {line}" for line in pending.output)]
+    lines = [f"would apply: {name}" for name in pending.names] or ["nothing to apply"]
+    return lines + [f"LOCKS A BUSY TABLE ({', '.join(item['statements'])}): {item['script']} — readers of that "
+                    "table wait behind it (up to lock_timeout_s)" for item in pending.locking]
 
 
 def _colour_steps(spec: Spec, inventory: dict[str, list[str]]) -> list[Step]:

@@ -11,32 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from rollwright.render.commands import GroupCommand
+from rollwright.render.migrate import tool_commands
 from rollwright.render.policy import pending_rule
 from rollwright.render.yamlout import Unsafe
-from rollwright.spec.model import Canary, CommandGroup, Migrations, Spec
-
-# What each migration tool runs: `apply` in the deploy; the read-only ones for `rollwright migrations
-# status|history|apply --dry-run`. A spec's `command` replaces apply, its `status_command` the others.
-TOOL_COMMANDS = {
-    "alembic": {"apply": "alembic upgrade head", "status": "alembic current --verbose",
-                "history": "alembic history --indicate-current",
-                "plan": "alembic history --indicate-current -r current:"},
-    "flyway": {"apply": "flyway migrate", "status": "flyway info", "history": "flyway info", "plan": "flyway info"},
-    "django": {"apply": "python manage.py migrate --noinput", "status": "python manage.py showmigrations",
-               "history": "python manage.py showmigrations --verbosity 2", "plan": "python manage.py migrate --plan"},
-    "command": {"apply": "", "status": "", "history": "", "plan": ""},
-}
-
-
-def tool_commands(migrations: Migrations) -> dict[str, str]:
-    """The commands a non-sql migration tool runs; "" where the tool has none (`command` without status_command)."""
-    commands = dict(TOOL_COMMANDS[migrations.tool])
-    if migrations.command:
-        commands["apply"] = migrations.command
-    if migrations.status_command:
-        commands.update(status=migrations.status_command, history=migrations.status_command,
-                        plan=migrations.status_command)
-    return commands
+from rollwright.spec.model import Canary, CommandGroup, Spec
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
 FILES_DIR = "files"  # in the project: where the spec's commands run, beside the files they use
@@ -301,10 +279,26 @@ def migrations_plays(spec: Spec) -> list[dict[str, Any]]:
             "migrate_version": "{{ rollwright_migrations_version | default('') }}",
         }
     else:
-        hosts, role_vars = _tool_migrate_vars(spec, "current")
+        hosts, role_vars = _tool_migrate_vars(spec, f"{{{{ 'releases/' ~ {V}version if {STAGED} else 'current' }}}}")
         role_vars.update(action)
     task = _include("Run one migrations action", "migrate", "action", vars=role_vars)
-    return [_play("Migrations", hosts, [task], tags=["migrate"])]
+    plays = [_play("Migrations", hosts, [task], tags=["migrate"])]
+    if spec.artifact and not _sql_migrations(spec):
+        plays.insert(0, _stage_for_migrations(spec, hosts))
+    return plays
+
+
+STAGED = "(rollwright_migrations_stage | default(false) | bool)"  # migrations.yml: run in the spec's release
+
+
+def _stage_for_migrations(spec: Spec, hosts: str) -> dict[str, Any]:
+    """With -e rollwright_migrations_stage=true, the spec's release is staged on the host the tool runs on, as a
+    deploy stages it (no restart, no switch: no traffic moves), so the tool reads what the NEW release would
+    apply."""
+    stage = _stage_play(spec)
+    block = {"name": "Stage the spec's release when asked", "when": STAGED, "block": stage["tasks"]}
+    return _play("Stage the release for the migration tool (no switch, no traffic impact)", hosts, [block],
+                 tags=["migrate"])
 
 
 def lock_plays(spec: Spec) -> list[dict[str, Any]]:
@@ -704,7 +698,14 @@ def _sql_migrate_vars() -> dict[str, Any]:
         # the spec's acknowledgements plus `deploy --acknowledge-destructive FILE`
         "migrate_acknowledge_destructive": f"{{{{ {V}migrations.acknowledge_destructive + "
                                            "(rollwright_acknowledge_destructive | default([])) }}",
+        **_migrate_limits(),
     }
+
+
+def _migrate_limits() -> dict[str, str]:
+    """The lock and statement timeouts every migration runs under, and how often a lock is tried again."""
+    return {f"migrate_{key}": f"{{{{ {V}migrations.{key} }}}}"
+            for key in ("lock_timeout_s", "lock_retries", "statement_timeout_s")}
 
 
 def _db_hosts(spec: Spec) -> str:
@@ -719,6 +720,7 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
         "migrate_tool": spec.database.migrations.tool,
         "migrate_commands": {action: Unsafe(command) for action, command in tool_commands(
             spec.database.migrations).items()},
+        **_migrate_limits(),
     }
     if not spec.artifact:
         return f"{_db_hosts(spec)}[0]", role_vars

@@ -309,7 +309,8 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         if spec.database.migrations:
             values["rollwright_migrations"] = {
                 **as_data(spec.database.migrations.model_dump(
-                    include={"tool", "table", "allow_out_of_order", "acknowledge_destructive"})),
+                    include={"tool", "table", "allow_out_of_order", "acknowledge_destructive", "lock_timeout_s",
+                             "lock_retries", "statement_timeout_s"})),
                 # read on the control node when the task runs, from the copies in the project's migrations/
                 "files": [{"name": as_data(name), "sql": f"{{{{ lookup('ansible.builtin.file', playbook_dir ~ "
                            f"'/migrations/{name}', rstrip=false) }}}}"} for name in sorted(inp.migrations)],

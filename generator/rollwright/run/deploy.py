@@ -374,7 +374,7 @@ def finish_run(workspace: Workspace, record: Record, documents: dict[str, str], 
     record.rolled_back_by_runner = rolled_back
     record.backup, record.migrations, record.canary = progress.backup, progress.migrations, progress.canary
     applied = {m.get("script") for m in progress.migrations.get("applied") or []}
-    record.cannot_roll_back = [
+    record.cannot_roll_back += [  # after what the run said itself (a rollback: the schema it leaves)
         f"destructive migration {item['script']} ({', '.join(item.get('statements') or [])}): only the backup "
         "restores its data" for item in progress.migrations.get("destructive") or [] if item["script"] in applied]
     if applied:
@@ -483,13 +483,14 @@ def rollback(loaded: LoadedSpec, target_name: str | None, to_version: str | None
     # rollback.yml's first play takes the lock (one run fewer); every run is labelled for ARA
     with labelled(*ara_labels(record)), lock.holding(lock_wait_s, deferred=not limit):
         write.phase(starting_phase("rollback.yml", lock, fields["hosts"]))
-        code = _run_rollback(workspace, record, to_version, limit, tell, lock, lock_wait_s)
+        code = _run_rollback(workspace, record, to_version, limit, tell, lock, lock_wait_s,
+                             migrated=bool(spec.database and spec.database.migrations))
     notify(target.webhook, "rollback", record, write)
     return code
 
 
 def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, limit: str | None,
-                  tell: Told, lock: DeployLock, lock_wait_s: float) -> int:
+                  tell: Told, lock: DeployLock, lock_wait_s: float, migrated: bool = False) -> int:
     extravars = {"rollwright_rollback_version": to_version} if to_version else {}
     progress = Progress(tell.write)
     with Interrupts() as interrupts:
@@ -512,8 +513,25 @@ def _run_rollback(workspace: Workspace, record: Record, to_version: str | None, 
         code = EXIT_FAILED if serving is not None else EXIT_UNSAFE
     record.version = serving or to_version or ""
     record.status = run_status(run, code)
+    if migrated and serving is not None and record.action == "rollback":
+        record.cannot_roll_back += _schema_beyond(workspace, record.target, serving, tell)
     finish_run(workspace, record, {}, progress, [run], states, [], code, tell, lock)
     return code
+
+
+def _schema_beyond(workspace: Workspace, target: str, version: str, tell: Told) -> list[str]:
+    """A rollback moves the code, never the schema: name the migrations the records say were applied after
+    `version` was deployed here, which the database keeps."""
+    beyond = History(workspace.root.parent).applied_since(target, version)
+    if beyond is None:
+        said = (f"the records hold no successful deploy of {version} to {target}: the database may have migrations "
+                "beyond what it knows")
+    elif beyond:
+        said = f"the database keeps the migrations applied after {version} was deployed: {', '.join(beyond)}"
+    else:
+        return []
+    tell(f"schema: {said} (a rollback does not undo them; the backup taken before them restores the data)")
+    return [f"schema newer than {version}: {said}"]
 
 
 def _check_options(loaded: LoadedSpec, name: str, target: Target, options: DeployOptions) -> None:

@@ -203,6 +203,28 @@ class History:
             return None
         return dict(json.loads(Path(rows[0]["record"]).read_text(encoding="utf-8")))
 
+    def applied_since(self, target: str, version: str) -> list[str] | None:
+        """The migrations the deploys to `target` applied after its newest successful deploy of `version`: a
+        rollback to `version` leaves them in the database. None when no deploy of `version` is recorded here."""
+        with self._connect() as db:
+            base = db.execute("SELECT id, started_at FROM deploys WHERE target = ? AND version = ? AND action = "
+                              "'deploy' AND status = 'succeeded' ORDER BY started_at DESC, id DESC LIMIT 1",
+                              [target, version]).fetchone()
+            if base is None:
+                return None
+            rows = db.execute("SELECT record FROM deploys WHERE target = ? AND action = 'deploy' AND (started_at > ? "
+                              "OR (started_at = ? AND id > ?)) ORDER BY started_at, id",
+                              [target, base["started_at"], base["started_at"], base["id"]]).fetchall()
+        names: list[str] = []
+        for row in rows:
+            try:
+                record = json.loads(Path(row["record"]).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue  # a record folder someone removed: its migrations are not known
+            names += [str(m["script"]) for m in (record.get("migrations") or {}).get("applied") or []
+                      if m.get("script")]
+        return names
+
     def verified_deploy(self, target: str, sha256: str) -> dict[str, Any] | None:
         """The newest successful, verified deploy of this artifact to `target` (the promotion gate)."""
         with self._connect() as db:

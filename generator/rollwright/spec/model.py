@@ -595,6 +595,21 @@ class Migrations(Strict):
                                 "first app host from the new release); required by tool command.")
     status_command: str | None = Field(None, examples=["bin/migrate status"], description="The command `rollwright "
                                        "migrations status` and `history` run instead of the tool's own.")
+    plan_command: str | None = Field(None, examples=["bin/migrate plan"], description="The command that lists what "
+                                     "the new release would apply (`plan --migrations`, `migrations apply "
+                                     "--dry-run`) instead of the tool's own; tool command falls back to "
+                                     "status_command.")
+    python: str | None = Field(None, pattern=r"^[A-Za-z0-9_./+-]{1,255}$", examples=["/usr/bin/python3.11"],
+                               description="The Python that runs django's "
+                               "`manage.py` and alembic; default: the release's `.venv/bin/python` when it exists, "
+                               "else `python3`.")
+    lock_timeout_s: int = Field(5, ge=1, le=3600, description="How long a migration statement waits for a lock on a "
+                                "busy table before it gives up (PostgreSQL lock_timeout; default 5), so readers "
+                                "queued behind it are not stalled longer.")
+    lock_retries: int = Field(3, ge=0, le=20, description="How many more times a migration that gave up on a lock is "
+                              "tried (default 3) before the deploy stops, before any switch.")
+    statement_timeout_s: int = Field(600, ge=1, le=86400, description="The longest one migration statement may run "
+                                     "(PostgreSQL statement_timeout; default 600).")
     allow_out_of_order: bool = Field(False, description="Let the sql tool apply a version older than one already "
                                                         "applied.")
     acknowledge_destructive: list[str] = Field([], examples=[["V7__drop_legacy.sql"]], description="Migration files "

@@ -16,6 +16,15 @@ description:
   - All migrations run in one psql session holding a PostgreSQL advisory lock (two deploys cannot
     migrate at once); each runs in its own transaction together with its history row, and is skipped
     if another run applied it meanwhile. A failing migration is rolled back and recorded with its error.
+  - Every migration statement runs under O(table_lock_timeout_s) (PostgreSQL lock_timeout) and
+    O(statement_timeout_s): a statement that waits on a busy table gives up instead of stalling the readers
+    queued behind it; the migration is rolled back and tried again up to O(lock_retries) more times, then the
+    module fails saying so.
+  - A file whose first line is C(-- rollwright:no-transaction) runs outside a transaction (what CREATE INDEX
+    CONCURRENTLY needs); its history row is written once it succeeded. If it fails half-way, the statements
+    before the failing one stay applied.
+  - Pending migrations with statements known to lock a busy table (CREATE INDEX without CONCURRENTLY,
+    SET NOT NULL, a column type change, ADD COLUMN with a volatile default, ...) are returned in RV(locking).
   - Runs psql as the connecting user (use become_user postgres), so no password is involved.
 options:
   database: {description: Database name., type: str, required: true}
@@ -31,6 +40,11 @@ options:
                             elements: str, default: []}
   applied_by: {description: Recorded in the history (who deploys)., type: str, default: rollwright}
   lock_timeout_s: {description: How long to wait for another run's lock before failing., type: int, default: 120}
+  table_lock_timeout_s: {description: PostgreSQL lock_timeout of every migration statement (seconds)., type: int,
+                         default: 5}
+  lock_retries: {description: How many more times a migration that gave up on a lock is tried., type: int, default: 3}
+  statement_timeout_s: {description: PostgreSQL statement_timeout of every migration statement (seconds)., type: int,
+                        default: 600}
 author: rollwright
 """
 
@@ -49,6 +63,7 @@ applied: {description: Migrations applied by this run, with execution_time_ms., 
 pending: {description: Migrations that are (or were, before this run) pending., returned: always, type: list}
 history: {description: Rows of the history table (newest last)., returned: always, type: list}
 destructive: {description: Pending migrations with destructive statements., returned: always, type: list}
+locking: {description: Pending migrations with statements known to lock a busy table., returned: always, type: list}
 failed: {description: The migration that failed and its error., returned: on failure, type: dict}
 """
 
@@ -56,6 +71,7 @@ import hashlib
 import json
 import re
 import secrets
+import time
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -69,7 +85,27 @@ DESTRUCTIVE = [
     ("RENAME", re.compile(r"\bRENAME\b", re.I)),
     ("ALTER ... TYPE", re.compile(r"\bALTER\s+TABLE\b[^;]*\bTYPE\b", re.I | re.S)),
 ]
+# Statements that take a lock readers or writers of a busy table wait on, for longer than a moment.
+LOCKING = [
+    ("CREATE INDEX without CONCURRENTLY", re.compile(r"\bCREATE\s+(?:UNIQUE\s+)?INDEX\b(?!\s+CONCURRENTLY\b)", re.I)),
+    ("REINDEX without CONCURRENTLY", re.compile(r"\bREINDEX\b(?![^;]*\bCONCURRENTLY\b)", re.I)),
+    ("SET NOT NULL", re.compile(r"\bALTER\s+TABLE\b[^;]*\bSET\s+NOT\s+NULL\b", re.I)),
+    ("a column type change (ALTER ... TYPE)", re.compile(r"\bALTER\s+TABLE\b[^;]*\bTYPE\b", re.I)),
+    ("ADD COLUMN with a volatile default", re.compile(
+        r"\bALTER\s+TABLE\b[^;]*\bADD\b[^;]*\b(?:DEFAULT\s+[^;]*\b(?:random|clock_timestamp|timeofday|gen_random_uuid|"
+        r"uuid_generate_v\d\w*|nextval)\s*\(|(?:big|small)?serial\b|GENERATED\s+ALWAYS\s+AS\s*\()", re.I)),
+    ("ADD FOREIGN KEY or CHECK without NOT VALID", re.compile(
+        r"\bALTER\s+TABLE\b[^;]*\bADD\s+(?:CONSTRAINT\s+\S+\s+)?(?:FOREIGN\s+KEY|CHECK)\b(?![^;]*\bNOT\s+VALID\b)", re.I)),
+    ("ADD PRIMARY KEY or UNIQUE (builds an index)", re.compile(
+        r"\bALTER\s+TABLE\b[^;]*\bADD\s+(?:CONSTRAINT\s+\S+\s+)?(?:PRIMARY\s+KEY|UNIQUE)\b(?![^;]*\bUSING\s+INDEX\b)",
+        re.I)),
+    ("VACUUM FULL", re.compile(r"\bVACUUM\s+(?:\(\s*)?FULL\b", re.I)),
+    ("CLUSTER", re.compile(r"^\s*CLUSTER\b", re.I | re.M)),
+    ("LOCK TABLE", re.compile(r"\bLOCK\s+(?:TABLE\s+)?\w", re.I)),
+]
 COMMENTS = re.compile(r"--[^\n]*|/\*.*?\*/", re.S)
+NO_TRANSACTION = "-- rollwright:no-transaction"  # a file's first line: run it outside a transaction
+LOCK_TIMEOUT = "lock timeout"  # in PostgreSQL's "canceling statement due to lock timeout"
 
 
 class Migration:
@@ -86,6 +122,17 @@ class Migration:
     def destructive(self):
         text = COMMENTS.sub(" ", self.sql)
         return [label for label, pattern in DESTRUCTIVE if pattern.search(text)]
+
+    def locking(self):
+        """What in this file is known to lock a busy table, judged statement by statement."""
+        statements = COMMENTS.sub(" ", self.sql).split(";")
+        return [label for label, pattern in LOCKING if any(pattern.search(statement) for statement in statements)]
+
+    @property
+    def transactional(self):
+        """False when the file's first line asks to run outside a transaction (CREATE INDEX CONCURRENTLY)."""
+        first = self.sql.lstrip().split("\n", 1)[0].strip().lower()
+        return first != NO_TRANSACTION
 
     def summary(self):
         return {"script": self.name, "version": self.version, "description": self.description,
@@ -184,16 +231,20 @@ def plan(migrations, history, allow_out_of_order, acknowledged):
             last[row["script"]] = row["checksum"]
     pending += [m for m in sorted(migrations, key=lambda m: m.name) if not m.version and last.get(m.name) != m.checksum]
     destructive = [{"script": m.name, "statements": m.destructive()} for m in pending if m.destructive()]
+    locking = [{"script": m.name, "statements": m.locking()} for m in pending if m.locking()]
     for item in destructive:
         if item["script"] not in acknowledged and "*" not in acknowledged:
             problems.append(f"{item['script']} is destructive ({', '.join(item['statements'])}) and cannot be rolled "
                             "back; acknowledge it to apply")
-    return pending, destructive, problems
+    return pending, destructive, locking, problems
 
 
-def apply_script(db, pending, applied_by, lock_timeout_s):
-    """One psql session: take the advisory lock, then each migration in its own guarded transaction."""
-    lines = [db.lock(lock_timeout_s) + db.create_sql()]
+def apply_script(db, pending, applied_by, lock_timeout_s, limits=(5, 600)):
+    """One psql session: take the advisory lock, then each migration in its own guarded transaction (or none, for
+    a no-transaction file), every statement under the table lock and statement timeouts `limits` (seconds)."""
+    table_lock_s, statement_s = limits
+    lines = [db.lock(lock_timeout_s) + db.create_sql(),
+             f"SET lock_timeout = '{int(table_lock_s)}s';\nSET statement_timeout = '{int(statement_s)}s';"]
     for index, m in enumerate(pending):
         if m.version:
             done = f"version = {literal(m.version)}"
@@ -205,15 +256,15 @@ def apply_script(db, pending, applied_by, lock_timeout_s):
             f"SELECT NOT EXISTS (SELECT 1 FROM {db.table} WHERE success AND {done}) AS rw_todo \\gset",
             "\\if :rw_todo",
             f"\\echo rollwright-start {index}",
-            "BEGIN;",
-            "SELECT set_config('rollwright.t0', clock_timestamp()::text, true) \\g /dev/null",
+            "BEGIN;" if m.transactional else "",
+            "SELECT set_config('rollwright.t0', clock_timestamp()::text, false) \\g /dev/null",
             m.sql,
             ";",
             f"INSERT INTO {db.table} (version, description, type, script, checksum, applied_by, execution_time_ms, "
             f"success) VALUES ({literal(m.version)}, {literal(m.description)}, {literal(kind)}, {literal(m.name)}, "
             f"{literal(m.checksum)}, {literal(applied_by)}, (extract(epoch FROM clock_timestamp() - "
             "current_setting('rollwright.t0')::timestamptz) * 1000)::int, true);",
-            "COMMIT;",
+            "COMMIT;" if m.transactional else "",
             f"\\echo rollwright-done {index}",
             "\\endif",
         ]
@@ -233,6 +284,9 @@ def main():
             "acknowledge_destructive": {"type": "list", "elements": "str", "default": []},
             "applied_by": {"type": "str", "default": "rollwright"},
             "lock_timeout_s": {"type": "int", "default": 120},
+            "table_lock_timeout_s": {"type": "int", "default": 5},
+            "lock_retries": {"type": "int", "default": 3},
+            "statement_timeout_s": {"type": "int", "default": 600},
         },
         supports_check_mode=True,
     )
@@ -250,10 +304,10 @@ def main():
         module.fail_json(msg=f"several migration files have version {', '.join(dupes)}")
     db = Database(module, params["database"], params["table"])
     history = db.history()
-    pending, destructive, problems = plan(migrations, history, params["allow_out_of_order"],
-                                          params["acknowledge_destructive"])
+    pending, destructive, locking, problems = plan(migrations, history, params["allow_out_of_order"],
+                                                   params["acknowledge_destructive"])
     result = {"changed": False, "applied": [], "pending": [m.summary() for m in pending], "history": history,
-              "destructive": destructive}
+              "destructive": destructive, "locking": locking}
     action = params["action"]
     if action == "status":
         module.exit_json(problems=problems, **result)
@@ -264,7 +318,7 @@ def main():
                          **result)
     if not pending or module.check_mode:
         module.exit_json(**{**result, "changed": bool(pending), "applied": [m.summary() for m in pending]})
-    rc, out, err = db.psql(apply_script(db, pending, params["applied_by"], params["lock_timeout_s"]), check=False)
+    rc, out, err, tries = run_with_retries(db, pending, params)
     started = [int(line.split()[1]) for line in out.splitlines() if line.startswith("rollwright-start ")]
     done = {int(line.split()[1]) for line in out.splitlines() if line.startswith("rollwright-done ")}
     after = {(row["script"], row["checksum"]): row for row in db.history() if row["success"]}
@@ -279,10 +333,32 @@ def main():
                       params["applied_by"], success=False, error=error)
             result["failed"] = {"script": pending[failing].name, "error": error}
         result["history"] = db.history()
-        module.fail_json(msg=f"migration {pending[failing].name if failing is not None else '(lock)'} failed and was "
-                             f"rolled back: {error}", **result)
+        name = pending[failing].name if failing is not None else "(lock)"
+        if LOCK_TIMEOUT in error and failing is not None:
+            module.fail_json(msg=f"migration {name} gave up: a statement waited {params['table_lock_timeout_s']} s for "
+                                 f"a lock on a table another session holds ({tries} tries); it was rolled back and "
+                                 "nothing was switched. Deploy again when the table is not busy, or raise "
+                                 f"database.migrations.lock_timeout_s. {error.splitlines()[-1]}", **result)
+        undone = "was rolled back" if failing is None or pending[failing].transactional else \
+            "ran outside a transaction: the statements before the failing one stay applied"
+        module.fail_json(msg=f"migration {name} failed and {undone}: {error}", **result)
     result["history"] = db.history()
     module.exit_json(**result)
+
+
+def run_with_retries(db, pending, params):
+    """Apply in one psql session; when a statement gave up on a lock, wait a little and run again (what is done
+    stays done: the guards skip it). (rc, all output, the last error, how many tries)."""
+    outputs, tries = [], 0
+    while True:
+        tries += 1
+        rc, out, err = db.psql(apply_script(db, pending, params["applied_by"], params["lock_timeout_s"],
+                                            (params["table_lock_timeout_s"], params["statement_timeout_s"])),
+                               check=False)
+        outputs.append(out)
+        if rc == 0 or LOCK_TIMEOUT not in err or tries > params["lock_retries"]:
+            return rc, "\n".join(outputs), err, tries
+        time.sleep(min(2 * tries, 10))
 
 
 def mark(module, db, migrations, history, result):
