@@ -63,7 +63,10 @@ DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release")  # their modules 
 DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says whether the host goes through PHASES
 APP_DECIDE_TASK = "Decide whether this host needs the action"  # app.yml's, with the same fact
 TAKE_LOCK_PLAY = "Take the deploy lock when the runner asks"  # site.yml's and rollback.yml's first play
-RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
+RESCUE_FAIL_TASK = "Fail the deploy after the rescue"
+PROCESSES_BEFORE_TASK = "Restart the processes that go before the web service and wait until they are ready"
+PROCESSES_AFTER_TASK = "Restart the app's other processes and wait until they are ready"
+PROCESSES_BACK_TASK = "Restart the processes on the release now current and wait until they are ready"  # re-raises the failure the host was rescued from
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
 SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
@@ -128,18 +131,21 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_take_lock_play(spec), *switch_plays(spec)]
     # each step an embedded module called directly, as in the rollout's batches (no include or argument check)
     named = "(rollwright_rollback_version | default('')) | length > 0"
+    # restarted when current moved, or on request (recovery: current ahead of what runs)
+    restart = ("rollwright_back.switched_from != rollwright_back.current or "
+               "(rollwright_rollback_restart | default(false) | bool)")
     tasks = [
-        *_lb_tasks(spec, "maint"),
+        *_web_only(spec, _lb_tasks(spec, "maint")),
         _task(ROLLBACK_TASK, "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": "{{ rollwright_rollback_version | default(omit, true) }}",
             "action": f"{{{{ 'push' if {named} else 'pop' }}}}"}, register="rollwright_back"),
-        # restarted when current moved, or on request (recovery: current ahead of what runs)
-        _gate_task("Restart the release now current and wait until it is healthy", "{{ rollwright_back.current }}",
-                   "{{ rollwright_back.switched_from != rollwright_back.current or "
-                   "(rollwright_rollback_restart | default(false) | bool) }}"),
-        *_lb_tasks(spec, "ready"),
+        *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK, when=restart),
+        *_web_only(spec, [_gate_task("Restart the release now current and wait until it is healthy",
+                                     "{{ rollwright_back.current }}", f"{{{{ {restart} }}}}")]),
+        *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK, when=restart),
+        *_web_only(spec, _lb_tasks(spec, "ready")),
     ]
-    play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
+    play = _play(ROLLBACK_PLAY, _updated_hosts(spec), tasks, tags=["rollback"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
@@ -160,17 +166,20 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
     def only(actions: list[str], task: dict[str, Any]) -> dict[str, Any]:
         """A task of some actions: its `when` says so in a plain run; its tags let the runner (--tags ACTION)
         leave it out, so no host is seen starting a phase it skips."""
-        return {**task, "tags": list(actions), **({"when": f"{action} in {actions}"} if len(actions) < len(APP_ACTIONS)
-                                                  else {})}
+        when = [f"{action} in {actions}"] if len(actions) < len(APP_ACTIONS) else []
+        when += [f"({task['when']})"] if "when" in task else []
+        return {**task, "tags": list(actions), **({"when": " and ".join(when)} if when else {})}
 
     every, serving = list(APP_ACTIONS), ["start", "restart"]
     # start brings a host to serving: it acts where the service is not running, not healthy or out of service
     acts = [f"{action} != 'start'", "healthcheck_report.active != 'active'", "not (healthcheck_report.healthy | bool)"]
+    if spec.processes:
+        acts.append("healthcheck_report.units.values() | rejectattr('active', 'equalto', 'active') | list | length > 0")
     tasks = [
         _task("Refuse an unknown action", "ansible.builtin.assert", {
             "that": [f"{action} | default('') in {every}"], "quiet": True,
             "fail_msg": f"pass -e {action}=start, stop or restart"}, run_once=True, tags=["always"]),
-        only(every, _read_host_task(health=True)),
+        only(every, _read_host_task(spec, health=True)),
     ]
     if spec.rollout.load_balancer:
         tasks.append(only(["start"], _lb_read_task()))
@@ -181,15 +190,22 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
             "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"})),
         {"name": "Take this host out, act on its service, put it back", "when": "rollwright_host_stale | bool",
          "block": [
-             *[only(every, task) for task in _lb_tasks(spec, "maint")],
-             only(["stop"], _task("Stop the service", "ansible.builtin.systemd_service", {
-                 "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})),
+             *[only(every, task) for task in _web_only(spec, _lb_tasks(spec, "maint"))],
+             *[only(["stop"], task) for task in _web_only(spec, [_task("Stop the service",
+                                                                        "ansible.builtin.systemd_service", {
+                 "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})])],
+             *([only(["stop"], _task("Stop the app's other processes", "ansible.builtin.systemd_service", {
+                 "name": "{{ item }}", "state": "stopped"},
+                 loop=f"{{{{ {V}host_processes | map(attribute='units') | flatten }}}}"))] if spec.processes else []),
+             *[only(serving, task) for task in _process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK)],
              # a restart (which also clears a failed state) starts a stopped unit and renews a sick one
-             only(serving, _gate_task(APP_GATE_TASK, "{{ healthcheck_report.current }}", True)),
-             *[only(serving, task) for task in _lb_tasks(spec, "ready")],
+             *[only(serving, task) for task in _web_only(spec, [_gate_task(APP_GATE_TASK,
+                                                                            "{{ healthcheck_report.current }}", True)])],
+             *[only(serving, task) for task in _process_tasks(spec, "after_web", PROCESSES_AFTER_TASK)],
+             *[only(serving, task) for task in _web_only(spec, _lb_tasks(spec, "ready"))],
          ]},
     ]
-    play = _play(f"{APP_PLAY} {spec.rollout.steps}", spec.rollout.hosts, tasks, tags=["app"])
+    play = _play(f"{APP_PLAY} {spec.rollout.steps}", _updated_hosts(spec), tasks, tags=["app"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]
@@ -218,8 +234,34 @@ def _blue_green(spec: Spec) -> bool:
 
 
 def _updated_hosts(spec: Spec) -> str:
-    """The hosts a deploy stages and restarts: the idle colour for blue/green, else every app host."""
-    return IDLE_GROUP if _blue_green(spec) else spec.rollout.hosts
+    """The hosts a deploy stages and restarts: the idle colour for blue/green, else every app host (the web
+    service's and every process's)."""
+    return IDLE_GROUP if _blue_green(spec) else ":".join(spec.app_groups)
+
+
+def _web_only(spec: Spec, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The web service's tasks, for the hosts that run it: on a host that only runs other processes they skip."""
+    if len(spec.app_groups) == 1:
+        return tasks
+    return [{**task, "when": f"{WEB_HOST} and ({task['when']})" if "when" in task else WEB_HOST} for task in tasks]
+
+
+def _process_task(name: str, order: str | None, **more: Any) -> dict[str, Any]:
+    """Restart this host's processes of one `order` (None: all) and wait until each is ready (the readiness gate,
+    one loop)."""
+    which = "" if order is None else f" | selectattr('order', 'equalto', {order!r}) | list"
+    workdir = (f"{{{{ item.working_dir if item.working_dir.startswith('/') else ({V}release.root ~ '/current/' ~ "
+               "item.working_dir) | regex_replace('/$', '') }}")
+    return _task(name, "process_ready", {
+        "units": "{{ item.units }}", **{key: f"{{{{ item.ready.{key} }}}}" for key in READY_KEYS},
+        "user": "{{ item.user }}", "group": "{{ item.group }}", "env_file": "/etc/rollwright/{{ item.unit }}.env",
+        "chdir": workdir}, loop=f"{{{{ {V}host_processes{which} }}}}",
+        loop_control={"label": "{{ item.name }}"}, **more)
+
+
+def _process_tasks(spec: Spec, order: str, name: str, **more: Any) -> list[dict[str, Any]]:
+    """`_process_task` when the spec has processes of that order."""
+    return [_process_task(name, order, **more)] if any(p.order == order for p in spec.processes.values()) else []
 
 
 def _colours_state(spec: Spec) -> str:
@@ -435,7 +477,7 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
     lb = spec.rollout.load_balancer
-    tasks = [_read_host_task("Report what this host serves (links, process, unit, health)", health=True)]
+    tasks = [_read_host_task(spec, "Report what this host serves (links, process, unit, health)", health=True)]
     if lb:
         tasks.append(_lb_read_task())
     report = {key: f"{{{{ healthcheck_report.{key} }}}}" for key in HOST_REPORT_KEYS}
@@ -443,6 +485,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         report["lb"] = "{{ lb_haproxy_read.results | default([]) }}"
     if _blue_green(spec):
         report["live"] = "{{ rollwright_status_live }}"
+    if spec.processes:
+        report.update(processes="{{ healthcheck_report.units }}", web=f"{{{{ {WEB_HOST} }}}}")
     tasks += [
         _task("Gather this host's report", "ansible.builtin.set_fact", {"rollwright_status_report": report}),
         _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
@@ -452,7 +496,7 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         live = f"{{{{ inventory_hostname not in groups[{_lb_first(spec)}.rollwright_idle_colour] }}}}"
         tasks.insert(-2, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
                                {"rollwright_status_live": live}))
-    report = _play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])
+    report = _play("Report what every app host runs", _updated_hosts(spec), tasks, tags=["status"])
     return [_colours_play(spec), report] if _blue_green(spec) else [report]
 
 
@@ -496,6 +540,8 @@ def _refs(prefix: str, section: str, keys: list[str]) -> dict[str, str]:
 
 
 HEALTH_KEYS = ["url", "status", "timeout_s", "interval_s"]
+READY_KEYS = ["running_s", "port", "command", "timeout_s"]
+WEB_HOST = f"{V}web | bool"  # group_vars: whether this host runs the web service (not only other processes)
 
 
 def _health_args(prefix: str, section: str = "health") -> dict[str, str]:
@@ -562,7 +608,7 @@ def preflight_plays(spec: Spec) -> list[dict[str, Any]]:
 
 
 def _deploy_groups(spec: Spec) -> list[str]:
-    groups = [spec.rollout.hosts]
+    groups = list(spec.app_groups)
     if spec.rollout.load_balancer:
         groups.append(spec.rollout.load_balancer.hosts)
     if spec.database:
@@ -617,7 +663,11 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
     # on a staged host only 2 (the upload and the unpack are skipped). The service first: it creates the
     # user that owns the shared folders the stage makes.
     tasks = [
-        _import("Install the account, unit and env file (no restart yet)", "service", "install", service_vars),
+        *_web_only(spec, [_import("Install the account, unit and env file (no restart yet)", "service", "install",
+                                  service_vars)]),
+        *([_import("Install the processes' units and env files (no restart yet)", "service", "processes", {
+            "service_processes": f"{{{{ {V}host_processes }}}}", "service_root": f"{{{{ {V}release.root }}}}",
+            "service_processes_env": f"{{{{ {V}target_env }}}}"})] if spec.processes else []),
         _import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
             **release_vars, "release_shared_owner": f"{{{{ {V}service.user }}}}",
             "release_shared_group": f"{{{{ {V}service.group }}}}"}),
@@ -706,7 +756,7 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
         "migrate_user": f"{{{{ {V}service.user }}}}",
         "migrate_environment": f"{{{{ {V}service_env }}}}",
     })
-    return f"{_updated_hosts(spec)}[0]", role_vars
+    return f"{IDLE_GROUP if _blue_green(spec) else spec.rollout.hosts}[0]", role_vars
 
 
 def _migrate_play(spec: Spec) -> dict[str, Any]:
@@ -739,13 +789,15 @@ def _gate_task(name: str, version: str, restart: bool | str, **more: str) -> dic
         "unit": f"{{{{ {V}service.name }}}}", "restart": restart, **more})
 
 
-def _read_host_task(name: str = "Read what this host runs (current, the unit, its process)",
+def _read_host_task(spec: Spec, name: str = "Read what this host runs (current, the unit, its process)",
                     health: bool = False) -> dict[str, Any]:
     """One look at what the host runs (registers healthcheck_report: current, the unit's state, its process,
-    and with `health` one answer of its health URL)."""
+    each process's units, and with `health` one answer of its health URL)."""
     return _import(name, "healthcheck", "report", {
         "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}",
-        **(_refs("healthcheck_", "health", ["url", "status"]) if health else {})})
+        **(_refs("healthcheck_", "health", ["url", "status"]) if health else {}),
+        **({"healthcheck_units": f"{{{{ {V}host_processes | map(attribute='units') | flatten }}}}"}
+           if spec.processes else {})})
 
 
 def _lb_read_task() -> dict[str, Any]:
@@ -760,43 +812,39 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     gate, undrain; each an embedded module called directly (no include or argument check in the serial
     part: every task there is paid once per batch)."""
     # blue/green: the idle colour is taken out (a no-op but on the first deploy) and stays out until the switch
-    back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready")
+    back_in = [] if _blue_green(spec) else _web_only(spec, _lb_tasks(spec, "ready"))
     update = [
-        *_lb_tasks(spec, "maint"),
+        *_web_only(spec, _lb_tasks(spec, "maint")),
         _task(PHASE_TASK["switch"], "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": f"{{{{ {V}version }}}}"}, register="rollwright_switch"),
+        *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK),
         # --no-health-check skips the gate, not the restart
-        _gate_task(PHASE_TASK["restart"], f"{{{{ {V}version }}}}", True,
-                   wait="{{ 'health' not in ansible_skip_tags }}"),
+        *_web_only(spec, [_gate_task(PHASE_TASK["restart"], f"{{{{ {V}version }}}}", True,
+                                     wait="{{ 'health' not in ansible_skip_tags }}")]),
+        *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK),
         *back_in,
     ]
+    moved = ("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
+             "(rollwright_switch.current | default(''))")
+    web = f"{V}service.name if {WEB_HOST} else ''" if len(spec.app_groups) > 1 else f"{V}service.name"
     rescue = [
         _include(PHASE_TASK["rollback"], "rollback", vars={
             "rollback_root": f"{{{{ {V}release.root }}}}",
-            "rollback_service_name": f"{{{{ {V}service.name }}}}",
+            "rollback_service_name": f"{{{{ {web} }}}}",
             **_health_args("rollback_health_"),
-        }, when=("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
-                 "(rollwright_switch.current | default(''))")),
+        }, when=moved),
+        *([_process_task(PROCESSES_BACK_TASK, None, when=moved)] if spec.processes else []),
         *back_in,
         _task(RESCUE_FAIL_TASK, "ansible.builtin.fail", {
             "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}}: "
                    "{{ ansible_failed_result.msg | default('unknown error') }}"}),
     ]
     tasks = [
-        _read_host_task(),
+        _read_host_task(spec),
         # a host is updated when current is another release, its process runs another one (a killed deploy
         # moved current ahead of it), its unit or env file changed, or the service is not running (stopped
         # by hand, crashed): it then goes through drain, restart and health gate
-        _task(DECIDE_TASK, "ansible.builtin.set_fact", {
-            "rollwright_host_stale": (f"{{{{ healthcheck_report.current != {V}version or "
-                                      "rollwright_runs_another | bool or rollwright_unit_stale | bool }}")},
-              vars={"rollwright_releases": f"{{{{ {V}release.root }}}}/releases/",
-                    "rollwright_new_release": f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}/",
-                    "rollwright_process": "{{ healthcheck_report.process_dir }}/",
-                    "rollwright_runs_another": ("{{ rollwright_process.startswith(rollwright_releases) and "
-                                                "not rollwright_process.startswith(rollwright_new_release) }}"),
-                    "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
-                                              "healthcheck_report.active != 'active' }}")}),
+        _decide_task(spec),
         {"name": "Update this host (drain, switch, restart and health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
@@ -806,6 +854,32 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage
     return play
+
+
+def _decide_task(spec: Spec) -> dict[str, Any]:
+    """Whether the host goes through the update: current is another release, the service's process runs
+    another one (a killed deploy moved current ahead of it), its unit or env file changed, or it is not running
+    (stopped by hand, crashed); with processes, the same of each process's units (not running from the new
+    release, or their unit or env file changed)."""
+    web = "rollwright_runs_another | bool or rollwright_unit_stale | bool"
+    facts = {"rollwright_releases": f"{{{{ {V}release.root }}}}/releases/",
+             "rollwright_new_release": f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}/",
+             "rollwright_process": "{{ healthcheck_report.process_dir }}/",
+             "rollwright_runs_another": ("{{ rollwright_process.startswith(rollwright_releases) and "
+                                         "not rollwright_process.startswith(rollwright_new_release) }}"),
+             "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
+                                       "healthcheck_report.active != 'active' }}")}
+    stale = f"healthcheck_report.current != {V}version or {web}"
+    if spec.processes:
+        facts["rollwright_processes_stale"] = (
+            "{{ (service_processes_installed.results | default([]) | selectattr('restart_needed', 'defined') "
+            "| selectattr('restart_needed') | list | length > 0) or (healthcheck_report.units.values() "
+            "| map(attribute='process_dir') | map('regex_replace', '$', '/') "
+            "| reject('match', rollwright_new_release | regex_escape) | list | length > 0) }}")
+        stale = (f"healthcheck_report.current != {V}version or ({WEB_HOST} and ({web})) or "
+                 "rollwright_processes_stale | bool")
+    return _task(DECIDE_TASK, "ansible.builtin.set_fact", {"rollwright_host_stale": f"{{{{ {stale} }}}}"},
+                 vars=facts)
 
 
 def _canary_tasks() -> list[dict[str, Any]]:

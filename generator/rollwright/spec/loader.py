@@ -188,15 +188,20 @@ def _read_build(build_path: Path, tree: CommentedMap, path: Path) -> BuildInfo:
 
 
 def _check_working_dir(loaded: LoadedSpec) -> None:
-    """An absolute working_dir must be in the release the service runs (the model sees one section at a time)."""
-    service, release = loaded.spec.service, loaded.spec.release
-    work = service.working_dir if service else None
-    if not (work and work.startswith("/") and release):
+    """An absolute working_dir must be in the release the service (or a process) runs (the model sees one
+    section at a time)."""
+    spec = loaded.spec
+    places = [(("service", "working_dir"), spec.service.working_dir if spec.service else None),
+              *((("processes", name, "working_dir"), process.working_dir) for name, process in spec.processes.items())]
+    if not spec.release:
         return
-    current = f"{release.root}/current"
-    if work != current and not work.startswith(current + "/"):
-        raise SpecError([loaded.issue(("service", "working_dir"), f"'{work}' is outside the running release: "
-                                      f"write it relative to it (like 'web') or under {current}")])
+    current = f"{spec.release.root}/current"
+    issues = [loaded.issue(where, f"'{work}' is outside the running release: write it relative to it (like 'web') "
+                                  f"or under {current}")
+              for where, work in places if work and work.startswith("/") and work != current
+              and not work.startswith(current + "/")]
+    if issues:
+        raise SpecError(issues)
 
 
 def _parse(text: str, path: Path) -> Any:
