@@ -63,10 +63,10 @@ DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release")  # their modules 
 DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says whether the host goes through PHASES
 APP_DECIDE_TASK = "Decide whether this host needs the action"  # app.yml's, with the same fact
 TAKE_LOCK_PLAY = "Take the deploy lock when the runner asks"  # site.yml's and rollback.yml's first play
-RESCUE_FAIL_TASK = "Fail the deploy after the rescue"
+RESCUE_FAIL_TASK = "Fail the deploy after the rescue"  # re-raises the failure the host was rescued from
 PROCESSES_BEFORE_TASK = "Restart the processes that go before the web service and wait until they are ready"
 PROCESSES_AFTER_TASK = "Restart the app's other processes and wait until they are ready"
-PROCESSES_BACK_TASK = "Restart the processes on the release now current and wait until they are ready"  # re-raises the failure the host was rescued from
+PROCESSES_BACK_TASK = "Restart the processes on the release now current and wait until they are ready"
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
 SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
@@ -185,24 +185,26 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
         tasks.append(only(["start"], _lb_read_task()))
         acts.append("lb_haproxy_read.results | map(attribute='previous', default='') | reject('equalto', 'ready') "
                     "| list | length > 0")
+    stop = _web_only(spec, [_task("Stop the service", "ansible.builtin.systemd_service", {
+        "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})])
+    if spec.processes:
+        stop.append(_task("Stop the app's other processes", "ansible.builtin.systemd_service", {
+            "name": "{{ item }}", "state": "stopped"}, loop=HOST_UNITS))
+    serve = [
+        *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK),
+        # a restart (which also clears a failed state) starts a stopped unit and renews a sick one
+        *_web_only(spec, [_gate_task(APP_GATE_TASK, "{{ healthcheck_report.current }}", True)]),
+        *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK),
+        *_web_only(spec, _lb_tasks(spec, "ready")),
+    ]
     tasks += [
         only(every, _task(APP_DECIDE_TASK, "ansible.builtin.set_fact", {
             "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"})),
         {"name": "Take this host out, act on its service, put it back", "when": "rollwright_host_stale | bool",
          "block": [
              *[only(every, task) for task in _web_only(spec, _lb_tasks(spec, "maint"))],
-             *[only(["stop"], task) for task in _web_only(spec, [_task("Stop the service",
-                                                                        "ansible.builtin.systemd_service", {
-                 "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})])],
-             *([only(["stop"], _task("Stop the app's other processes", "ansible.builtin.systemd_service", {
-                 "name": "{{ item }}", "state": "stopped"},
-                 loop=f"{{{{ {V}host_processes | map(attribute='units') | flatten }}}}"))] if spec.processes else []),
-             *[only(serving, task) for task in _process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK)],
-             # a restart (which also clears a failed state) starts a stopped unit and renews a sick one
-             *[only(serving, task) for task in _web_only(spec, [_gate_task(APP_GATE_TASK,
-                                                                            "{{ healthcheck_report.current }}", True)])],
-             *[only(serving, task) for task in _process_tasks(spec, "after_web", PROCESSES_AFTER_TASK)],
-             *[only(serving, task) for task in _web_only(spec, _lb_tasks(spec, "ready"))],
+             *[only(["stop"], task) for task in stop],
+             *[only(serving, task) for task in serve],
          ]},
     ]
     play = _play(f"{APP_PLAY} {spec.rollout.steps}", _updated_hosts(spec), tasks, tags=["app"])
@@ -541,6 +543,7 @@ def _refs(prefix: str, section: str, keys: list[str]) -> dict[str, str]:
 
 HEALTH_KEYS = ["url", "status", "timeout_s", "interval_s"]
 READY_KEYS = ["running_s", "port", "command", "timeout_s"]
+HOST_UNITS = f"{{{{ {V}host_processes | map(attribute='units') | flatten }}}}"  # this host's process units
 WEB_HOST = f"{V}web | bool"  # group_vars: whether this host runs the web service (not only other processes)
 
 
@@ -796,7 +799,7 @@ def _read_host_task(spec: Spec, name: str = "Read what this host runs (current, 
     return _import(name, "healthcheck", "report", {
         "healthcheck_root": f"{{{{ {V}release.root }}}}", "healthcheck_unit": f"{{{{ {V}service.name }}}}",
         **(_refs("healthcheck_", "health", ["url", "status"]) if health else {}),
-        **({"healthcheck_units": f"{{{{ {V}host_processes | map(attribute='units') | flatten }}}}"}
+        **({"healthcheck_units": HOST_UNITS}
            if spec.processes else {})})
 
 

@@ -330,8 +330,8 @@ def process_values(spec: Spec) -> list[dict[str, Any]]:
             "units": as_data([f"{unit}@{i}" for i in range(1, process.instances + 1)] if process.instances > 1
                              else [unit]),
             "order": as_data(process.order),
-            "ready": {"running_s": ready.running_s or 0, "port": ready.port or 0, "command": as_data(ready.command or ""),
-                      "timeout_s": ready.timeout_s},
+            "ready": {"running_s": ready.running_s or 0, "port": ready.port or 0,
+                      "command": as_data(ready.command or ""), "timeout_s": ready.timeout_s},
         })
     return found
 
