@@ -123,6 +123,7 @@ def load_spec(path: str | Path, *, build_file: bool = True) -> LoadedSpec:
         return LoadedSpec(_validate(Spec, data, tree, path), path, tree)
     loaded = LoadedSpec(_validate(Spec, _with_build(tree, path, build_file), tree, path), path, tree)
     _check_working_dir(loaded)
+    _check_process_units(loaded)
     return loaded
 
 
@@ -200,6 +201,19 @@ def _check_working_dir(loaded: LoadedSpec) -> None:
                                   f"or under {current}")
               for where, work in places if work and work.startswith("/") and work != current
               and not work.startswith(current + "/")]
+    if issues:
+        raise SpecError(issues)
+
+
+def _check_process_units(loaded: LoadedSpec) -> None:
+    """Each process's unit is its own: not the service's, not another process's (their defaults are unique)."""
+    spec, seen = loaded.spec, {loaded.spec.service_name: "the service"}
+    issues = []
+    for name, unit in spec.process_units:
+        if unit in seen:
+            where = ("processes", name, "unit") if spec.processes[name].unit else ("processes", name)
+            issues.append(loaded.issue(where, f"unit '{unit}' is already {seen[unit]}'s: each process needs its own"))
+        seen[unit] = f"process {name}"
     if issues:
         raise SpecError(issues)
 

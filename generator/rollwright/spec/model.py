@@ -819,12 +819,7 @@ class Spec(Strict):
             return []
         if not self.service:
             return [PROCESSES_NEED_SERVICE]
-        if self.rollout.strategy == "blue_green":
-            return [PROCESSES_NOT_BLUE_GREEN]
-        units = [self.service_name, *(unit for _, unit in self.process_units)]
-        taken = sorted({u for u in units if units.count(u) > 1})
-        return [f"processes: unit names must differ from each other and the service's: {', '.join(taken)}"] if taken \
-            else []
+        return [PROCESSES_NOT_BLUE_GREEN] if self.rollout.strategy == "blue_green" else []
 
     @property
     def process_units(self) -> list[tuple[str, str]]:
