@@ -85,6 +85,7 @@ def test_each_process_gets_the_services_defaults_its_own_unit_and_readiness(proj
     assert worker["ready"] == {"running_s": 5, "port": 0, "command": "", "timeout_s": 60}
     assert scheduler["ready"] == {"running_s": 0, "port": 0, "command": "bin/check --quiet", "timeout_s": 20}
     assert (worker["order"], scheduler["order"]) == ("after_web", "before_web")
+    assert worker["chdir"] == "/srv/hello/current"
 
 
 def test_every_host_of_every_process_is_staged_and_rolled_out(project: Path) -> None:
@@ -110,7 +111,9 @@ def test_processes_restart_around_the_web_gate_and_go_back_with_the_host(project
     assert after["process_ready"]["env_file"] == "/etc/rollwright/{{ item.unit }}.env"
     assert _names(update["rescue"])[:2] == ["Roll this host back to the previous release", PROCESSES_BACK_TASK]
     assert update["rescue"][1]["when"] == update["rescue"][0]["when"]  # only a host this run switched
-    assert "rollwright_processes_stale" in rollout["tasks"][1]["ansible.builtin.set_fact"]["rollwright_host_stale"]
+    decide = rollout["tasks"][1]
+    assert "rollwright_processes_behind" in decide["ansible.builtin.set_fact"]["rollwright_host_stale"]
+    assert "rollwright_new_release | regex_escape" in decide["vars"]["rollwright_processes_behind"]
 
 
 def test_rollback_and_app_restart_cover_the_processes(project: Path) -> None:

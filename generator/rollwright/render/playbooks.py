@@ -173,8 +173,11 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
     every, serving = list(APP_ACTIONS), ["start", "restart"]
     # start brings a host to serving: it acts where the service is not running, not healthy or out of service
     acts = [f"{action} != 'start'", "healthcheck_report.active != 'active'", "not (healthcheck_report.healthy | bool)"]
+    down = {}  # start also acts where one of the host's processes does not run
     if spec.processes:
-        acts.append("healthcheck_report.units.values() | rejectattr('active', 'equalto', 'active') | list | length > 0")
+        down["rollwright_processes_down"] = ("{{ healthcheck_report.units.values() | rejectattr('active', 'eq', "
+                                             "'active') | list | length > 0 }}")
+        acts.append("rollwright_processes_down | bool")
     tasks = [
         _task("Refuse an unknown action", "ansible.builtin.assert", {
             "that": [f"{action} | default('') in {every}"], "quiet": True,
@@ -199,7 +202,7 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
     ]
     tasks += [
         only(every, _task(APP_DECIDE_TASK, "ansible.builtin.set_fact", {
-            "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"})),
+            "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"}, **({"vars": down} if down else {}))),
         {"name": "Take this host out, act on its service, put it back", "when": "rollwright_host_stale | bool",
          "block": [
              *[only(every, task) for task in _web_only(spec, _lb_tasks(spec, "maint"))],
@@ -252,12 +255,10 @@ def _process_task(name: str, order: str | None, **more: Any) -> dict[str, Any]:
     """Restart this host's processes of one `order` (None: all) and wait until each is ready (the readiness gate,
     one loop)."""
     which = "" if order is None else f" | selectattr('order', 'equalto', {order!r}) | list"
-    workdir = (f"{{{{ item.working_dir if item.working_dir.startswith('/') else ({V}release.root ~ '/current/' ~ "
-               "item.working_dir) | regex_replace('/$', '') }}")
     return _task(name, "process_ready", {
         "units": "{{ item.units }}", **{key: f"{{{{ item.ready.{key} }}}}" for key in READY_KEYS},
         "user": "{{ item.user }}", "group": "{{ item.group }}", "env_file": "/etc/rollwright/{{ item.unit }}.env",
-        "chdir": workdir}, loop=f"{{{{ {V}host_processes{which} }}}}",
+        "chdir": "{{ item.chdir }}"}, loop=f"{{{{ {V}host_processes{which} }}}}",
         loop_control={"label": "{{ item.name }}"}, **more)
 
 
@@ -874,13 +875,17 @@ def _decide_task(spec: Spec) -> dict[str, Any]:
                                        "healthcheck_report.active != 'active' }}")}
     stale = f"healthcheck_report.current != {V}version or {web}"
     if spec.processes:
-        facts["rollwright_processes_stale"] = (
-            "{{ (service_processes_installed.results | default([]) | selectattr('restart_needed', 'defined') "
-            "| selectattr('restart_needed') | list | length > 0) or (healthcheck_report.units.values() "
-            "| map(attribute='process_dir') | map('regex_replace', '$', '/') "
-            "| reject('match', rollwright_new_release | regex_escape) | list | length > 0) }}")
-        stale = (f"healthcheck_report.current != {V}version or ({WEB_HOST} and ({web})) or "
-                 "rollwright_processes_stale | bool")
+        facts.update({  # a process unit or env file changed, or one runs from another folder (or not at all)
+            "rollwright_processes_changed": ("{{ service_processes_installed.results | default([]) "
+                                             "| map(attribute='restart_needed', default=false) | select "
+                                             "| list | length > 0 }}"),
+            "rollwright_processes_behind": ("{{ healthcheck_report.units.values() | map(attribute='process_dir') "
+                                            "| map('regex_replace', '$', '/') "
+                                            "| reject('match', rollwright_new_release | regex_escape) "
+                                            "| list | length > 0 }}"),
+            "rollwright_web_stale": f"{{{{ {WEB_HOST} and ({web}) }}}}"})
+        stale = (f"healthcheck_report.current != {V}version or rollwright_web_stale | bool or "
+                 "rollwright_processes_changed | bool or rollwright_processes_behind | bool")
     return _task(DECIDE_TASK, "ansible.builtin.set_fact", {"rollwright_host_stale": f"{{{{ {stale} }}}}"},
                  vars=facts)
 

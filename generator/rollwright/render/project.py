@@ -326,6 +326,7 @@ def process_values(spec: Spec) -> list[dict[str, Any]]:
             "exec": as_data(process.exec), "user": as_data(user), "group": as_data(group),
             "env": {key: _env_value(value) for key, value in {**service.env, **process.env}.items()},
             "working_dir": as_data(process.working_dir or ""), "restart": as_data(process.restart),
+            "chdir": as_data(_release_folder(spec, process.working_dir or "")),
             "stop_timeout_s": process.stop_timeout_s, "instances": process.instances,
             "units": as_data([f"{unit}@{i}" for i in range(1, process.instances + 1)] if process.instances > 1
                              else [unit]),
@@ -334,6 +335,12 @@ def process_values(spec: Spec) -> list[dict[str, Any]]:
                       "command": as_data(ready.command or ""), "timeout_s": ready.timeout_s},
         })
     return found
+
+
+def _release_folder(spec: Spec, working_dir: str) -> str:
+    """Where a process starts, as its unit's WorkingDirectory says: absolute, or relative to `current`."""
+    assert spec.release is not None
+    return working_dir if working_dir.startswith("/") else f"{spec.release.root}/current/{working_dir}".rstrip("/")
 
 
 def _env_value(value: str | int | bool) -> str:
