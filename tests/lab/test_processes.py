@@ -59,6 +59,12 @@ def _wait_for(what: str, check: object, timeout_s: float = 60) -> None:
         time.sleep(0.5)
 
 
+def _newest_record(fleet: Fleet, spec: Path) -> dict[str, object]:
+    rows = fleet.rollwright("history", "-f", str(spec), "-t", "lab", "--json").stdout.splitlines()
+    newest = json.loads(rows[0])["id"]
+    return json.loads(fleet.rollwright("show", newest, "-f", str(spec), "--json").stdout)
+
+
 @pytest.fixture(scope="module")
 def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     return Fleet.beside(lab, tmp_path_factory.mktemp("processes"))
@@ -69,6 +75,7 @@ def test_web_and_worker_deploy_and_the_workers_consume_jobs(fleet: Fleet) -> Non
     proc = fleet.deploy(spec)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _everything_runs(fleet, spec, "1.0.0")
+    assert _newest_record(fleet, spec)["processes_restarted"] == {host: ["worker"] for host in APP_HOSTS}
     for host in APP_HOSTS:
         units = fleet.lab.run(host, "systemctl is-active hello hello-worker@1 hello-worker@2").stdout.split()
         assert units == ["active"] * 3, (host, units)
@@ -111,6 +118,6 @@ def test_a_broken_worker_is_rolled_back_on_every_host_without_failing_a_request(
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert load.failed == 0 and load.sent >= MIN_REQUESTS, load.summary()
-    assert "hello-worker@" in out, out  # the readiness gate names the unit that did not stay up
+    assert "hello-worker@" in out and "journal: worker: this release is broken" in out, out  # the gate says why
     _everything_runs(fleet, spec, "1.0.0")
     assert fleet.backend_states() == dict.fromkeys(APP_HOSTS, "UP")

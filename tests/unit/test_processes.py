@@ -12,6 +12,7 @@ from test_generate import _generate, _hello_copy, _UnsafeLoader, assert_lints_pr
 
 from rollwright.cli import main
 from rollwright.render.playbooks import PROCESSES_AFTER_TASK, PROCESSES_BACK_TASK, PROCESSES_BEFORE_TASK
+from rollwright.run.journal import LogsOptions, journalctl_argv
 from rollwright.run.status import state_of
 
 REQUIRED = "required_env: []\n"  # the hello spec's last line: processes go before it
@@ -148,3 +149,9 @@ def test_status_reads_each_process_and_a_stopped_one_is_not_settled() -> None:
     assert state_of("app1", info).settled
     worker_only = state_of("work1", {**info, "web": False, "active": "inactive", "healthy": False, "process_dir": ""})
     assert worker_only.settled and worker_only.problems() == []
+
+
+def test_logs_read_every_process_unit_beside_the_service() -> None:
+    argv = journalctl_argv("hello", LogsOptions(lines=5), ["hello-worker@*", "hello-scheduler"])
+    assert argv[:4] == ["journalctl", "--unit=hello.service", "--unit=hello-worker@*.service",
+                        "--unit=hello-scheduler.service"]

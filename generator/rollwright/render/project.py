@@ -328,8 +328,7 @@ def process_values(spec: Spec) -> list[dict[str, Any]]:
             "working_dir": as_data(process.working_dir or ""), "restart": as_data(process.restart),
             "chdir": as_data(_release_folder(spec, process.working_dir or "")),
             "stop_timeout_s": process.stop_timeout_s, "instances": process.instances,
-            "units": as_data([f"{unit}@{i}" for i in range(1, process.instances + 1)] if process.instances > 1
-                             else [unit]),
+            "units": as_data(process.units(unit)),
             "order": as_data(process.order),
             "ready": {"running_s": ready.running_s or 0, "port": ready.port or 0,
                       "command": as_data(ready.command or ""), "timeout_s": ready.timeout_s},

@@ -62,6 +62,7 @@ class HostRecord:
     rolled_back: bool = False  # the rescue (or rollback.yml) moved `current` back
     failures: list[str] = field(default_factory=list)
     unreachable: str = ""
+    restarted: list[str] = field(default_factory=list)  # the app's other processes restarted here and ready
 
 
 @dataclass
@@ -216,6 +217,10 @@ class Progress:
             self._judged(res)
         if data.get("task_action") == "haproxy_switch" and res.get("switched"):
             self.colour_switched = True
+        if data.get("task_action") == "process_ready":
+            record = self.host(str(data.get("host")))
+            record.restarted += [str((item.get("item") or {}).get("name")) for item in res.get("results") or []
+                                 if isinstance(item, dict) and item.get("ready") and item.get("changed")]
         facts = res.get("ansible_facts") or {}
         for colour in ("live", "idle"):
             if f"rollwright_{colour}_colour" in facts:
@@ -365,6 +370,9 @@ def _truthy(value: Any) -> bool:
     return value if isinstance(value, bool) else str(value).strip().lower() in ("true", "yes", "1")
 
 
+LOOP_SUMMARIES = ("All items completed", "One or more items failed")  # a loop's own msg: its items say why
+
+
 def _message(res: Any) -> str:
     """The one line that says why a task failed (a module's msg; for a command, its last output line)."""
     if not isinstance(res, dict):
@@ -373,7 +381,7 @@ def _message(res: Any) -> str:
     if text == "non-zero return code" and (res.get("stderr") or res.get("stdout")):  # say what the command said
         said = str(res.get("stderr") or res.get("stdout")).strip().splitlines()[-1]
         text = f"exit {res.get('rc')}: {said}"
-    if (not text or text == "All items completed") and isinstance(res.get("results"), list):
+    if (not text or text in LOOP_SUMMARIES) and isinstance(res.get("results"), list):
         failed = [r for r in res["results"] if isinstance(r, dict) and (r.get("failed") or r.get("unreachable"))]
         text = "; ".join(_message(r) for r in failed)
     text = " ".join(str(text).split())

@@ -385,6 +385,10 @@ class Process(Strict):
     order: Literal["after_web", "before_web"] = Field("after_web", description="On each host: restarted after the "
                                                      "web service passed its health gate (default), or before it.")
 
+    def units(self, unit: str) -> list[str]:
+        """The systemd units that run it, by its unit's name: the unit, or a template's instances."""
+        return [f"{unit}@{i}" for i in range(1, self.instances + 1)] if self.instances > 1 else [unit]
+
 
 HEALTH_WHERE = "set 'path' and 'port' (checked on every host), or 'url'"
 
