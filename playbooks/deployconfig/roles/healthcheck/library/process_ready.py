@@ -15,7 +15,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.health_probe import unit_properties
+from ansible.module_utils.health_probe import app_said, journal_tail, unit_properties
 
 DOCUMENTATION = r"""
 module: process_ready
@@ -54,7 +54,7 @@ reason: {description: Why it is not ready., returned: on failure, type: str}
 journal: {description: The failing unit's last journal lines., returned: on failure, type: list}
 """
 
-JOURNAL_LINES = 10
+JOURNAL_IN_MSG = 3
 LISTEN = "0A"  # /proc/net/tcp's state of a listening socket
 
 
@@ -66,12 +66,6 @@ def state(unit: str) -> tuple[str, str, int]:
     except ValueError:
         restarts = 0
     return props.get("ActiveState", ""), props.get("MainPID", "0"), restarts
-
-
-def journal(unit: str) -> list[str]:
-    proc = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "cat", "-n", str(JOURNAL_LINES), "-u", unit],
-                          capture_output=True, text=True, check=False)
-    return [line[:300] for line in proc.stdout.splitlines()]
 
 
 def trouble(units: list[str], allowed: int) -> tuple[str, str]:
@@ -125,7 +119,7 @@ def wait_ready(p: dict) -> dict[str, object]:
             unit, why = (moved[0], f"unit {moved[0]} did not keep running (restarted or stopped)") if moved \
                 else ("", "")
         if why:
-            return {"ready": False, "reason": why, "journal": journal(unit)}
+            return {"ready": False, "reason": why, "journal": journal_tail(unit)}
         elapsed = time.monotonic() - started
         if p["running_s"]:
             ready = elapsed >= p["running_s"]
@@ -140,7 +134,7 @@ def wait_ready(p: dict) -> dict[str, object]:
         left = deadline - time.monotonic()
         if left <= 0:
             return {"ready": False, "reason": f"not ready within {p['timeout_s']}s: {last}",
-                    "journal": journal(units[0])}
+                    "journal": journal_tail(units[0])}
         time.sleep(min(p["interval_s"], left, max(0.1, p["running_s"] - elapsed) if p["running_s"] else left))
 
 
@@ -176,7 +170,7 @@ def main() -> None:
                              ready=False)
     result = wait_ready(p)
     if not result["ready"]:
-        tail = " | ".join(result.get("journal", [])[-3:])
+        tail = " | ".join(app_said(result.get("journal", []))[-JOURNAL_IN_MSG:])
         module.fail_json(msg=f"{', '.join(p['units'])}: {result['reason']}" + (f"; journal: {tail}" if tail else ""),
                          changed=p["restart"], **result)
     module.exit_json(changed=p["restart"], **result)
