@@ -103,6 +103,23 @@ def test_a_second_run_of_the_same_deploy_changes_nothing(fleet: Fleet) -> None:
     assert after == before
 
 
+def test_drift_sees_a_worker_unit_edited_by_hand_and_a_deploy_repairs_it(fleet: Fleet) -> None:
+    spec = _spec(fleet, "1.0.0")
+    clean = fleet.rollwright("drift", "-f", str(spec), "-t", "lab")
+    assert clean.returncode == 0 and "no drift" in clean.stdout, clean.stdout
+    unit = "/etc/systemd/system/hello-worker@.service"
+    fleet.lab.run("app2", f"sed -i 's/^TimeoutStopSec=.*/TimeoutStopSec=5/' {unit}", check=True)
+    drifted = fleet.rollwright("drift", "-f", str(spec), "-t", "lab", "--json")
+    assert drifted.returncode == 1, drifted.stdout
+    found = json.loads(drifted.stdout)["changes"]
+    assert list(found) == ["app2"] and any(unit in item for item in found["app2"]), found
+    repaired = fleet.deploy(spec)
+    assert repaired.returncode == 0, repaired.stdout + repaired.stderr
+    assert "TimeoutStopSec=10" in fleet.lab.run("app2", f"cat {unit}").stdout
+    assert _newest_record(fleet, spec)["processes_restarted"] == {"app2": ["worker"]}
+    assert fleet.rollwright("drift", "-f", str(spec), "-t", "lab").returncode == 0
+
+
 def test_rollback_takes_the_web_service_and_the_workers_back(fleet: Fleet) -> None:
     new = _spec(fleet, "2.0.0")
     assert fleet.deploy(new).returncode == 0
