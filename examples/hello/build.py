@@ -67,13 +67,14 @@ def _tar_bytes(files: dict[str, bytes], mtime: int) -> bytes:
 
 
 def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broken: bool = False,
-          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "", broken_worker: bool = False) -> tuple[Path, str]:
+          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "",
+          broken_worker: bool | list[str] = False) -> tuple[Path, str]:
     """Write hello-VERSION.tar.gz and its .sha256 into out_dir; return (tarball path, sha256 hex).
 
     broken: /health fails on every host. broken_on: it fails only on these hostnames.
     error_rate: this share of GET / answers 500; delay_ms: GET / answers that much later (health stays fine).
     fault: "crash" (the app exits at start, so its unit crash-loops) or "hang" (/health accepts, never answers).
-    broken_worker: worker.py exits at start (the web app stays fine).
+    broken_worker: worker.py exits at start (the web app stays fine); a list: only on these hostnames.
     Raises ValueError for an invalid version or conflicting/empty broken options.
     """
     if not VERSION_RE.fullmatch(version):
@@ -89,7 +90,7 @@ def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broke
     files = {"app.py": APP_SOURCE.read_bytes(), "worker.py": WORKER_SOURCE.read_bytes(),
              "VERSION": f"{version}\n".encode()}
     if broken_worker:
-        files["BROKEN_WORKER"] = b""
+        files["BROKEN_WORKER"] = b"" if broken_worker is True else "".join(f"{h}\n" for h in broken_worker).encode()
     if broken:
         files["BROKEN"] = b""  # empty: broken everywhere
     elif hosts:

@@ -130,11 +130,16 @@ def test_rollback_takes_the_web_service_and_the_workers_back(fleet: Fleet) -> No
 
 
 def test_a_broken_worker_is_rolled_back_on_every_host_without_failing_a_request(fleet: Fleet) -> None:
-    spec = _spec(fleet, "3.0.0", broken_worker=True)
+    """The worker breaks on app3 only (the last batch): its readiness check rolls app3 back, the runner the
+    hosts of the earlier batches (rollback.yml), web and workers alike."""
+    spec = _spec(fleet, "3.0.0", broken_worker=["app3"])
     proc, load = fleet.deploy_under_load(spec)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
     assert load.failed == 0 and load.sent >= MIN_REQUESTS, load.summary()
-    assert "hello-worker@" in out and "journal: worker: this release is broken" in out, out  # the gate says why
+    assert "hello-worker@1, hello-worker@2: unit hello-worker@" in out, out  # the readiness gate says which...
+    assert "worker: this release is broken (BROKEN_WORKER), exiting" in out, out  # ...and why: the unit's own words
+    assert "rolled back by their health gate: app3" in out and "rolled back by the runner: app1, app2" in out, out
+    assert "3.0.0" in load.versions, load.summary()  # app1 and app2 really served it before going back
     _everything_runs(fleet, spec, "1.0.0")
     assert fleet.backend_states() == dict.fromkeys(APP_HOSTS, "UP")

@@ -4,7 +4,8 @@ Each job is a row of JOBS_TABLE (default ``hello_jobs``, created here when missi
 the worker claims the oldest one (``FOR UPDATE SKIP LOCKED``, so instances never take the same job) and marks
 it done by ``host/version/instance``. It talks to PostgreSQL with ``psql`` and DATABASE_URL (no driver: standard
 library only), never logs the URL, stops gracefully on SIGTERM (the job at hand is finished first) and exits at
-start when the release carries a ``BROKEN_WORKER`` file (a broken worker release, for rollback tests).
+start when the release carries a ``BROKEN_WORKER`` file, empty or naming this host (a broken worker release, for
+rollback tests).
 """
 
 from __future__ import annotations
@@ -49,13 +50,23 @@ def psql(env: dict[str, str], sql: str) -> str:
     return proc.stdout.strip()
 
 
+def is_broken(hostname: str) -> bool:
+    """Whether this release's worker breaks here: an empty BROKEN_WORKER file everywhere, else on the hosts it
+    lists (like app.py's BROKEN)."""
+    try:
+        names = (HERE / "BROKEN_WORKER").read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    return not names or hostname in names or hostname.split(".")[0] in names
+
+
 def stop(_signum: int, _frame: object) -> None:
     global stopping
     stopping = True
 
 
 def main() -> int:
-    if (HERE / "BROKEN_WORKER").exists():
+    if is_broken(socket.gethostname()):
         print("worker: this release is broken (BROKEN_WORKER), exiting", flush=True)
         return 1
     url, table = os.environ.get("DATABASE_URL", ""), os.environ.get("JOBS_TABLE", "hello_jobs")
