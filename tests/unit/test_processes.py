@@ -155,3 +155,10 @@ def test_logs_read_every_process_unit_beside_the_service() -> None:
     argv = journalctl_argv("hello", LogsOptions(lines=5), ["hello-worker@*", "hello-scheduler"])
     assert argv[:4] == ["journalctl", "--unit=hello.service", "--unit=hello-worker@*.service",
                         "--unit=hello-scheduler.service"]
+
+
+def test_the_plan_names_the_processes_around_the_gate(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    spec = _hello_copy(tmp_path, REQUIRED, WORKER + REQUIRED)
+    main(["plan", "-f", str(spec), "-t", "staging"])
+    plan = capsys.readouterr().out
+    assert "switch current, restart scheduler (ready), restart, health gate, restart worker (ready), undrain" in plan

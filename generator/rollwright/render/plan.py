@@ -123,17 +123,21 @@ def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
     rollout, lb = spec.rollout, spec.rollout.load_balancer
     around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
     back = ", undrain" if lb else ""
+    named = {order: ", ".join(name for name, p in spec.processes.items() if p.order == order)
+             for order in ("before_web", "after_web")}
+    restart = "".join([f"restart {named['before_web']} (ready), " if named["before_web"] else "",
+                       "restart, health gate", f", restart {named['after_web']} (ready)" if named["after_web"] else ""])
     steps, reached = [], 0
     for number, batch in enumerate(split_batches(app_hosts, rollout.steps), 1):
         reached += len(batch)
         if rollout.strategy == "canary":
             share = f"{reached}/{len(app_hosts)} hosts ({reached * 100 // max(len(app_hosts), 1)}% of the servers)"
             criteria = canary_criteria(rollout.guard, baseline=reached < len(app_hosts))
-            steps.append(Step("canary", f"Canary step {number}, {share}: {around}switch current, restart, health "
-                              f"gate{back}; then {criteria}", batch))
+            steps.append(Step("canary", f"Canary step {number}, {share}: {around}switch current, {restart}{back}; "
+                              f"then {criteria}", batch))
         else:
             what = "Every host at once (direct)" if rollout.strategy == "direct" else f"Batch {number}"
-            steps.append(Step("rollout", f"{what}: {around}switch current, restart, health gate{back}", batch))
+            steps.append(Step("rollout", f"{what}: {around}switch current, {restart}{back}", batch))
     return steps
 
 
