@@ -28,6 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 APP_SOURCE = HERE / "app" / "app.py"
+WORKER_SOURCE = HERE / "app" / "worker.py"
 DEFAULT_OUT = HERE / "dist"
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 FAULTS = ("", "crash", "hang")
@@ -66,12 +67,14 @@ def _tar_bytes(files: dict[str, bytes], mtime: int) -> bytes:
 
 
 def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broken: bool = False,
-          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "") -> tuple[Path, str]:
+          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "",
+          broken_worker: bool | list[str] = False) -> tuple[Path, str]:
     """Write hello-VERSION.tar.gz and its .sha256 into out_dir; return (tarball path, sha256 hex).
 
     broken: /health fails on every host. broken_on: it fails only on these hostnames.
     error_rate: this share of GET / answers 500; delay_ms: GET / answers that much later (health stays fine).
     fault: "crash" (the app exits at start, so its unit crash-loops) or "hang" (/health accepts, never answers).
+    broken_worker: worker.py exits at start (the web app stays fine); a list: only on these hostnames.
     Raises ValueError for an invalid version or conflicting/empty broken options.
     """
     if not VERSION_RE.fullmatch(version):
@@ -84,7 +87,10 @@ def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broke
     if not 0 <= error_rate <= 1 or not 0 <= delay_ms <= 10000:
         raise ValueError("error_rate must be within 0..1 and delay_ms within 0..10000")
 
-    files = {"app.py": APP_SOURCE.read_bytes(), "VERSION": f"{version}\n".encode()}
+    files = {"app.py": APP_SOURCE.read_bytes(), "worker.py": WORKER_SOURCE.read_bytes(),
+             "VERSION": f"{version}\n".encode()}
+    if broken_worker:
+        files["BROKEN_WORKER"] = b"" if broken_worker is True else "".join(f"{h}\n" for h in broken_worker).encode()
     if broken:
         files["BROKEN"] = b""  # empty: broken everywhere
     elif hosts:
@@ -129,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="GET / answers MS later")
     parser.add_argument("--fault", choices=[f for f in FAULTS if f], default="",
                         help="crash: the app exits at start (its unit crash-loops); hang: /health never answers")
+    parser.add_argument("--broken-worker", action="store_true", help="worker.py exits at start (the web app is fine)")
     parser.add_argument("-o", "--out-dir", type=Path, default=DEFAULT_OUT, help=f"default: {DEFAULT_OUT}")
     parser.add_argument("--json", action="store_true", help="print a JSON object instead of one line")
     args = parser.parse_args(argv)
@@ -140,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--broken-on needs at least one hostname")
     try:
         path, digest = build(args.version, args.out_dir, broken_on=broken_on, broken=args.broken,
-                             error_rate=args.error_rate, delay_ms=args.delay_ms, fault=args.fault)
+                             error_rate=args.error_rate, delay_ms=args.delay_ms, fault=args.fault,
+                             broken_worker=args.broken_worker)
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -199,13 +199,14 @@ def test_build_contents_and_metadata(tmp_path: Path) -> None:
     assert raw[3] & 0x08 == 0, "gzip header must not carry a file name"
     with tarfile.open(tarball) as tar:
         members = tar.getmembers()
-        assert [m.name for m in members] == ["VERSION", "app.py"]
+        assert [m.name for m in members] == ["VERSION", "app.py", "worker.py"]
         for m in members:
             assert m.isfile()
             assert (m.mode, m.uid, m.gid, m.uname, m.gname) == (0o644, 0, 0, "", "")
             assert m.mtime == build_mod.DEFAULT_MTIME
         assert tar.extractfile("VERSION").read() == f"{VERSION}\n".encode()
         assert tar.extractfile("app.py").read() == (HELLO / "app" / "app.py").read_bytes()
+        assert tar.extractfile("worker.py").read() == (HELLO / "app" / "worker.py").read_bytes()
 
 
 def test_source_date_epoch_sets_mtime(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -226,12 +227,18 @@ def test_broken_markers(tmp_path: Path) -> None:
     everywhere, _ = build_mod.build(VERSION, tmp_path / "all", broken=True)
     some, _ = build_mod.build(VERSION, tmp_path / "some", broken_on=["web1", " web2 "])
     with tarfile.open(everywhere) as tar:
-        assert [m.name for m in tar.getmembers()] == ["BROKEN", "VERSION", "app.py"]
+        assert [m.name for m in tar.getmembers()] == ["BROKEN", "VERSION", "app.py", "worker.py"]
         assert tar.extractfile("BROKEN").read() == b""
     with tarfile.open(some) as tar:
         assert tar.extractfile("BROKEN").read() == b"web1\nweb2\n"
     with pytest.raises(ValueError):
         build_mod.build(VERSION, tmp_path, broken=True, broken_on=["x"])
+    worker_everywhere, _ = build_mod.build(VERSION, tmp_path / "w", broken_worker=True)
+    worker_on, _ = build_mod.build(VERSION, tmp_path / "w3", broken_worker=["app3"])
+    with tarfile.open(worker_everywhere) as tar:
+        assert tar.extractfile("BROKEN_WORKER").read() == b"" and "BROKEN" not in tar.getnames()
+    with tarfile.open(worker_on) as tar:
+        assert tar.extractfile("BROKEN_WORKER").read() == b"app3\n"
 
 
 def test_cli_line_and_json(tmp_path: Path) -> None:
@@ -474,3 +481,19 @@ def test_sighup_reloads_the_release_current_names_in_the_same_process(tmp_path: 
         assert app.proc.poll() is None  # the same process (Popen's pid) serves 2.0.0
         assert os.readlink(f"/proc/{app.proc.pid}/cwd") == str(releases / "2.0.0")
         assert "version 1.0.0 reloading on SIGHUP" in app.output()
+
+
+def test_the_worker_reads_the_database_url_into_libpq_variables_and_its_broken_marker(tmp_path: Path) -> None:
+    """The password reaches psql through PGPASSWORD, never its argv (which every user of the host can read)."""
+    loader = importlib.util.spec_from_file_location("hello_worker", HELLO / "app" / "worker.py")
+    assert loader and loader.loader
+    worker = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(worker)
+    assert worker.libpq_env(f"postgresql://app:{PASSWORD.replace('5', '%35')}@db1:5433/app") == {
+        "PGHOST": "db1", "PGPORT": "5433", "PGUSER": "app", "PGPASSWORD": PASSWORD, "PGDATABASE": "app"}
+    worker.HERE = tmp_path
+    assert not worker.is_broken("app3")
+    (tmp_path / "BROKEN_WORKER").write_text("app3\n")
+    assert worker.is_broken("app3.lab") and not worker.is_broken("app1")
+    (tmp_path / "BROKEN_WORKER").write_text("")
+    assert worker.is_broken("app1")

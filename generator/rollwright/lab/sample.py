@@ -29,11 +29,14 @@ def _build_module() -> ModuleType:
 
 
 def build(version: str, out_dir: Path, *, broken: bool = False, broken_on: list[str] | None = None,
-          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "") -> tuple[Path, str]:
+          error_rate: float = 0.0, delay_ms: int = 0, fault: str = "",
+          broken_worker: bool | list[str] = False) -> tuple[Path, str]:
     """Build hello-<version>.tar.gz (byte-reproducible) into out_dir; returns (path, sha256).
-    fault: "crash" (the app exits at start) or "hang" (/health never answers)."""
+    fault: "crash" (the app exits at start) or "hang" (/health never answers); broken_worker: worker.py exits
+    at start (a list: only on these hosts)."""
     path, digest = _build_module().build(version, out_dir, broken_on=broken_on, broken=broken,
-                                         error_rate=error_rate, delay_ms=delay_ms, fault=fault)
+                                         error_rate=error_rate, delay_ms=delay_ms, fault=fault,
+                                         broken_worker=broken_worker)
     return Path(path), str(digest)
 
 
@@ -53,6 +56,7 @@ def write_spec(
     rollout: dict[str, Any] | None = None,
     database: dict[str, Any] | None = None,
     service: dict[str, Any] | None = None,
+    processes: dict[str, Any] | None = None,
 ) -> Path:
     """A deploy spec for the sample app on a lab inventory (target `lab`), next to the artifact's dist/."""
     spec: dict[str, Any] = {
@@ -73,6 +77,8 @@ def write_spec(
         spec["database"] = database
     if smoke:
         spec["smoke"] = smoke
+    if processes:
+        spec["processes"] = processes
     path = folder / (name or f"hello-{version}.yml")
     path.write_bytes(dump_yaml(spec, f"Sample app {version} on the lab (written by rollwright.lab.sample)."))
     return path

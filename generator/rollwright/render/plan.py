@@ -175,7 +175,12 @@ def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
     else:
         around = f"drain in {lb.backend} on {lb.hosts}, " if lb else ""
     around += "before_switch hooks, " if hooks.before_switch else ""
-    switch = "switch current, restart, health gate" if spec.service else "switch current (no service to restart)"
+    named = {order: ", ".join(name for name, p in spec.processes.items() if p.order == order)
+             for order in ("before_web", "after_web")}
+    restart = "".join([f", restart {named['before_web']} (ready)" if named["before_web"] else "",
+                       ", restart, health gate",
+                       f", restart {named['after_web']} (ready)" if named["after_web"] else ""])
+    switch = f"switch current{restart}" if spec.service else "switch current (no service to restart)"
     back = (", after_switch hooks" if hooks.after_switch else "") + (", undrain" if lb else "")
     steps, reached = [], 0
     for number, batch in enumerate(split_batches(app_hosts, rollout.steps), 1):

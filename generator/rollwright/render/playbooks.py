@@ -47,6 +47,9 @@ BUILD_TASK = "Build inside the new release (release.build, once per release)"
 BUILD_MARKER = ".rollwright-build"  # in the release: its build passed (a digest of the commands)
 BEFORE_SWITCH_TASK = "Run before_switch hooks in the new release"
 AFTER_SWITCH_TASK = "Run after_switch hooks in the new release"
+PROCESSES_BEFORE_TASK = "Restart the processes that go before the web service and wait until they are ready"
+PROCESSES_AFTER_TASK = "Restart the app's other processes and wait until they are ready"
+PROCESSES_BACK_TASK = "Restart the processes on the release now current and wait until they are ready"
 CLEANUP_PLAY = "Keep the newest releases (never current or previous)"
 AFTER_DEPLOY_PLAY = "Run after_deploy hooks"
 SMOKE_PLAY = "Prove the release: smoke checks through the load balancer"  # a failure rolls the fleet back
@@ -111,18 +114,22 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_take_lock_play(spec), *switch_plays(spec)]
     # each step an embedded module called directly, as in the rollout's batches (no include or argument check)
     named = "(rollwright_rollback_version | default('')) | length > 0"
+    # restarted when current moved, or on request (recovery: current ahead of what runs)
+    restart = ("rollwright_back.switched_from != rollwright_back.current or "
+               "(rollwright_rollback_restart | default(false) | bool)")
     tasks = [
-        *_lb_tasks(spec, "maint"),
+        *_web_only(spec, _lb_tasks(spec, "maint")),
         _task(ROLLBACK_TASK, "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": "{{ rollwright_rollback_version | default(omit, true) }}",
             "action": f"{{{{ 'push' if {named} else 'pop' }}}}"}, register="rollwright_back"),
-        # restarted when current moved, or on request (recovery: current ahead of what runs)
-        *([_gate_task("Restart the release now current and wait until it is healthy", "{{ rollwright_back.current }}",
-                      "{{ rollwright_back.switched_from != rollwright_back.current or "
-                      "(rollwright_rollback_restart | default(false) | bool) }}")] if spec.service else []),
-        *_lb_tasks(spec, "ready"),
+        *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK, when=restart),
+        *(_web_only(spec, [_gate_task("Restart the release now current and wait until it is healthy",
+                                      "{{ rollwright_back.current }}", f"{{{{ {restart} }}}}")])
+          if spec.service else []),
+        *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK, when=restart),
+        *_web_only(spec, _lb_tasks(spec, "ready")),
     ]
-    play = _play(ROLLBACK_PLAY, spec.rollout.hosts, tasks, tags=["rollback"])
+    play = _play(ROLLBACK_PLAY, _updated_hosts(spec), tasks, tags=["rollback"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
@@ -144,36 +151,51 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
     def only(actions: list[str], task: dict[str, Any]) -> dict[str, Any]:
         """A task of some actions: its `when` says so in a plain run; its tags let the runner (--tags ACTION)
         leave it out, so no host is seen starting a phase it skips."""
-        return {**task, "tags": list(actions), **({"when": f"{action} in {actions}"} if len(actions) < len(APP_ACTIONS)
-                                                  else {})}
+        when = [f"{action} in {actions}"] if len(actions) < len(APP_ACTIONS) else []
+        when += [f"({task['when']})"] if "when" in task else []
+        return {**task, "tags": list(actions), **({"when": " and ".join(when)} if when else {})}
 
     every, serving = list(APP_ACTIONS), ["start", "restart"]
     # start brings a host to serving: it acts where the service is not running, not healthy or out of service
     acts = [f"{action} != 'start'", "healthcheck_report.active != 'active'", "not (healthcheck_report.healthy | bool)"]
+    down = {}  # start also acts where one of the host's processes does not run
+    if spec.processes:
+        down["rollwright_processes_down"] = ("{{ healthcheck_report.units.values() | rejectattr('active', 'eq', "
+                                             "'active') | list | length > 0 }}")
+        acts.append("rollwright_processes_down | bool")
     tasks = [
         _task("Refuse an unknown action", "ansible.builtin.assert", {
             "that": [f"{action} | default('') in {every}"], "quiet": True,
             "fail_msg": f"pass -e {action}=start, stop or restart"}, run_once=True, tags=["always"]),
-        only(every, _read_host_task(health=True)),
+        only(every, _read_host_task(spec, health=True)),
     ]
     if spec.rollout.haproxy:  # another kind's state is not known here
         tasks.append(only(["start"], _lb_read_task()))
         acts.append("lb_haproxy_read.results | map(attribute='previous', default='') | reject('equalto', 'ready') "
                     "| list | length > 0")
+    stop = _web_only(spec, [_task("Stop the service", "ansible.builtin.systemd_service", {
+        "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})])
+    if spec.processes:
+        stop.append(_task("Stop the app's other processes", "ansible.builtin.systemd_service", {
+            "name": "{{ item }}", "state": "stopped"}, loop=HOST_UNITS))
+    serve = [
+        *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK),
+        # a restart (which also clears a failed state) starts a stopped unit and renews a sick one
+        *_web_only(spec, [_gate_task(APP_GATE_TASK, "{{ healthcheck_report.current }}", True)]),
+        *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK),
+        *_web_only(spec, _lb_tasks(spec, "ready")),
+    ]
     tasks += [
         only(every, _task(APP_DECIDE_TASK, "ansible.builtin.set_fact", {
-            "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"})),
+            "rollwright_host_stale": f"{{{{ {' or '.join(acts)} }}}}"}, **({"vars": down} if down else {}))),
         {"name": "Take this host out, act on its service, put it back", "when": "rollwright_host_stale | bool",
          "block": [
-             *[only(every, task) for task in _lb_tasks(spec, "maint")],
-             only(["stop"], _task("Stop the service", "ansible.builtin.systemd_service", {
-                 "name": f"{{{{ {V}service.name }}}}", "state": "stopped"})),
-             # a restart (which also clears a failed state) starts a stopped unit and renews a sick one
-             only(serving, _gate_task(APP_GATE_TASK, "{{ healthcheck_report.current }}", True)),
-             *[only(serving, task) for task in _lb_tasks(spec, "ready")],
+             *[only(every, task) for task in _web_only(spec, _lb_tasks(spec, "maint"))],
+             *[only(["stop"], task) for task in stop],
+             *[only(serving, task) for task in serve],
          ]},
     ]
-    play = _play(f"{APP_PLAY} {spec.rollout.steps}", spec.rollout.hosts, tasks, tags=["app"])
+    play = _play(f"{APP_PLAY} {spec.rollout.steps}", _updated_hosts(spec), tasks, tags=["app"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]
@@ -202,8 +224,32 @@ def _blue_green(spec: Spec) -> bool:
 
 
 def _updated_hosts(spec: Spec) -> str:
-    """The hosts a deploy stages and restarts: the idle colour for blue/green, else every app host."""
-    return IDLE_GROUP if _blue_green(spec) else spec.rollout.hosts
+    """The hosts a deploy stages and restarts: the idle colour for blue/green, else every app host (the web
+    service's and every process's)."""
+    return IDLE_GROUP if _blue_green(spec) else ":".join(spec.app_groups)
+
+
+def _web_only(spec: Spec, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The web service's tasks, for the hosts that run it: on a host that only runs other processes they skip."""
+    if len(spec.app_groups) == 1:
+        return tasks
+    return [{**task, "when": f"{WEB_HOST} and ({task['when']})" if "when" in task else WEB_HOST} for task in tasks]
+
+
+def _process_task(name: str, order: str | None, **more: Any) -> dict[str, Any]:
+    """Restart this host's processes of one `order` (None: all) and wait until each is ready (the readiness gate,
+    one loop)."""
+    which = "" if order is None else f" | selectattr('order', 'equalto', {order!r}) | list"
+    return _task(name, "process_ready", {
+        "units": "{{ item.units }}", **{key: f"{{{{ item.ready.{key} }}}}" for key in READY_KEYS},
+        "user": "{{ item.user }}", "group": "{{ item.group }}", "env_file": "/etc/rollwright/{{ item.unit }}.env",
+        "chdir": "{{ item.chdir }}"}, loop=f"{{{{ {V}host_processes{which} }}}}",
+        loop_control={"label": "{{ item.name }}"}, **more)
+
+
+def _process_tasks(spec: Spec, order: str, name: str, **more: Any) -> list[dict[str, Any]]:
+    """`_process_task` when the spec has processes of that order."""
+    return [_process_task(name, order, **more)] if any(p.order == order for p in spec.processes.values()) else []
 
 
 def _colours_state(spec: Spec) -> str:
@@ -423,7 +469,7 @@ def undrain_plays(spec: Spec) -> list[dict[str, Any]]:
     tasks = _lb_tasks(spec, "ready") or [
         _task("Say there is no load balancer", "ansible.builtin.debug", {"msg": "the spec has no load balancer"})]
     if spec.rollout.balancer and spec.rollout.balancer.kind == "command":
-        tasks = [_read_host_task(), _gate_task("Check this host is healthy before it goes back",
+        tasks = [_read_host_task(spec), _gate_task("Check this host is healthy before it goes back",
                                                "{{ healthcheck_report.current }}", False), *tasks]
     return [_play("Put app hosts back in the load balancer", spec.rollout.hosts, tasks, tags=["undrain"])]
 
@@ -440,8 +486,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         return [_play("Nothing to report (the spec deploys no release)", "localhost",
                       [_task("Say so", "ansible.builtin.debug", {"msg": "this spec has no release"})])]
     lb = spec.rollout.haproxy  # the only kind whose server states can be read; others report none
-    tasks = [_read_host_task("Report what this host serves (links, process, unit, health)", health=bool(spec.service),
-                             unit=bool(spec.service))]
+    tasks = [_read_host_task(spec, "Report what this host serves (links, process, unit, health)",
+                             health=bool(spec.service))]
     if lb:
         tasks.append(_lb_read_task())
     report = {key: f"{{{{ healthcheck_report.{key} }}}}" for key in HOST_REPORT_KEYS}
@@ -451,6 +497,8 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         report["live"] = "{{ rollwright_status_live }}"
     if not spec.service:
         report["service"] = False  # run/status.py: the host is its files, nothing runs
+    if spec.processes:
+        report.update(processes="{{ healthcheck_report.units }}", web=f"{{{{ {WEB_HOST} }}}}")
     tasks += [
         _task("Gather this host's report", "ansible.builtin.set_fact", {"rollwright_status_report": report}),
         _task("Report this host", "ansible.builtin.set_stats", {"aggregate": True, "data": {
@@ -460,7 +508,7 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         live = f"{{{{ inventory_hostname not in groups[{_lb_first(spec)}.rollwright_idle_colour] }}}}"
         tasks.insert(-2, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
                                {"rollwright_status_live": live}))
-    report = _play("Report what every app host runs", spec.rollout.hosts, tasks, tags=["status"])
+    report = _play("Report what every app host runs", _updated_hosts(spec), tasks, tags=["status"])
     return [_colours_play(spec), report] if _blue_green(spec) else [report]
 
 
@@ -504,6 +552,9 @@ def _refs(prefix: str, section: str, keys: list[str]) -> dict[str, str]:
 
 
 HEALTH_KEYS = ["url", "status", "timeout_s", "interval_s"]
+READY_KEYS = ["running_s", "port", "command", "timeout_s"]
+HOST_UNITS = f"{{{{ {V}host_processes | map(attribute='units') | flatten }}}}"  # this host's process units
+WEB_HOST = f"{V}web | bool"  # group_vars: whether this host runs the web service (not only other processes)
 
 
 def _health_args(prefix: str, section: str = "health") -> dict[str, str]:
@@ -575,7 +626,7 @@ def preflight_plays(spec: Spec) -> list[dict[str, Any]]:
 
 
 def _deploy_groups(spec: Spec) -> list[str]:
-    groups = [spec.rollout.hosts]
+    groups = list(spec.app_groups)
     lb = spec.rollout.balancer
     if lb and (lb.kind == "haproxy" or lb.on):
         groups.append(lb.hosts if lb.kind == "haproxy" else str(lb.on))
@@ -630,11 +681,17 @@ def _stage_play(spec: Spec) -> dict[str, Any]:
     # static imports without their argument check (the spec was validated): 4 module calls per host, and
     # on a staged host only 2 (the upload and the unpack are skipped). The service first: it creates the
     # user that owns the shared folders the stage makes (without a service, the release's owner owns them).
-    tasks = [_import("Install the account, unit and env file (no restart yet)", "service", "install", service_vars)
-             ] if spec.service else []
-    tasks.append(_import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
-        **release_vars, "release_owner": f"{{{{ {V}release.owner }}}}", "release_group": f"{{{{ {V}release.owner }}}}",
-        "release_shared_owner": f"{{{{ {V}runner.user }}}}", "release_shared_group": f"{{{{ {V}runner.group }}}}"}))
+    tasks = [
+        *(_web_only(spec, [_import("Install the account, unit and env file (no restart yet)", "service", "install",
+                                   service_vars)]) if spec.service else []),
+        *([_import("Install the processes' units and env files (no restart yet)", "service", "processes", {
+            "service_processes": f"{{{{ {V}host_processes }}}}", "service_root": f"{{{{ {V}release.root }}}}",
+            "service_processes_env": f"{{{{ {V}target_env }}}}"})] if spec.processes else []),
+        _import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
+            **release_vars, "release_owner": f"{{{{ {V}release.owner }}}}",
+            "release_group": f"{{{{ {V}release.owner }}}}", "release_shared_owner": f"{{{{ {V}runner.user }}}}",
+            "release_shared_group": f"{{{{ {V}runner.group }}}}"}),
+    ]
     if spec.release and spec.release.build:  # every host at once, before migrations and any switch
         tasks.append(_release_run_task(BUILD_TASK, "release.build", "build", marker=BUILD_MARKER))
     tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
@@ -730,7 +787,7 @@ def _tool_migrate_vars(spec: Spec, release: str) -> tuple[str, dict[str, Any]]:
         # without a service there is no service env: the target's `rollwright env` values only
         "migrate_environment": f"{{{{ {V}{'service_env' if spec.service else 'target_env'} }}}}",
     })
-    return f"{_updated_hosts(spec)}[0]", role_vars
+    return f"{IDLE_GROUP if _blue_green(spec) else spec.rollout.hosts}[0]", role_vars
 
 
 def _migrate_play(spec: Spec) -> dict[str, Any]:
@@ -810,14 +867,16 @@ def _release_run_task(name: str, commands: str, phase: str, marker: str = "") ->
                 "ROLLWRIGHT_HOST": "{{ inventory_hostname }}"}})
 
 
-def _read_host_task(name: str = "Read what this host runs (current, the unit, its process)",
-                    health: bool = False, unit: bool = True) -> dict[str, Any]:
-    """One look at what the host runs (registers healthcheck_report: current, with `unit` the unit's state and its
-    process, and with `health` one answer of its health URL). An app without a service has neither."""
+def _read_host_task(spec: Spec, name: str = "Read what this host runs (current, the unit, its process)",
+                    health: bool = False) -> dict[str, Any]:
+    """One look at what the host runs (registers healthcheck_report: current, the unit's state and its process,
+    each process's units, and with `health` one answer of its health URL). An app without a service has no
+    unit: current is all there is to read."""
     return _import(name, "healthcheck", "report", {
         "healthcheck_root": f"{{{{ {V}release.root }}}}",
-        "healthcheck_unit": f"{{{{ {V}service.name }}}}" if unit else "",
-        **(_refs("healthcheck_", "health", ["url", "status"]) if health else {})})
+        "healthcheck_unit": f"{{{{ {V}service.name }}}}" if spec.service else "",
+        **(_refs("healthcheck_", "health", ["url", "status"]) if health else {}),
+        **({"healthcheck_units": HOST_UNITS} if spec.processes else {})})
 
 
 def _lb_read_task() -> dict[str, Any]:
@@ -833,55 +892,49 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
     part: every task there is paid once per batch)."""
     # blue/green: the idle colour is taken out (a no-op but on the first deploy) and stays out until the switch
     version = f"{{{{ {V}version }}}}"
-    back_in = [] if _blue_green(spec) else _lb_tasks(spec, "ready", version)
+    back_in = [] if _blue_green(spec) else _web_only(spec, _lb_tasks(spec, "ready", version))
     hooks = spec.hooks
     update = [
-        *_lb_tasks(spec, "maint", version),
+        *_web_only(spec, _lb_tasks(spec, "maint", version)),
         *([_release_run_task(BEFORE_SWITCH_TASK, "host_hooks.before_switch", "before_switch")]
           if hooks.before_switch else []),
         _task(PHASE_TASK["switch"], "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": version}, register="rollwright_switch"),
+        *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK),
         # --no-health-check skips the gate, not the restart
-        *([_gate_task(PHASE_TASK["restart"], version, True, wait="{{ 'health' not in ansible_skip_tags }}",
-                      **_reload(spec))] if spec.service else []),
+        *(_web_only(spec, [_gate_task(PHASE_TASK["restart"], version, True,
+                                      wait="{{ 'health' not in ansible_skip_tags }}", **_reload(spec))])
+          if spec.service else []),
+        *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK),
         *([_release_run_task(AFTER_SWITCH_TASK, "host_hooks.after_switch", "after_switch")]
           if hooks.after_switch else []),
         *back_in,
     ]
-    switched = ("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
-                "(rollwright_switch.current | default(''))")
+    moved = ("(rollwright_switch.switched_from | default('')) != "  # only a host this run switched goes back
+             "(rollwright_switch.current | default(''))")
     if spec.service:
-        back = _include(PHASE_TASK["rollback"], "rollback", vars={
+        web = f"{V}service.name if {WEB_HOST} else ''" if len(spec.app_groups) > 1 else f"{V}service.name"
+        back = [_include(PHASE_TASK["rollback"], "rollback", vars={
             "rollback_root": f"{{{{ {V}release.root }}}}",
-            "rollback_service_name": f"{{{{ {V}service.name }}}}",
+            "rollback_service_name": f"{{{{ {web} }}}}",
             **_health_args("rollback_health_"),
-        }, when=switched)
+        }, when=moved), *([_process_task(PROCESSES_BACK_TASK, None, when=moved)] if spec.processes else [])]
     else:  # nothing to restart: current goes back
-        back = _task(PHASE_TASK["rollback"], "release_switch", {"root": f"{{{{ {V}release.root }}}}", "action": "pop"},
-                     when=switched)
+        back = [_task(PHASE_TASK["rollback"], "release_switch", {"root": f"{{{{ {V}release.root }}}}",
+                                                                 "action": "pop"}, when=moved)]
     rescue = [
-        back,
+        *back,
         *back_in,
         _task(RESCUE_FAIL_TASK, "ansible.builtin.fail", {
             "msg": f"release {{{{ {V}version }}}} failed on {{{{ inventory_hostname }}}}: "
                    "{{ ansible_failed_result.msg | default('unknown error') }}"}),
     ]
     tasks = [
-        _read_host_task(unit=bool(spec.service)),
+        _read_host_task(spec),
         # a host is updated when current is another release, its process runs another one (a killed deploy
         # moved current ahead of it), its unit or env file changed, or the service is not running (stopped
         # by hand, crashed): it then goes through drain, restart and health gate
-        _task(DECIDE_TASK, "ansible.builtin.set_fact", {
-            "rollwright_host_stale": (f"{{{{ healthcheck_report.current != {V}version or "
-                                      "rollwright_runs_another | bool or rollwright_unit_stale | bool }}")},
-              vars={"rollwright_releases": f"{{{{ {V}release.root }}}}/releases/",
-                    "rollwright_new_release": f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}/",
-                    "rollwright_process": "{{ healthcheck_report.process_dir }}/",
-                    "rollwright_runs_another": ("{{ rollwright_process.startswith(rollwright_releases) and "
-                                                "not rollwright_process.startswith(rollwright_new_release) }}"),
-                    "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
-                                              "healthcheck_report.active != 'active' }}" if spec.service
-                                              else False)}),
+        _decide_task(spec),
         {"name": "Update this host (drain, switch, restart and health gate, undrain)",
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
@@ -899,6 +952,36 @@ def _reload(spec: Spec) -> dict[str, str]:
     if not (spec.service and spec.service.reload_signal):
         return {}
     return {"reload": "{{ healthcheck_report.active == 'active' and not (service_restart_needed | default(false)) }}"}
+
+
+def _decide_task(spec: Spec) -> dict[str, Any]:
+    """Whether the host goes through the update: current is another release, the service's process runs
+    another one (a killed deploy moved current ahead of it), its unit or env file changed, or it is not running
+    (stopped by hand, crashed); with processes, the same of each process's units (not running from the new
+    release, or their unit or env file changed)."""
+    web = "rollwright_runs_another | bool or rollwright_unit_stale | bool"
+    facts = {"rollwright_releases": f"{{{{ {V}release.root }}}}/releases/",
+             "rollwright_new_release": f"{{{{ {V}release.root }}}}/releases/{{{{ {V}version }}}}/",
+             "rollwright_process": "{{ healthcheck_report.process_dir }}/",
+             "rollwright_runs_another": ("{{ rollwright_process.startswith(rollwright_releases) and "
+                                         "not rollwright_process.startswith(rollwright_new_release) }}"),
+             "rollwright_unit_stale": ("{{ (service_restart_needed | default(false)) or "
+                                       "healthcheck_report.active != 'active' }}" if spec.service else False)}
+    stale = f"healthcheck_report.current != {V}version or {web}"
+    if spec.processes:
+        facts.update({  # a process unit or env file changed, or one runs from another folder (or not at all)
+            "rollwright_processes_changed": ("{{ service_processes_installed.results | default([]) "
+                                             "| map(attribute='restart_needed', default=false) | select "
+                                             "| list | length > 0 }}"),
+            "rollwright_processes_behind": ("{{ healthcheck_report.units.values() | map(attribute='process_dir') "
+                                            "| map('regex_replace', '$', '/') "
+                                            "| reject('match', rollwright_new_release | regex_escape) "
+                                            "| list | length > 0 }}"),
+            "rollwright_web_stale": f"{{{{ {WEB_HOST} and ({web}) }}}}"})
+        stale = (f"healthcheck_report.current != {V}version or rollwright_web_stale | bool or "
+                 "rollwright_processes_changed | bool or rollwright_processes_behind | bool")
+    return _task(DECIDE_TASK, "ansible.builtin.set_fact", {"rollwright_host_stale": f"{{{{ {stale} }}}}"},
+                 vars=facts)
 
 
 def _canary_tasks() -> list[dict[str, Any]]:

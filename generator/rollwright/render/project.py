@@ -289,6 +289,12 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
             "env": {key: _env_value(value) for key, value in service.env.items()},
         }
         values["rollwright_service_env"] = "{{ rollwright_service.env | combine(rollwright_target_env) }}"
+        if spec.processes:
+            values["rollwright_processes"] = process_values(spec)
+            # per host: the processes it runs, and whether it runs the web service too
+            values["rollwright_host_processes"] = ("{{ rollwright_processes | selectattr('hosts', 'in', group_names) "
+                                                   "| list }}")
+            values["rollwright_web"] = f"{{{{ {spec.rollout.hosts!r} in group_names }}}}"
         health = spec.health
         values["rollwright_health"] = {
             "url": as_data(f"http://127.0.0.1:{health.port}{health.path}"),
@@ -326,6 +332,36 @@ def release_runner(spec: Spec) -> dict[str, str]:
                 "env_file": f"{ENV_DIR}/{spec.service_name}.env"}
     assert spec.release is not None
     return {"user": spec.release.owner, "group": spec.release.owner, "env_file": ""}
+
+
+def process_values(spec: Spec) -> list[dict[str, Any]]:
+    """Each process as the service role's `processes` entry and the readiness gate read it: its unit's settings
+    (defaults from the service: user, group, env underneath its own), its hosts, units and readiness check."""
+    assert spec.service is not None
+    service, found = spec.service, []
+    for (name, unit), process in zip(spec.process_units, spec.processes.values(), strict=True):
+        user = process.user or service.user
+        group = process.group or (service.group or service.user if user == service.user else user)
+        ready = process.ready
+        found.append({
+            "name": as_data(name), "unit": as_data(unit), "hosts": as_data(process.hosts or spec.rollout.hosts),
+            "exec": as_data(process.exec), "user": as_data(user), "group": as_data(group),
+            "env": {key: _env_value(value) for key, value in {**service.env, **process.env}.items()},
+            "working_dir": as_data(process.working_dir or ""), "restart": as_data(process.restart),
+            "chdir": as_data(_release_folder(spec, process.working_dir or "")),
+            "stop_timeout_s": process.stop_timeout_s, "instances": process.instances,
+            "units": as_data(process.units(unit)),
+            "order": as_data(process.order),
+            "ready": {"running_s": ready.running_s or 0, "port": ready.port or 0,
+                      "command": as_data(ready.command or ""), "timeout_s": ready.timeout_s},
+        })
+    return found
+
+
+def _release_folder(spec: Spec, working_dir: str) -> str:
+    """Where a process starts, as its unit's WorkingDirectory says: absolute, or relative to `current`."""
+    assert spec.release is not None
+    return working_dir if working_dir.startswith("/") else f"{spec.release.root}/current/{working_dir}".rstrip("/")
 
 
 def _env_value(value: str | int | bool) -> str:

@@ -72,6 +72,21 @@ def facts(request, host):
     return _start(request.module, host).result()
 '''
 
+PROCESS_TESTS = '''
+
+def test_every_process_unit_is_enabled_and_runs_the_deployed_release(host):
+    """The app's other processes (workers): each unit enabled, running, from the deployed release."""
+    release = f"{ROOT}/releases/{VERSION}"
+    with host.sudo():
+        for unit in PROCESS_UNITS:
+            shown = host.check_output("systemctl show -p ActiveState,UnitFileState,MainPID %s", unit)
+            state = dict(line.partition("=")[::2] for line in shown.splitlines())
+            assert state.get("UnitFileState") == "enabled", f"{unit}.service is not enabled"
+            assert state.get("ActiveState") == "active", f"{unit}.service is not running"
+            folder = host.run("readlink /proc/%s/cwd", state.get("MainPID", "0")).stdout.strip()
+            assert folder == release or folder.startswith(release + "/"), f"{unit} runs in {folder}, not {release}"
+'''
+
 APP_TESTS = '''
 # Gathers every fact the checks below assert on in one remote call (one SSH round trip per host), as JSON:
 # the unit's state, the links and their targets, owners and modes, the listening TCP ports, the process's
@@ -251,6 +266,14 @@ def verify_files(spec: Spec, spec_name: str, migrations: list[str]) -> dict[str,
                 "RUNS_IN_CURRENT": not (spec.service.working_dir or "").startswith("/")})
             tests += SERVICE_TESTS
             what = f"every {spec.rollout.hosts} host runs {spec.app} {spec.artifact.version} as the spec says."
+            # the processes on the app hosts whose folder is in the release (the unit's WorkingDirectory)
+            process_units = [instance for name, unit in spec.process_units
+                             if (spec.processes[name].hosts or spec.rollout.hosts) == spec.rollout.hosts
+                             and not (spec.processes[name].working_dir or "").startswith("/")
+                             for instance in spec.processes[name].units(unit)]
+            if process_units:
+                constants["PROCESS_UNITS"] = process_units
+                tests += PROCESS_TESTS
         hosts = f'testinfra_hosts = ["ansible://" + os.environ.get("ROLLWRIGHT_VERIFY_HOSTS", {spec.rollout.hosts!r})]'
         files[f"verify/test_{spec.rollout.hosts}.py"] = (
             HEADER.format(spec=spec_name, what=what) + "\nimport json\nimport os\n\n" + hosts + "\n"

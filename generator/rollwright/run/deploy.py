@@ -372,6 +372,8 @@ def finish_run(workspace: Workspace, record: Record, documents: dict[str, str], 
     if record.action == "deploy":  # a rollback's own hosts are what it did, not a gate's rescue
         record.rolled_back_by_gate = sorted(h.name for h in progress.hosts.values() if h.rolled_back)
     record.rolled_back_by_runner = rolled_back
+    record.processes_restarted = {h.name: list(dict.fromkeys(h.restarted)) for h in progress.hosts.values()
+                                  if h.restarted}
     record.backup, record.migrations, record.canary = progress.backup, progress.migrations, progress.canary
     applied = {m.get("script") for m in progress.migrations.get("applied") or []}
     record.cannot_roll_back += [  # after what the run said itself (a rollback: the schema it leaves)

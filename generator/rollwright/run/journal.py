@@ -48,10 +48,11 @@ class LogsOptions:
                 raise BadInput(f"--grep {self.grep!r} is not a valid regular expression: {exc}") from None
 
 
-def journalctl_argv(service: str, options: LogsOptions) -> list[str]:
-    """The remote journalctl for the service's unit; every option value a separate `--name=value` argument."""
-    argv = ["journalctl", f"--unit={service}.service", "--no-pager", "--quiet", "--output=short-iso",
-            f"--lines={options.lines}"]
+def journalctl_argv(service: str, options: LogsOptions, processes: Iterable[str] = ()) -> list[str]:
+    """The remote journalctl for the service's unit and the app's other processes' (`processes`: unit names or
+    patterns, interleaved by time); every option value a separate `--name=value` argument."""
+    argv = ["journalctl", f"--unit={service}.service", *(f"--unit={unit}.service" for unit in processes),
+            "--no-pager", "--quiet", "--output=short-iso", f"--lines={options.lines}"]
     if options.follow:
         argv.append("--follow")
     if options.since:
@@ -67,7 +68,9 @@ def logs(loaded: LoadedSpec, target: str | None, hosts: Iterable[str], options: 
     not be reached or whose journalctl failed."""
     options.check()
     chosen = app_connections(loaded, target, hosts, "logs")
-    command = journalctl_argv(loaded.spec.service_name, options)
+    spec = loaded.spec
+    units = [unit if spec.processes[name].instances == 1 else f"{unit}@*" for name, unit in spec.process_units]
+    command = journalctl_argv(spec.service_name, options, units)
     results, _ = run_on_hosts({c.host: c.ssh(command) for c in chosen}, prefixer([c.host for c in chosen], out, err))
     failed = [r for r in results if r.exit_code != 0 and not r.stopped
               and not (options.grep and r.exit_code == NO_MATCH and not r.stderr_tail)]

@@ -62,6 +62,7 @@ class HostRecord:
     rolled_back: bool = False  # the rescue (or rollback.yml) moved `current` back
     failures: list[str] = field(default_factory=list)
     unreachable: str = ""
+    restarted: list[str] = field(default_factory=list)  # the app's other processes restarted here and ready
 
 
 @dataclass
@@ -216,6 +217,10 @@ class Progress:
             self._judged(res)
         if data.get("task_action") == "haproxy_switch" and res.get("switched"):
             self.colour_switched = True
+        if data.get("task_action") == "process_ready":
+            record = self.host(str(data.get("host")))
+            record.restarted += [str((item.get("item") or {}).get("name")) for item in res.get("results") or []
+                                 if isinstance(item, dict) and item.get("ready") and item.get("changed")]
         facts = res.get("ansible_facts") or {}
         for colour in ("live", "idle"):
             if f"rollwright_{colour}_colour" in facts:

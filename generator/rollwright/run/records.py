@@ -73,6 +73,7 @@ class Record:
     cannot_roll_back: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # gates the operator overrode, with the reason
     hosts: list[dict[str, Any]] = field(default_factory=list)
+    processes_restarted: dict[str, list[str]] = field(default_factory=dict)  # host -> the app's other processes
     verification: dict[str, Any] = field(default_factory=dict)  # the testinfra suite's result (run/verify.py)
     summary: str = ""
     artifacts: list[str] = field(default_factory=list)  # ansible-runner artifact folders of its runs
@@ -153,6 +154,9 @@ def markdown(record: Record) -> str:
             lines.append(f"- rolled back by their health gate: {', '.join(record.rolled_back_by_gate)}")
         if record.rolled_back_by_runner:
             lines.append(f"- rolled back by the runner: {', '.join(record.rolled_back_by_runner)}")
+    if record.processes_restarted:
+        lines += ["", "## Processes restarted", ""]
+        lines += [f"- {host}: {', '.join(names)}" for host, names in sorted(record.processes_restarted.items())]
     if record.hosts:
         lines += ["", "## Hosts afterwards", "", "| host | serves | previous | health |", "|---|---|---|---|"]
         lines += [f"| {h['name']} | {h['current'] or '-'} | {h['previous'] or '-'} | "

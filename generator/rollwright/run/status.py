@@ -51,6 +51,9 @@ class HostState:
     lb: dict[str, str] = field(default_factory=dict)  # load balancer host -> "UP", "MAINT", "DRAIN", "DOWN", ...
     reachable: bool = True
     service: bool = True  # the app runs a service; without one a host is its files: `current` is all it serves
+    # the app's other processes on the host, by unit: {"active": ActiveState, "running": the release it runs from}
+    processes: dict[str, dict[str, str]] = field(default_factory=dict)
+    web: bool = True  # runs the web service (false on a host that only runs other processes)
 
     @property
     def serves(self) -> str:
@@ -65,8 +68,19 @@ class HostState:
     @property
     def settled(self) -> bool:
         """Healthy, running what `current` names, answering as that release, and (when live) in service."""
-        return (self.healthy and self.active and self.running in ("", self.current)
-                and self.answers in ("", self.serves) and (self.in_service or not self.live))
+        web = (self.healthy and self.active and self.running in ("", self.current)
+               and self.answers in ("", self.serves) and (self.in_service or not self.live))
+        return (web or not self.web) and not self.process_problems()
+
+    def process_problems(self) -> list[str]:
+        """The app's other processes that do not run, or run another release than `current` names."""
+        found = []
+        for unit, process in sorted(self.processes.items()):
+            if process.get("active") != "active":
+                found.append(f"{unit} is not running")
+            elif process.get("running") not in ("", self.current):
+                found.append(f"{unit} runs {process.get('running')}")
+        return found
 
     @property
     def half_done(self) -> bool:
@@ -75,22 +89,23 @@ class HostState:
         if not self.reachable:
             return False
         out = self.live and any(state in ("MAINT", "DRAIN") for state in self.lb.values())
-        return out or self.running not in ("", self.current) or self.answers not in ("", self.serves)
+        behind = any(p.get("running") not in ("", self.current) for p in self.processes.values())
+        return out or behind or self.running not in ("", self.current) or self.answers not in ("", self.serves)
 
     def problems(self, lb: bool = True) -> list[str]:
         """What is half-done on this host, in words (none when settled); `lb=False` leaves out the load balancer."""
         found = []
         if not self.reachable:
             found.append("unreachable")
-        elif not self.active:
+        elif self.web and not self.active:
             found.append("the service is not running")
-        elif self.running and self.running != self.current:
+        elif self.web and self.running and self.running != self.current:
             found.append(f"current is {self.current or '-'} but the process runs {self.running}")
         if self.answers and self.answers != self.serves:
             found.append(f"its health endpoint answers {self.answers}")
-        if self.live and lb:
+        if self.live and lb and self.web:
             found += [f"{state} in {lb}" for lb, state in sorted(self.lb.items()) if state != "UP"]
-        return found
+        return found + (self.process_problems() if self.reachable else [])
 
 
 def host_states(workspace: Workspace, limit: str | None = None) -> list[HostState]:
@@ -110,14 +125,18 @@ def states_of(run: PlaybookRun) -> list[HostState]:
 def state_of(host: str, info: dict[str, Any]) -> HostState:
     """One host's report from status.yml, read into what it means."""
     current, previous = str(info.get("current") or ""), str(info.get("previous") or "")
-    running = release_of(str(info.get("process_dir") or ""), str(info.get("root") or ""))
+    root = str(info.get("root") or "")
+    running = release_of(str(info.get("process_dir") or ""), root)
     if not info.get("service", True):  # nothing runs: a host with a release is as healthy as it can be
         return HostState(host, current, previous, bool(current), -1, bool(info.get("live", True)),
                          lb=lb_states(info.get("lb") or []), service=False)
+    processes = {str(unit): {"active": str(seen.get("active") or ""),
+                             "running": release_of(str(seen.get("process_dir") or ""), root)}
+                 for unit, seen in (info.get("processes") or {}).items() if isinstance(seen, dict)}
     return HostState(host, current, previous, bool(info.get("healthy")), int(info.get("health_status") or -1),
                      bool(info.get("live", True)), active=info.get("active", "active") == "active", running=running,
                      answers=version_named(info.get("health_body") or "", [running, current, previous]),
-                     lb=lb_states(info.get("lb") or []))
+                     lb=lb_states(info.get("lb") or []), processes=processes, web=bool(info.get("web", True)))
 
 
 def release_of(process_dir: str, root: str) -> str:
@@ -172,6 +191,8 @@ def print_states(write: Write, states: list[HostState]) -> None:
         serving = state.serves or "unknown (unreachable or never deployed)"
         balancer = "".join(f", {state} in {lb}" for lb, state in sorted(state.lb.items()))
         notes = "".join(f"; {problem}" for problem in state.problems(lb=False))
+        if state.processes and not state.process_problems():
+            notes += f"; {len(state.processes)} process unit(s) running it"
         idle = " (idle: no traffic)" if not state.live else ""
         previous = state.previous or '-'
         write(f"    {state.name:<12} {serving:<16} previous {previous:<16} {health}{balancer}{notes}{idle}")

@@ -123,6 +123,7 @@ def load_spec(path: str | Path, *, build_file: bool = True) -> LoadedSpec:
         return LoadedSpec(_validate(Spec, data, tree, path), path, tree)
     loaded = LoadedSpec(_validate(Spec, _with_build(tree, path, build_file), tree, path), path, tree)
     _check_working_dir(loaded)
+    _check_process_units(loaded)
     return loaded
 
 
@@ -188,15 +189,33 @@ def _read_build(build_path: Path, tree: CommentedMap, path: Path) -> BuildInfo:
 
 
 def _check_working_dir(loaded: LoadedSpec) -> None:
-    """An absolute working_dir must be in the release the service runs (the model sees one section at a time)."""
-    service, release = loaded.spec.service, loaded.spec.release
-    work = service.working_dir if service else None
-    if not (work and work.startswith("/") and release):
+    """An absolute working_dir must be in the release the service (or a process) runs (the model sees one
+    section at a time)."""
+    spec = loaded.spec
+    places = [(("service", "working_dir"), spec.service.working_dir if spec.service else None),
+              *((("processes", name, "working_dir"), process.working_dir) for name, process in spec.processes.items())]
+    if not spec.release:
         return
-    current = f"{release.root}/current"
-    if work != current and not work.startswith(current + "/"):
-        raise SpecError([loaded.issue(("service", "working_dir"), f"'{work}' is outside the running release: "
-                                      f"write it relative to it (like 'web') or under {current}")])
+    current = f"{spec.release.root}/current"
+    issues = [loaded.issue(where, f"'{work}' is outside the running release: write it relative to it (like 'web') "
+                                  f"or under {current}")
+              for where, work in places if work and work.startswith("/") and work != current
+              and not work.startswith(current + "/")]
+    if issues:
+        raise SpecError(issues)
+
+
+def _check_process_units(loaded: LoadedSpec) -> None:
+    """Each process's unit is its own: not the service's, not another process's (their defaults are unique)."""
+    spec, seen = loaded.spec, {loaded.spec.service_name: "the service"}
+    issues = []
+    for name, unit in spec.process_units:
+        if unit in seen:
+            where = ("processes", name, "unit") if spec.processes[name].unit else ("processes", name)
+            issues.append(loaded.issue(where, f"unit '{unit}' is already {seen[unit]}'s: each process needs its own"))
+        seen[unit] = f"process {name}"
+    if issues:
+        raise SpecError(issues)
 
 
 def _parse(text: str, path: Path) -> Any:

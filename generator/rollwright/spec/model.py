@@ -344,6 +344,69 @@ class Service(Strict):
                                             "code on it (gunicorn HUP, puma USR1). Default: restart.")
 
 
+ONE_READINESS = "set exactly one of 'running_s', 'command' or 'port'"
+
+
+class Ready(Strict):
+    """How a process without a health URL proves it started: still running after `running_s` seconds (no
+    restart), a `command` that exits 0, or a `port` listening on the host; `timeout_s` bounds the wait."""
+
+    model_config = _rules({"oneOf": [{"required": [kind]} for kind in ("running_s", "command", "port")],
+                           "errorMessage": ONE_READINESS})
+
+    running_s: int | None = Field(None, ge=1, le=3600, examples=[5], description="Ready when every instance is "
+                                  "still running, not restarted, this many seconds after its restart.")
+    command: Annotated[str, Field(min_length=1)] | None = Field(
+        None, examples=["bin/worker-check"], description="Ready when this command exits 0; run by /bin/sh on the "
+                                                         "host in the release, as the process's user with its env.")
+    port: Annotated[int, Field(ge=1, le=65535)] | None = Field(None, examples=[9000], description="Ready when a "
+                                                               "process listens on this TCP port on the host.")
+    timeout_s: Seconds = Field(60, description="Seconds the process may take to become ready (default 60).")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Ready:
+        if sum(kind is not None for kind in (self.running_s, self.command, self.port)) != 1:
+            raise ValueError(ONE_READINESS)
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "running_s" if self.running_s is not None else "command" if self.command is not None else "port"
+
+
+class Process(Strict):
+    """Another process of the app (a worker, a scheduler): its own systemd unit, hosts and readiness check, run
+    from the same release; restarted on each host after the web service (or before it), then checked."""
+
+    exec: str = Field(min_length=1, examples=["/usr/bin/python3 worker.py"],
+                      description="The command the unit runs (ExecStart), from the release folder.")
+    unit: Name | None = Field(None, examples=["hello-worker"], description="The systemd unit's name; default "
+                              "`<service name>-<process name>`.")
+    hosts: Name | None = Field(None, examples=["app", "workers"], description="The inventory group it runs on; "
+                               "default the app hosts (`rollout.hosts`).")
+    user: Name | None = Field(None, description="The user it runs as; default the service's.")
+    group: Name | None = Field(None, description="Its group; default the user's (the service's group when the "
+                                                 "user is the service's).")
+    env: dict[EnvName, EnvValue] = Field({}, examples=[{"QUEUE": "default"}], description="Environment, merged "
+                                         "over the service's (`DATABASE_URL` and the like are shared).")
+    working_dir: WorkingDir | None = Field(None, description="Where it starts, as the service's `working_dir`; "
+                                                             "default the release.")
+    restart: Literal["always", "on-failure", "on-abnormal", "no"] = Field(
+        "on-failure", description="systemd's Restart= for the unit (default on-failure).")
+    stop_timeout_s: Seconds = Field(30, description="Seconds systemd waits after SIGTERM (a graceful stop: finish "
+                                                    "the job at hand) before it kills it.")
+    instances: int = Field(1, ge=1, le=64, description="How many copies run; above 1 a template unit "
+                                                       "`<unit>@.service` runs as `<unit>@1`..`<unit>@N`.")
+    ready: Ready = Field(Ready(running_s=5), description="Its readiness check after a restart (default: still "
+                         "running after 5 seconds): a failed one rolls the host back like a failed health gate.")
+    order: Literal["after_web", "before_web"] = Field("after_web", description="On each host: restarted after the "
+                                                     "web service passed its health gate (default), or before it.")
+
+    def units(self, unit: str) -> list[str]:
+        """The systemd units that run it, by its unit's name: the unit, or a template's instances."""
+        return [f"{unit}@{i}" for i in range(1, self.instances + 1)] if self.instances > 1 else [unit]
+
+
 HEALTH_WHERE = "set 'path' and 'port' (checked on every host), or 'url'"
 
 
@@ -789,6 +852,8 @@ NO_SERVICE_HEALTH = ("'health.path' and 'health.port' gate a service's restart: 
                      "with 'health.url' or 'smoke'")
 SERVICE_NEEDS_ARTIFACT = "'service' needs 'artifact' (what to run)"
 SMOKE_NEEDS_ARTIFACT = "'smoke' checks a released site: it needs 'artifact'"
+PROCESSES_NEED_SERVICE = "'processes' need 'service' (the web process, and the release they run from)"
+PROCESSES_NOT_BLUE_GREEN = "'processes' are not supported with strategy blue_green yet"
 SERVICE_NEEDS_HEALTH = "'service' needs 'health' with 'path' and 'port' (the gate of every batch)"
 
 
@@ -829,7 +894,8 @@ class Spec(Strict):
         _when(_set({"service": "object"}), then=_set({"artifact": "object"}, SERVICE_NEEDS_ARTIFACT)),
         _when(_is("smoke", minItems=1), then=_set({"artifact": "object"}, SMOKE_NEEDS_ARTIFACT)),
         _when(_set({"service": "object"}), then=_is("health", type="object", errorMessage=SERVICE_NEEDS_HEALTH,
-                                                    **_set({"path": "string"}, SERVICE_NEEDS_HEALTH))))
+                                                    **_set({"path": "string"}, SERVICE_NEEDS_HEALTH))),
+        _when(_is("processes", minProperties=1), then=_set({"service": "object"}, PROCESSES_NEED_SERVICE)))
 
     app: Name = Field(examples=["hello"], description="The app's name: names its unit, lock, records and backups.")
     artifact: Artifact | None = Field(
@@ -843,6 +909,10 @@ class Spec(Strict):
     health: Health | None = Field(None, description="How to tell a host is healthy (`path` and `port`, checked on "
                                   "each host: the gate of every batch) or a site (`url`); `timeout_s` is a deadline "
                                   "for the whole gate.")
+    processes: dict[Name, Process] = Field({}, description="The app's other processes (workers, schedulers), by "
+                                           "name: each its own unit, hosts and readiness check, restarted from the "
+                                           "same release on each host after the web service (or before it); a "
+                                           "failed readiness check rolls the host back. Needs `service`.")
     rollout: Rollout = Field(Rollout(), description="How new code reaches the app hosts: strategy, batches, load "
                              "balancer.")
     database: Database | None = Field(None, description="The app's database: backed up and migrated once per "
@@ -885,6 +955,7 @@ class Spec(Strict):
             problems.append(SMOKE_NEEDS_ARTIFACT)
         if self.service and not (self.health and self.health.path):
             problems.append(SERVICE_NEEDS_HEALTH)
+        problems += self._process_problems()
         names = [g.name for g in self.groups]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -895,6 +966,24 @@ class Spec(Strict):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _process_problems(self) -> list[str]:
+        if not self.processes:
+            return []
+        if not self.service:
+            return [PROCESSES_NEED_SERVICE]
+        return [PROCESSES_NOT_BLUE_GREEN] if self.rollout.strategy == "blue_green" else []
+
+    @property
+    def process_units(self) -> list[tuple[str, str]]:
+        """(process name, its unit's name) of every process, in the spec's order."""
+        return [(name, process.unit or f"{self.service_name}-{name}") for name, process in self.processes.items()]
+
+    @property
+    def app_groups(self) -> list[str]:
+        """The inventory groups that get the release: the app hosts' and every process's."""
+        return list(dict.fromkeys([self.rollout.hosts, *(p.hosts or self.rollout.hosts
+                                                          for p in self.processes.values())]))
 
     @property
     def service_name(self) -> str:

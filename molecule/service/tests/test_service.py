@@ -51,3 +51,14 @@ def test_app_runs_as_the_service_user_from_current(host):
 
 def test_listening_on_8080(host):
     assert host.socket("tcp://0.0.0.0:8080").is_listening
+
+
+def test_a_process_with_two_instances_runs_from_one_template_unit(host):
+    unit = host.file("/etc/systemd/system/hello-sleeper@.service")
+    assert (unit.user, unit.group, unit.mode) == ("root", "root", 0o644)
+    assert "Environment=ROLLWRIGHT_INSTANCE=%i\n" in unit.content_string
+    assert "EnvironmentFile=/etc/rollwright/hello-sleeper.env\n" in unit.content_string
+    for instance in ("hello-sleeper@1", "hello-sleeper@2"):
+        assert host.service(instance).is_enabled and host.service(instance).is_running
+    env = host.file("/etc/rollwright/hello-sleeper.env")
+    assert (env.user, env.mode) == (USER, 0o600) and 'ROLE="worker"' in env.content_string

@@ -17,7 +17,7 @@ import subprocess
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.health_probe import ask, unit_properties
+from ansible.module_utils.health_probe import app_said, ask, journal_tail, unit_properties
 
 DOCUMENTATION = r"""
 module: healthcheck
@@ -56,7 +56,6 @@ options:
 FIRST_WAIT_S = 0.1  # the first pause between attempts; each next one doubles, up to interval_s
 PER_REQUEST_S = 5.0  # a hanging request is given up after this (or the time left), then the unit is checked
 BODY_SHOWN = 500
-JOURNAL_LINES = 20  # in the result; the message has the last JOURNAL_IN_MSG (one line in the runner's account)
 JOURNAL_IN_MSG = 3
 TOKEN_EDGE = r"A-Za-z0-9._+-"  # characters of a version: a match must not be part of a longer one
 
@@ -84,30 +83,6 @@ def unit_state(unit: str) -> tuple[str, int]:
     except ValueError:
         restarts = 0
     return props.get("ActiveState", ""), restarts
-
-
-def journal_tail(unit: str) -> list[str]:
-    """The unit's last journal lines: what its process said and what systemd said about it."""
-    proc = subprocess.run(["journalctl", "--no-pager", "-q", "-o", "json", "-n", str(JOURNAL_LINES), "-u", unit],
-                          capture_output=True, text=True, check=False)
-    lines = []
-    for line in proc.stdout.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        message = entry.get("MESSAGE")
-        if isinstance(message, list):  # journald gives non-UTF-8 messages as a list of bytes
-            message = bytes(message).decode("utf-8", "replace")
-        said_by_app = entry.get("_SYSTEMD_UNIT") == (unit if "." in unit else f"{unit}.service")
-        lines.append(("" if said_by_app else "systemd: ") + str(message or "")[:300])
-    return lines or [line[:300] for line in proc.stderr.splitlines()[-JOURNAL_LINES:]]
-
-
-def app_said(journal: list[str]) -> list[str]:
-    """The journal lines of the app itself (the ones that tell why it crashed), else all of them."""
-    own = [line for line in journal if not line.startswith("systemd: ")]
-    return own or journal
 
 
 def unit_trouble(unit: str, restarts_allowed: int) -> str:

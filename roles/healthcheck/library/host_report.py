@@ -23,6 +23,11 @@ options:
   url: {type: str, default: "", description: Health URL, asked once from the host; empty = not asked.}
   status: {type: int, default: 200, description: The status that counts as healthy.}
   timeout_s: {type: int, default: 5, description: Seconds the health request may take.}
+  units:
+    type: list
+    elements: str
+    default: []
+    description: The app's other processes' units (workers), each reported like the service's.
 """
 
 EXAMPLES = r"""
@@ -43,6 +48,8 @@ process_dir: {description: Folder the unit's main process runs in (empty when no
 health_status: {description: Status the health URL answered, -1 for no answer (or not asked)., returned: always,
                type: int}
 healthy: {description: Whether it answered the expected status., returned: always, type: bool}
+units: {description: "Each of I(units): its ActiveState (C(active)) and the folder its main process runs in
+        (C(process_dir)).", returned: always, type: dict}
 health_body: {description: The first 500 characters of the answer (or why there was none)., returned: always,
               type: str}
 """
@@ -63,6 +70,12 @@ def process_dir(pid: str) -> str:
         return ""
 
 
+def process_of(unit: str) -> dict[str, str]:
+    """A unit's ActiveState and its main process's folder."""
+    props = unit_properties(unit, ["ActiveState", "MainPID"])
+    return {"active": props.get("ActiveState", ""), "process_dir": process_dir(props.get("MainPID", "0"))}
+
+
 def main() -> None:
     module = AnsibleModule(argument_spec={
         "root": {"type": "path", "required": True},
@@ -70,20 +83,22 @@ def main() -> None:
         "url": {"type": "str", "default": ""},
         "status": {"type": "int", "default": 200},
         "timeout_s": {"type": "int", "default": 5},
+        "units": {"type": "list", "elements": "str", "default": []},
     }, supports_check_mode=True)
     p = module.params
-    unit = unit_properties(p["unit"], ["ActiveState", "MainPID"]) if p["unit"] else {}
+    unit = process_of(p["unit"]) if p["unit"] else {"active": "", "process_dir": ""}
     status, body = ask(p["url"], p["timeout_s"]) if p["url"] else (None, "")
     module.exit_json(
         changed=False,
         current=link_target(os.path.join(p["root"], "current")),
         previous=link_target(os.path.join(p["root"], "previous")),
         root=p["root"],
-        active=unit.get("ActiveState", ""),
-        process_dir=process_dir(unit.get("MainPID", "0")),
+        active=unit["active"],
+        process_dir=unit["process_dir"],
         health_status=-1 if status is None else status,
         healthy=status == p["status"],
         health_body=body[:BODY_REPORTED],
+        units={name: process_of(name) for name in p["units"]},
     )
 
 

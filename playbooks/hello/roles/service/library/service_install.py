@@ -15,6 +15,8 @@ description:
   - O(env) may hold secrets: it is a no_log parameter, never returned, and its diff only says that it changed.
   - Runs C(systemctl daemon-reload) only when the unit changed, and enables the unit. Restarts nothing; sets
     the fact C(service_restart_needed) when the unit or the env file changed, for the rollout to restart.
+  - With O(instances) above 1 the unit is a template, C(<name>@.service), enabled as C(<name>@1) to
+    C(<name>@N); instances above N that are enabled are stopped and disabled.
 options:
   name: {description: systemd unit name (without .service)., type: str, required: true}
   user: {description: System user the service runs as., type: str, required: true}
@@ -22,6 +24,13 @@ options:
   home: {description: The user's home (the release root)., type: path, required: true}
   unit: {description: Content of the unit file., type: str, required: true}
   env: {description: Content of the env file (secret)., type: str, required: true}
+  instances: {description: "Copies of the unit: 1 is a plain unit, more a template unit's instances.", type: int,
+              default: 1}
+  restart_fact:
+    description: The fact set to whether a restart is needed; empty sets none (a loop of processes reads
+      C(restart_needed) from each result instead).
+    type: str
+    default: service_restart_needed
 author: rollwright
 """
 
@@ -40,7 +49,10 @@ RETURN = r"""
 account: {description: What changed of the account (group, user, or user settings)., returned: always, type: list}
 unit_changed: {description: Whether the unit file changed., returned: always, type: bool}
 env_changed: {description: Whether the env file changed (content or owner and mode)., returned: always, type: bool}
-enabled: {description: Whether the unit had to be enabled., returned: always, type: bool}
+enabled: {description: Whether the unit (or an instance) had to be enabled., returned: always, type: bool}
+retired: {description: Surplus instances stopped and disabled., returned: always, type: list}
+restart_needed: {description: Whether the unit or the env file content changed., returned: always, type: bool}
+units: {description: "The units that run: the unit, or a template's instances.", returned: always, type: list}
 ansible_facts: {description: service_restart_needed, true when the unit or the env file content changed.,
                 returned: always, type: dict}
 """
@@ -153,6 +165,21 @@ def enable(module, name):
     return True
 
 
+def retire_instances(module, name, units):
+    """Stop and disable the enabled instances of a template unit that are no longer wanted; their names."""
+    wants = os.path.join(UNIT_DIR, "multi-user.target.wants")
+    try:
+        enabled = [entry[:-len(".service")] for entry in os.listdir(wants)
+                   if entry.startswith(f"{name}@") and entry.endswith(".service")]
+    except FileNotFoundError:
+        return []
+    surplus = sorted(unit for unit in enabled if unit not in units)
+    if surplus and not module.check_mode:
+        systemctl = module.get_bin_path("systemctl", required=True)
+        module.run_command([systemctl, "disable", "--now", *(f"{unit}.service" for unit in surplus)], check_rc=True)
+    return surplus
+
+
 def main():
     module = AnsibleModule(argument_spec={
         "name": {"type": "str", "required": True},
@@ -161,17 +188,22 @@ def main():
         "home": {"type": "path", "required": True},
         "unit": {"type": "str", "required": True},
         "env": {"type": "str", "required": True, "no_log": True},
+        "instances": {"type": "int", "default": 1},
+        "restart_fact": {"type": "str", "default": "service_restart_needed"},
     }, supports_check_mode=True)
     params = module.params
     name, user, group = params["name"], params["user"], params["group"]
-    env_path, unit_path = f"{ENV_DIR}/{name}.env", f"{UNIT_DIR}/{name}.service"
+    template = params["instances"] > 1
+    units = [f"{name}@{i}" for i in range(1, params["instances"] + 1)] if template else [name]
+    env_path, unit_path = f"{ENV_DIR}/{name}.env", f"{UNIT_DIR}/{name}{'@' if template else ''}.service"
     made = account(module, user, group, params["home"])
     folder_changed = env_folder(module)
     env_content, env_attrs, _ = ensure_file(module, env_path, params["env"], user, group, 0o600)
     unit_content, unit_attrs, unit_before = ensure_file(module, unit_path, params["unit"], "root", "root", 0o644)
     if unit_content and not module.check_mode:
         module.run_command([module.get_bin_path("systemctl", required=True), "daemon-reload"], check_rc=True)
-    enabled = enable(module, name)
+    enabled = [unit for unit in units if enable(module, unit)]
+    retired = retire_instances(module, name, units) if template else []
     diff = []
     if unit_content and module._diff:
         diff.append({"before": unit_before or "", "after": params["unit"], "before_header": unit_path,
@@ -180,9 +212,11 @@ def main():
         diff.append({"before_header": env_path, "after_header": env_path,
                      "prepared": f"{env_path} changed (its content is secret, not shown)\n"})
     module.exit_json(
-        changed=bool(made or folder_changed or env_content or env_attrs or unit_content or unit_attrs or enabled),
-        account=made, unit_changed=unit_content or unit_attrs, env_changed=env_content or env_attrs, enabled=enabled,
-        diff=diff, ansible_facts={"service_restart_needed": env_content or unit_content})
+        changed=bool(made or folder_changed or env_content or env_attrs or unit_content or unit_attrs or enabled
+                     or retired),
+        account=made, unit_changed=unit_content or unit_attrs, env_changed=env_content or env_attrs,
+        enabled=bool(enabled), retired=retired, units=units, restart_needed=env_content or unit_content, diff=diff,
+        ansible_facts={params["restart_fact"]: env_content or unit_content} if params["restart_fact"] else {})
 
 
 if __name__ == "__main__":
