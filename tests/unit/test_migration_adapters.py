@@ -85,3 +85,23 @@ def test_status_exits_4_when_something_is_unapplied_and_1_on_a_problem() -> None
     assert status_exit("django", {"output": DJANGO_STATUS}) == 4
     assert status_exit("django", {"output": "notes\n [X] 0001_initial\n"}) == 0
     assert status_exit("command", {"output": "whatever it prints"}) == 0  # rollwright cannot tell
+
+
+def test_staging_for_the_plan_unpacks_the_release_and_leaves_a_running_service_alone() -> None:
+    """`plan --migrations` stages the release the tool reads, never the unit or env file a running service
+    restarts with, nor the build or hooks (a deploy's); the account only where the app never ran."""
+    from rollwright.render import playbooks
+    from rollwright.spec.model import Spec
+
+    spec = Spec.model_validate({
+        "app": "shop", "artifact": {"path": "dist/shop.tgz", "version": "2.0.0", "sha256": "a" * 64},
+        "release": {"root": "/srv/shop", "build": ["python3 manage.py collectstatic --noinput"]},
+        "service": {"exec": "gunicorn shop.wsgi", "user": "shop"}, "health": {"path": "/health", "port": 8000},
+        "hooks": {"after_stage": ["./notify"]},
+        "database": {"name": "shop", "migrations": {"tool": "django"}}})
+    stage = playbooks.migrations_plays(spec)[0]["tasks"][0]
+    assert stage["when"] == playbooks.STAGED
+    names = [task["name"] for task in stage["block"]]
+    assert names == ["Find the account the release runs as", "Install the account, unit and env file (no restart yet)",
+                     "Stage the release (upload, verify sha256, unpack, link shared)"]
+    assert stage["block"][1]["when"] == "rollwright_runner_account.rc != 0"

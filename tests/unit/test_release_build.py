@@ -153,3 +153,13 @@ def test_verify_of_a_release_of_files_checks_current_and_its_owner_only(tmp_path
     assert "SERVICE = ''" in suite and "RELEASE_OWNER = 'www-data'" in suite
     tests = sorted(line.split("(")[0][4:] for line in suite.splitlines() if line.startswith("def test_"))
     assert tests == ["test_current_is_the_deployed_release", "test_release_folder_owner_and_mode"]
+
+
+def test_after_stage_hooks_run_once_on_the_control_node_after_every_host_staged() -> None:
+    """Control-node hooks, as the spec says: not on each app host, where the project's files/ does not exist."""
+    spec = _spec({**BASE, "hooks": {"after_stage": ["./notify staged"]}})
+    stage = _tasks(playbooks.site_plays(spec, []), "Stage the release")
+    hook = stage[-1]
+    assert hook["name"] == "Run after_stage hook 1" and _names(stage).index(hook["name"]) > 0
+    assert hook["delegate_to"] == "localhost" and hook["run_once"] is True
+    assert hook["ansible.builtin.command"]["argv"][-1] == "./notify staged"

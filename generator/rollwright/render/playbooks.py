@@ -341,8 +341,18 @@ def _stage_for_migrations(spec: Spec, hosts: str) -> dict[str, Any]:
     """With -e rollwright_migrations_stage=true, the spec's release is staged on the host the tool runs on, as a
     deploy stages it (no restart, no switch: no traffic moves), so the tool reads what the NEW release would
     apply."""
-    stage = _stage_play(spec)
-    block = {"name": "Stage the spec's release when asked", "when": STAGED, "block": stage["tasks"]}
+    # Only the release's files: a running service's unit and env file stay as the deploy left them (a restart
+    # before the next deploy must not pick up the new ones), and no build or hook runs. A host the app never
+    # reached gets its account first (the release's shared folders and the tool run as it).
+    new_host = "rollwright_runner_account.rc != 0"
+    tasks = [
+        _task("Find the account the release runs as", "ansible.builtin.command", {
+            "argv": ["id", "-u", "--", f"{{{{ {V}runner.user }}}}"]}, register="rollwright_runner_account",
+            changed_when=False, failed_when=False, check_mode=False),
+        *_install_tasks(spec, when=new_host),
+        _unpack_task(spec),
+    ]
+    block = {"name": "Stage the spec's release when asked", "when": STAGED, "block": tasks}
     return _play("Stage the release for the migration tool (no switch, no traffic impact)", hosts, [block],
                  tags=["migrate"])
 
@@ -664,41 +674,52 @@ def _group_play(index: int, group: CommandGroup, commands: list[GroupCommand]) -
 
 
 def _stage_play(spec: Spec) -> dict[str, Any]:
-    release_vars = {
-        "release_root": f"{{{{ {V}release.root }}}}",
-        "release_version": f"{{{{ {V}version }}}}",
-        "release_artifact_sha256": f"{{{{ {V}artifact.sha256 }}}}",
-        "release_artifact_path": f"{{{{ {V}artifact.path }}}}",
-        "release_artifact_url": f"{{{{ {V}artifact.url }}}}",
-        "release_shared": f"{{{{ {V}release.shared }}}}",
-    }
+    # static imports without their argument check (the spec was validated): 4 module calls per host, and
+    # on a staged host only 2 (the upload and the unpack are skipped). The service first: it creates the
+    # user that owns the shared folders the stage makes (without a service, the release's owner owns them).
+    tasks = [*_install_tasks(spec), _unpack_task(spec)]
+    if spec.release and spec.release.build:  # every host at once, before migrations and any switch
+        tasks.append(_release_run_task(BUILD_TASK, "release.build", "build", marker=BUILD_MARKER))
+    # control-node hooks, like the others: once, after every host staged (not on each host, where files/ is not)
+    tasks += [{**_shell(f"Run after_stage hook {i}", cmd), "delegate_to": "localhost", "run_once": True}
+              for i, cmd in enumerate(spec.hooks.after_stage, 1)]
+    title = "on the idle colour's hosts" if _blue_green(spec) else "on every app host at once"
+    play = _play(f"Stage the release {title} (no traffic impact)", _updated_hosts(spec), tasks, tags=["stage"])
+    play["any_errors_fatal"] = True
+    return play
+
+
+def _install_tasks(spec: Spec, when: str = "") -> list[dict[str, Any]]:
+    """The service's and the processes' accounts, units and env files, installed (no restart); with `when`, only
+    where it holds."""
     service_vars = {
         **_refs("service_", "service",
                ["name", "exec", "user", "group", "env", "working_dir", "restart", "stop_timeout_s", "reload_signal"]),
         "service_root": f"{{{{ {V}release.root }}}}",
         "service_env": f"{{{{ {V}service_env }}}}",
     }
-    # static imports without their argument check (the spec was validated): 4 module calls per host, and
-    # on a staged host only 2 (the upload and the unpack are skipped). The service first: it creates the
-    # user that owns the shared folders the stage makes (without a service, the release's owner owns them).
     tasks = [
         *(_web_only(spec, [_import("Install the account, unit and env file (no restart yet)", "service", "install",
                                    service_vars)]) if spec.service else []),
         *([_import("Install the processes' units and env files (no restart yet)", "service", "processes", {
             "service_processes": f"{{{{ {V}host_processes }}}}", "service_root": f"{{{{ {V}release.root }}}}",
             "service_processes_env": f"{{{{ {V}target_env }}}}"})] if spec.processes else []),
-        _import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
-            **release_vars, "release_owner": f"{{{{ {V}release.owner }}}}",
-            "release_group": f"{{{{ {V}release.owner }}}}", "release_shared_owner": f"{{{{ {V}runner.user }}}}",
-            "release_shared_group": f"{{{{ {V}runner.group }}}}"}),
     ]
-    if spec.release and spec.release.build:  # every host at once, before migrations and any switch
-        tasks.append(_release_run_task(BUILD_TASK, "release.build", "build", marker=BUILD_MARKER))
-    tasks += [_shell(f"Run after_stage hook {i}", cmd) for i, cmd in enumerate(spec.hooks.after_stage, 1)]
-    title = "on the idle colour's hosts" if _blue_green(spec) else "on every app host at once"
-    play = _play(f"Stage the release {title} (no traffic impact)", _updated_hosts(spec), tasks, tags=["stage"])
-    play["any_errors_fatal"] = True
-    return play
+    return [{**task, "when": f"({task['when']}) and ({when})" if "when" in task else when} for task in tasks] \
+        if when else tasks
+
+
+def _unpack_task(spec: Spec) -> dict[str, Any]:
+    """The release uploaded (sha256 checked before unpacking), unpacked and its shared paths linked."""
+    return _import("Stage the release (upload, verify sha256, unpack, link shared)", "release", "main", {
+        "release_root": f"{{{{ {V}release.root }}}}",
+        "release_version": f"{{{{ {V}version }}}}",
+        "release_artifact_sha256": f"{{{{ {V}artifact.sha256 }}}}",
+        "release_artifact_path": f"{{{{ {V}artifact.path }}}}",
+        "release_artifact_url": f"{{{{ {V}artifact.url }}}}",
+        "release_shared": f"{{{{ {V}release.shared }}}}",
+        "release_owner": f"{{{{ {V}release.owner }}}}", "release_group": f"{{{{ {V}release.owner }}}}",
+        "release_shared_owner": f"{{{{ {V}runner.user }}}}", "release_shared_group": f"{{{{ {V}runner.group }}}}"})
 
 
 def _backup_play(spec: Spec, backup: bool) -> dict[str, Any]:
