@@ -71,6 +71,7 @@ def _named(plays: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     ({"kind": "command", "drain": "a", "undrain": "b", "socket": "/run/x.sock"}, "'socket' is only for kind haproxy"),
     ({"backend": "app", "drain": "./out.sh"}, "'drain' is only for kind command"),
     ({"kind": "none", "on": "lb"}, "'on' is only for kind command"),
+    ({"backend": "app", "timeout_s": 60}, "'timeout_s' is only for kind command"),
     ({"kind": "nginx"}, "rollout.load_balancer.kind"),
 ])
 def test_each_kind_takes_only_its_settings(tmp_path: Path, load_balancer: dict[str, Any], message: str) -> None:
@@ -139,6 +140,16 @@ def test_command_kind_on_a_group_runs_on_each_of_its_hosts(tmp_path: Path) -> No
     check = _named(project["preflight.yml"], "Check the load balancer's command hosts are in the inventory")
     assert check and check[0]["ansible.builtin.assert"]["that"] == ["groups['lb'] | default([]) | length > 0"]
     assert "lb" in project["finish.yml"][0]["hosts"].split(":")  # its hosts get the audit line
+
+
+def test_every_load_balancer_command_has_a_time_limit(tmp_path: Path) -> None:
+    """A hung command (a cloud CLI waiting forever) fails its task instead of holding the deploy and its lock."""
+    (tmp_path / "default").mkdir()
+    (tmp_path / "named").mkdir()
+    default = _tasks(_project(tmp_path / "default", {"load_balancer": COMMAND_LB})["site.yml"])
+    assert {task["timeout"] for task in default if "ROLLWRIGHT_ACTION" in task.get("environment", {})} == {300}
+    named = _tasks(_project(tmp_path / "named", {"load_balancer": {**COMMAND_LB, "timeout_s": 900}})["site.yml"])
+    assert {task["timeout"] for task in named if "ROLLWRIGHT_ACTION" in task.get("environment", {})} == {900}
 
 
 @pytest.mark.parametrize("rollout", [{"load_balancer": {"kind": "none"}}, None])

@@ -14,7 +14,7 @@ from rollwright.render.commands import GroupCommand
 from rollwright.render.migrate import tool_commands
 from rollwright.render.policy import pending_rule
 from rollwright.render.yamlout import Unsafe
-from rollwright.spec.model import Canary, CommandGroup, Spec
+from rollwright.spec.model import LB_COMMAND_TIMEOUT_S, Canary, CommandGroup, Spec
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
 FILES_DIR = "files"  # in the project: where the spec's commands run, beside the files they use
@@ -865,6 +865,7 @@ def _lb_command_tasks(spec: Spec, names: tuple[str, ...], version: str) -> list[
                 "argv": ["/bin/sh", "-c", Unsafe(command)]}, changed_when=True, delegate_to="{{ item }}",
                 loop=f"{{{{ groups[{lb.on!r}] | default([]) }}}}")
         task["environment"] = {**environment, "ROLLWRIGHT_ACTION": name}
+        task["timeout"] = lb.timeout_s or LB_COMMAND_TIMEOUT_S
         tasks.append(task)
     return tasks
 

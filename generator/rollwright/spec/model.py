@@ -440,7 +440,8 @@ class Health(Strict):
 LB_KINDS = ("haproxy", "command", "none")
 HAPROXY_FIELDS = ("hosts", "backend", "socket", "drain_timeout_s")  # kind haproxy's settings
 LB_COMMANDS = ("drain", "wait", "undrain", "ready")  # kind command's, run in this order around a host's update
-COMMAND_FIELDS = (*LB_COMMANDS, "on")
+COMMAND_FIELDS = (*LB_COMMANDS, "on", "timeout_s")
+LB_COMMAND_TIMEOUT_S = 300  # kind command: what each command may take when the spec says nothing
 HAPROXY_NEEDS = "required field missing: backend (kind haproxy, the default, needs it)"
 COMMAND_NEEDS = "kind command needs 'drain' and 'undrain'"
 LbCommand = Annotated[str, Field(min_length=1)] | None
@@ -490,6 +491,9 @@ class LoadBalancer(Strict):
                                                  "health gate.")
     ready: LbCommand = Field(None, description="kind command: after `undrain`, returns once the load balancer sends "
                                                "the host traffic again.")
+    timeout_s: Seconds | None = Field(None, examples=[600], description="kind command: seconds each command may "
+                                      f"take before it counts as failed (default {LB_COMMAND_TIMEOUT_S}): a hung "
+                                      "command never holds a deploy forever.")
     on: Name | None = Field(None, examples=["lb"], description="kind command: the inventory group whose hosts run "
                                                                "the commands, one after the other; default: the "
                                                                "control node (in the project's files/).")
