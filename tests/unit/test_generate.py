@@ -221,6 +221,9 @@ def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Pa
     assert switch["hosts"] == "lb" and "rollwright_no_switch" in switch["tasks"][0]["when"]
     back = yaml.load((out / "rollback.yml").read_text(), Loader=_UnsafeLoader)
     assert [play["name"] for play in back][-1] == switch["name"]  # rollback switches back
+    for playbook in ("status.yml", "current.yml"):  # the account of the fleet: both colours, not the idle one only
+        plays = yaml.load((out / playbook).read_text(), Loader=_UnsafeLoader)
+        assert next(play for play in plays if play["name"] == "Report what every app host runs")["hosts"] == "app"
     syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml", "status.yml"], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr  # its lint: test_every_strategy_lints_production

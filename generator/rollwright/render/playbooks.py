@@ -129,7 +129,7 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         *_process_tasks(spec, "after_web", PROCESSES_AFTER_TASK, when=restart),
         *_web_only(spec, _lb_tasks(spec, "ready")),
     ]
-    play = _play(ROLLBACK_PLAY, _updated_hosts(spec), tasks, tags=["rollback"])
+    play = _play(ROLLBACK_PLAY, _app_hosts(spec), tasks, tags=["rollback"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]  # the runner's account of the fleet comes from this run
@@ -195,7 +195,7 @@ def app_plays(spec: Spec) -> list[dict[str, Any]]:
              *[only(serving, task) for task in serve],
          ]},
     ]
-    play = _play(f"{APP_PLAY} {spec.rollout.steps}", _updated_hosts(spec), tasks, tags=["app"])
+    play = _play(f"{APP_PLAY} {spec.rollout.steps}", _app_hosts(spec), tasks, tags=["app"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = 0
     return [_take_lock_play(spec), play, *status_plays(spec)]
@@ -226,7 +226,12 @@ def _blue_green(spec: Spec) -> bool:
 def _updated_hosts(spec: Spec) -> str:
     """The hosts a deploy stages and restarts: the idle colour for blue/green, else every app host (the web
     service's and every process's)."""
-    return IDLE_GROUP if _blue_green(spec) else ":".join(spec.app_groups)
+    return IDLE_GROUP if _blue_green(spec) else _app_hosts(spec)
+
+
+def _app_hosts(spec: Spec) -> str:
+    """Every host that runs the app (the web service's and every process's; blue/green: both colours)."""
+    return ":".join(spec.app_groups)
 
 
 def _web_only(spec: Spec, tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -518,7 +523,7 @@ def status_plays(spec: Spec) -> list[dict[str, Any]]:
         live = f"{{{{ inventory_hostname not in groups[{_lb_first(spec)}.rollwright_idle_colour] }}}}"
         tasks.insert(-2, _task("Tell whether this host is in the live colour", "ansible.builtin.set_fact",
                                {"rollwright_status_live": live}))
-    report = _play("Report what every app host runs", _updated_hosts(spec), tasks, tags=["status"])
+    report = _play("Report what every app host runs", _app_hosts(spec), tasks, tags=["status"])
     return [_colours_play(spec), report] if _blue_green(spec) else [report]
 
 
