@@ -319,7 +319,8 @@ def test_a_tool_migrates_from_the_new_release_and_lints(tmp_path: Path, tool_env
     plays = yaml.load((out / "migrations.yml").read_text(), Loader=_UnsafeLoader)
     stage, run = plays
     assert stage["hosts"] == run["hosts"] == "app[0]"  # the spec's release staged where the tool runs, if asked
-    assert stage["tasks"][0]["when"] == STAGED and stage["tasks"][0]["block"][0]["ansible.builtin.import_role"]
+    assert stage["tasks"][0]["when"] == STAGED
+    assert stage["tasks"][0]["block"][-1]["ansible.builtin.import_role"]["name"] == "release"
     tool_vars = run["tasks"][0]["vars"]
     assert tool_vars["migrate_commands"]["status"] == f"{RELEASE_PYTHON} -m alembic current --verbose"
     assert tool_vars["migrate_chdir"] == ("{{ rollwright_release.root }}/{{ 'releases/' ~ rollwright_version if "
