@@ -37,7 +37,7 @@ def newest_record(spec: Path) -> Path:
     """record.md of the newest deploy of `spec` on the lab (the deployment log)."""
     out = subprocess.run([ROLLWRIGHT, "history", "-f", str(spec), "-t", "lab", "--json"], cwd=FOLDER, check=True,
                          capture_output=True, text=True).stdout
-    return Path(json.loads(out)[0]["record"]).with_name("record.md")
+    return Path(json.loads(out.splitlines()[0])["record"]).with_name("record.md")  # JSON Lines, newest first
 
 
 def main() -> int:
