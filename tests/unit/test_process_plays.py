@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import yaml
+from role_files import load_role_file
 from test_generate import _generate, _hello_copy, _UnsafeLoader, assert_lints_production
 
 from rollwright.cli import main
@@ -162,3 +163,14 @@ def test_the_plan_names_the_processes_around_the_gate(tmp_path: Path, capsys: py
     main(["plan", "-f", str(spec), "-t", "staging"])
     plan = capsys.readouterr().out
     assert "switch current, restart scheduler (ready), restart, health gate, restart worker (ready), undrain" in plan
+
+
+def test_a_command_readiness_check_reaches_the_shell_as_written() -> None:
+    """systemd-run's command line is expanded by systemd (`$NAME`): every `$` is doubled, so the shell, not
+    systemd, sees `${PORT:-9000}` (as `rollwright exec` and the build's commands do)."""
+    ready = load_role_file("healthcheck/library/process_ready.py")
+    argv = ready.check_argv({"user": "hello", "group": "hello", "chdir": "/srv/hello/current",
+                             "env_file": "/etc/rollwright/hello-worker.env",
+                             "command": 'test "$(bin/ping ${PORT:-9000})" = ok'})
+    assert argv[-3:] == ["/bin/sh", "-c", 'test "$$(bin/ping $${PORT:-9000})" = ok']
+    assert argv[argv.index("--") - 2:argv.index("--")] == ["-p", "EnvironmentFile=/etc/rollwright/hello-worker.env"]

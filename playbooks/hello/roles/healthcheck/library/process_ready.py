@@ -94,13 +94,19 @@ def listening(port: int) -> bool:
     return False
 
 
-def command_passes(p: dict) -> tuple[bool, str]:
-    """Run the check as a transient unit with the process's user, env file and folder; (exit 0, its output)."""
+def check_argv(p: dict) -> list[str]:
+    """The check as a transient unit with the process's user, env file and folder. systemd expands `$NAME` in a
+    unit's command line: `$$` keeps every `$` for the shell, so the spec's command runs exactly as written."""
     argv = ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--uid", p["user"], "--gid", p["group"],
             "-p", "NoNewPrivileges=yes", f"--working-directory={p['chdir']}"]
     if p["env_file"]:
         argv += ["-p", f"EnvironmentFile={p['env_file']}"]
-    proc = subprocess.run([*argv, "--", "/bin/sh", "-c", p["command"]], capture_output=True, text=True,
+    return [*argv, "--", "/bin/sh", "-c", p["command"].replace("$", "$$")]
+
+
+def command_passes(p: dict) -> tuple[bool, str]:
+    """Run the check; (exit 0, its output)."""
+    proc = subprocess.run(check_argv(p), capture_output=True, text=True,
                           stdin=subprocess.DEVNULL, check=False, timeout=max(1, p["timeout_s"]))
     said = (proc.stdout + proc.stderr).strip().splitlines()
     return proc.returncode == 0, (said[-1][:300] if said else f"exit {proc.returncode}")
