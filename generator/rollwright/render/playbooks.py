@@ -702,13 +702,15 @@ def _install_tasks(spec: Spec, when: str = "") -> list[dict[str, Any]]:
                ["name", "exec", "user", "group", "env", "working_dir", "restart", "stop_timeout_s", "reload_signal"]),
         "service_root": f"{{{{ {V}release.root }}}}",
         "service_env": f"{{{{ {V}service_env }}}}",
+        "service_version": f"{{{{ {V}version }}}}",
     }
     tasks = [
         *(_web_only(spec, [_import("Install the account, unit and env file (no restart yet)", "service", "install",
                                    service_vars)]) if spec.service else []),
         *([_import("Install the processes' units and env files (no restart yet)", "service", "processes", {
             "service_processes": f"{{{{ {V}host_processes }}}}", "service_root": f"{{{{ {V}release.root }}}}",
-            "service_processes_env": f"{{{{ {V}target_env }}}}"})] if spec.processes else []),
+            "service_processes_env": f"{{{{ {V}target_env }}}}", "service_version": f"{{{{ {V}version }}}}"})]
+          if spec.processes else []),
     ]
     return [{**task, "when": f"({task['when']}) and ({when})" if "when" in task else when} for task in tasks] \
         if when else tasks

@@ -13,6 +13,10 @@ description:
     C(/etc/systemd/system/<name>.service) (mode 0644, root) from O(unit), each only when it differs, by
     renaming a complete file over it.
   - O(env) may hold secrets: it is a no_log parameter, never returned, and its diff only says that it changed.
+  - O(version_env) (the deployed version's variables) is written after O(env) in the same file, under the line
+    C(# rollwright: the deployed version (a change here alone restarts nothing)). A change below that line alone
+    is no reason to restart: a new version restarts (or reloads) the service anyway, and a reload must stay a
+    reload although the version in the file changed.
   - Runs C(systemctl daemon-reload) only when the unit changed, and enables the unit. Restarts nothing; sets
     the fact C(service_restart_needed) when the unit or the env file changed, for the rollout to restart.
   - With O(instances) above 1 the unit is a template, C(<name>@.service), enabled as C(<name>@1) to
@@ -24,6 +28,8 @@ options:
   home: {description: The user's home (the release root)., type: path, required: true}
   unit: {description: Content of the unit file., type: str, required: true}
   env: {description: Content of the env file (secret)., type: str, required: true}
+  version_env: {description: "Lines for the deployed version (ROLLWRIGHT_VERSION, ...), after O(env); empty, none.",
+                type: str, default: ""}
   instances: {description: "Copies of the unit: 1 is a plain unit, more a template unit's instances.", type: int,
               default: 1}
   restart_fact:
@@ -51,7 +57,8 @@ unit_changed: {description: Whether the unit file changed., returned: always, ty
 env_changed: {description: Whether the env file changed (content or owner and mode)., returned: always, type: bool}
 enabled: {description: Whether the unit (or an instance) had to be enabled., returned: always, type: bool}
 retired: {description: Surplus instances stopped and disabled., returned: always, type: list}
-restart_needed: {description: Whether the unit or the env file content changed., returned: always, type: bool}
+restart_needed: {description: Whether the unit or the env file content (above the version's lines) changed.,
+                 returned: always, type: bool}
 units: {description: "The units that run: the unit, or a template's instances.", returned: always, type: list}
 ansible_facts: {description: service_restart_needed, true when the unit or the env file content changed.,
                 returned: always, type: dict}
@@ -68,6 +75,7 @@ from ansible.module_utils.basic import AnsibleModule
 ENV_DIR = "/etc/rollwright"
 UNIT_DIR = "/etc/systemd/system"
 SHELL = "/usr/sbin/nologin"
+VERSION_MARK = "# rollwright: the deployed version (a change here alone restarts nothing)\n"
 
 
 def account(module, user, group, home):
@@ -137,6 +145,11 @@ def ensure_file(module, path, content, owner, group, mode):
     return content_changed, attrs_changed, before
 
 
+def env_changed(before, env):
+    """Whether the env file's own lines changed: the lines under VERSION_MARK (the version) do not count."""
+    return before is None or before.split(VERSION_MARK)[0] != env
+
+
 def env_folder(module):
     """/etc/rollwright, root 0755; whether it changed."""
     try:
@@ -188,6 +201,7 @@ def main():
         "home": {"type": "path", "required": True},
         "unit": {"type": "str", "required": True},
         "env": {"type": "str", "required": True, "no_log": True},
+        "version_env": {"type": "str", "default": "", "no_log": True},
         "instances": {"type": "int", "default": 1},
         "restart_fact": {"type": "str", "default": "service_restart_needed"},
     }, supports_check_mode=True)
@@ -198,7 +212,9 @@ def main():
     env_path, unit_path = f"{ENV_DIR}/{name}.env", f"{UNIT_DIR}/{name}{'@' if template else ''}.service"
     made = account(module, user, group, params["home"])
     folder_changed = env_folder(module)
-    env_content, env_attrs, _ = ensure_file(module, env_path, params["env"], user, group, 0o600)
+    version_env = VERSION_MARK + params["version_env"] if params["version_env"] else ""
+    env_content, env_attrs, env_before = ensure_file(module, env_path, params["env"] + version_env, user, group, 0o600)
+    env_restart = env_content and env_changed(env_before, params["env"])
     unit_content, unit_attrs, unit_before = ensure_file(module, unit_path, params["unit"], "root", "root", 0o644)
     if unit_content and not module.check_mode:
         module.run_command([module.get_bin_path("systemctl", required=True), "daemon-reload"], check_rc=True)
@@ -215,8 +231,8 @@ def main():
         changed=bool(made or folder_changed or env_content or env_attrs or unit_content or unit_attrs or enabled
                      or retired),
         account=made, unit_changed=unit_content or unit_attrs, env_changed=env_content or env_attrs,
-        enabled=bool(enabled), retired=retired, units=units, restart_needed=env_content or unit_content, diff=diff,
-        ansible_facts={params["restart_fact"]: env_content or unit_content} if params["restart_fact"] else {})
+        enabled=bool(enabled), retired=retired, units=units, restart_needed=env_restart or unit_content, diff=diff,
+        ansible_facts={params["restart_fact"]: env_restart or unit_content} if params["restart_fact"] else {})
 
 
 if __name__ == "__main__":
