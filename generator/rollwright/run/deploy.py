@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from rollwright.render.project import (
 )
 from rollwright.run.already import check_current, may_be_current
 from rollwright.run.engine import Interrupts, PlaybookRun, labelled, run_playbook
+from rollwright.run.livestats import LiveNumbers, stat_loop
 from rollwright.run.lock import LOCK_NOT_FREE, DeployLock, lock_answer
 from rollwright.run.notify import notify
 from rollwright.run.output import Output, hosts_in_batches
@@ -237,10 +239,11 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
     progress = Progress(write, batches=len(split_batches(app_hosts, spec.rollout.steps)),
                         secrets=secret_values(loaded, name))
     refusals = Refusals()
-    with Interrupts() as interrupts:
+    live = _live_numbers(spec, workspace, inventory, progress, write)
+    with Interrupts() as interrupts, closing(live):
         def site_run() -> PlaybookRun:
             return run_playbook(workspace.project, "site.yml", workspace.runs, lock.watch(
-                lambda event: (refusals(event), progress(event))), limit=options.limit,
+                lambda event: (refusals(event), progress(event), live(event))), limit=options.limit,
                 extravars={**_extravars(options), **lock.ask()}, skip_tags=_skip_tags(loaded, options),
                 cancel=interrupts.after(1), forks=options.forks)
 
@@ -258,6 +261,7 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
             write.phase(starting_phase("site.yml", lock, app_hosts))
             site = site_run()
         progress.close()
+        live.close()
         if not site.ok and refusals.problems and not progress.changed:
             raise _refused(what, name, refusals.problems)
         runs = [site]
@@ -297,6 +301,24 @@ def _run_site(loaded: LoadedSpec, options: DeployOptions, workspace: Workspace, 
         runs.append(_on_failure_hooks(workspace, record, tell))
     finish_run(workspace, record, documents, progress, runs, states, rolled_back, code, tell, lock)
     return code
+
+
+def _live_numbers(spec: Spec, workspace: Workspace, inventory: dict[str, list[str]], progress: Progress,
+                  write: Output) -> LiveNumbers:
+    """The load balancer's live numbers for the rollout (HAProxy only, an inventory's host, an output that shows
+    them); otherwise a follower that never starts."""
+    lb = spec.rollout.haproxy
+    balancers = hosts_of(lb.hosts, inventory) if lb and lb.backend else []
+    show = getattr(write, "numbers", None)  # an Output shows them its way; another writer gets none
+    wanted = bool(balancers) and show is not None and write.shows_numbers and spec.artifact is not None
+
+    def connect() -> list[str]:
+        from rollwright.run.remote import connections
+
+        return connections(workspace.project, balancers[:1])[0].ssh(stat_loop(lb.socket if lb else ""))
+
+    return LiveNumbers(connect if wanted else None, lb.backend if lb and lb.backend else "",
+                       lambda: progress.switched, write.event, show or (lambda numbers: None))
 
 
 def starting_phase(playbook: str, lock: DeployLock, hosts: list[str]) -> str:

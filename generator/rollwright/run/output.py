@@ -23,6 +23,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from rollwright.run.livestats import Numbers
+
 
 class ClosedPipeSafe:
     """A stream a closed pipe cannot break: after the first broken-pipe error its file descriptor points at
@@ -63,6 +65,8 @@ class ClosedPipeSafe:
 class Output:
     """Plain lines: the event's text, one per line, nothing else (no colour, no cursor movement)."""
 
+    shows_numbers = True  # the load balancer's live numbers: a line per finished batch (the live view: a table)
+
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stdout
 
@@ -86,6 +90,10 @@ class Output:
         """The task under way and which hosts answered it: only the live view shows it (a line per task and host
         would drown the log)."""
 
+    def numbers(self, numbers: Numbers | None) -> None:
+        """The load balancer's latest numbers during a rollout (None: no more): only the live view shows them (a
+        line every few seconds would drown the log; each finished batch's come as a `numbers` event)."""
+
     def __enter__(self) -> Output:
         return self
 
@@ -96,6 +104,8 @@ class Output:
 class JsonOutput(Output):
     """One JSON object per line: {"event": kind, "time": ..., "text": ..., **fields}."""
 
+    shows_numbers = False  # a program reads this: no sampler runs for it
+
     def event(self, kind: str, text: str, **fields: Any) -> None:
         record = {"event": kind, "time": round(time.time(), 3), "text": text, **fields}
         print(json.dumps(record, sort_keys=False), file=self.stream, flush=True)
@@ -105,7 +115,8 @@ class LiveOutput(Output):
     """A terminal: the lines in colour, under a live view of the run (its plan, its phase or play, the task under
     way and who answered it) and of every host's batch, phase and state."""
 
-    STYLES = {"plan": "bold", "run_phase": "cyan", "play": "bold", "failure": "bold red", "play_end": "dim"}
+    STYLES = {"plan": "bold", "run_phase": "cyan", "play": "bold", "failure": "bold red", "play_end": "dim",
+              "numbers": "dim"}
     NAMED_HOSTS = 6  # waiting hosts named in the task line; more are counted
 
     def __init__(self, stream: TextIO | None = None, *, force_terminal: bool | None = None) -> None:
@@ -120,10 +131,14 @@ class LiveOutput(Output):
         self.play, self.play_started = "", self.started  # the play under way, over the phase
         self.current_task: tuple[str, list[str], list[str]] = ("", [], [])
         self.hosts: dict[str, dict[str, str]] = {}
+        self.lb_numbers: Numbers | None = None  # set from the sampler's thread
         self.live = Live(console=self.console, get_renderable=self._view, refresh_per_second=4, transient=True)
 
     def task(self, name: str, waiting: list[str], answered: list[str]) -> None:
         self.current_task = (name, list(waiting), list(answered))
+
+    def numbers(self, numbers: Numbers | None) -> None:
+        self.lb_numbers = numbers
 
     def event(self, kind: str, text: str, **fields: Any) -> None:
         if kind == "plan":
@@ -169,7 +184,12 @@ class LiveOutput(Output):
         for name, row in sorted(list(self.hosts.items())):
             table.add_row(name, row["batch"], row["phase"], Text(row["state"], "red" if row["state"] == "failed"
                                                                   else "green"))
-        return Group(*lines, table)
+        numbers = self.lb_numbers
+        if numbers is None:
+            return Group(*lines, table)
+        side_by_side = Table.grid(padding=(0, 6, 0, 0))
+        side_by_side.add_row(table, numbers_table(numbers))
+        return Group(*lines, side_by_side)
 
     def __enter__(self) -> Output:
         self.live.start()
@@ -177,6 +197,20 @@ class LiveOutput(Output):
 
     def __exit__(self, *exc: object) -> None:
         self.live.stop()
+
+
+def numbers_table(numbers: Numbers) -> Any:
+    """The load balancer's last interval: the new release's servers against the others."""
+    from rich.table import Table
+
+    table = Table(box=None, padding=(0, 2, 0, 0))
+    table.add_column(f"load balancer, last {numbers.new.seconds:.0f} s", style="bold", no_wrap=True)
+    for column in ("req/s", "errors", "avg ms"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for label, counts in ((f"new release ({len(numbers.new_servers)})", numbers.new), ("others", numbers.others)):
+        table.add_row(label, f"{counts.per_second:.1f}", f"{counts.error_rate:.2%}", f"{counts.avg_ms:.0f}",
+                      style="red" if counts.errors else "")
+    return table
 
 
 def _who_answered(waiting: list[str], answered: list[str], named: int) -> str:
