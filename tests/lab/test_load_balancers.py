@@ -160,3 +160,10 @@ def test_reload_renews_the_code_in_the_same_process_health_gated(fleet: Fleet) -
         APP_HOSTS, ("7.0.0", "7.0.0"))
     journal = fleet.lab.run("app1", "journalctl -u hello --since -10min -o cat").stdout
     assert "version 6.0.0 reloading on SIGHUP" in journal
+    # the env file names 7.0.0, though only its version lines changed (so the host reloaded); the reloaded process
+    # keeps the environment it started with
+    env_file = fleet.lab.run("app1", "cat /etc/rollwright/hello.env").stdout
+    assert 'ROLLWRIGHT_VERSION="7.0.0"' in env_file and '"service.version=7.0.0"' in env_file
+    pid = pids["app1"]
+    environ = fleet.lab.run("app1", f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout.splitlines()
+    assert "ROLLWRIGHT_VERSION=6.0.0" in environ and "ROLLWRIGHT_RELEASE=/srv/hello/releases/6.0.0" in environ

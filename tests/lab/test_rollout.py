@@ -30,6 +30,7 @@ from rollwright.lab.load import Load
 
 MIN_REQUESTS = 2000
 API_TOKEN = "tok-" + secrets.token_hex(12)
+OTEL = "deployment.environment=lab,service.version=0.0.1"  # the target's own: a service.version is replaced
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +41,26 @@ def fleet(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
     assert fleet.rollwright("env", "set", "API_TOKEN", "--secret", "-f", str(spec), "-t", "lab",
                             stdin=API_TOKEN).returncode == 0
     assert fleet.rollwright("env", "set", "GREETING", "hi", "-f", str(spec), "-t", "lab").returncode == 0
+    assert fleet.rollwright("env", "set", "OTEL_RESOURCE_ATTRIBUTES", OTEL, "-f", str(spec), "-t", "lab",
+                            ).returncode == 0
     return fleet
+
+
+def _environ(fleet: Fleet, host: str) -> dict[str, str]:
+    """The environment the service's main process started with (/proc/<MainPID>/environ)."""
+    pid = fleet.lab.run(host, "systemctl show -p MainPID --value hello").stdout.strip()
+    raw = fleet.lab.run(host, f"tr '\\0' '\\n' < /proc/{pid}/environ").stdout
+    return dict(line.split("=", 1) for line in raw.splitlines() if "=" in line)
+
+
+def _stat_loops_left(fleet: Fleet) -> str:
+    """The live numbers' `show stat` loop still running on lb1 (it ends with its ssh connection), or ''."""
+    for _ in range(40):
+        left = fleet.lab.run("lb1", "pgrep -af 'rollwright-stat-[e]nd' || true").stdout.strip()
+        if not left:
+            return ""
+        time.sleep(0.25)
+    return left
 
 
 def test_first_deploy_then_zero_downtime_rollout_under_load(fleet: Fleet) -> None:
@@ -56,6 +76,18 @@ def test_first_deploy_then_zero_downtime_rollout_under_load(fleet: Fleet) -> Non
     assert fleet.versions(fleet.spec("2.0.0")) == dict.fromkeys(APP_HOSTS, "2.0.0")
     for batch in ("batch 1/3", "batch 2/3", "batch 3/3"):
         assert batch in proc.stdout
+    # the load balancer's live numbers: a line per finished batch (plain output), the last with two hosts on the
+    # new release taking the traffic; the sampler's ssh and its loop on lb1 are gone with the rollout
+    numbers = [line for line in proc.stdout.splitlines() if line.startswith("    load balancer: new release ")]
+    assert numbers, proc.stdout
+    last = numbers[-1].split("new release ", 1)[1]
+    assert float(last.split(" req/s")[0]) > 0 and "; others " in last, numbers
+    assert _stat_loops_left(fleet) == ""
+    # the deployed version in the service's environment, the target's OTEL attributes kept
+    for host in APP_HOSTS:
+        environ = _environ(fleet, host)
+        assert (environ["ROLLWRIGHT_VERSION"], environ["ROLLWRIGHT_RELEASE"]) == ("2.0.0", "/srv/hello/releases/2.0.0")
+        assert environ["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=lab,service.version=2.0.0"
 
 
 def test_secrets_never_reach_output_artifacts_records_or_history(fleet: Fleet) -> None:

@@ -174,11 +174,21 @@ class Sampler:
         for text in dumps(self.process.stdout):
             now, rows = time.monotonic(), parse_stat(text, self.backend)
             if previous is not None and rows:
-                numbers = between(previous[1], rows, now - previous[0], self.new_hosts())
+                numbers = between(previous[1], rows, now - previous[0], self._new_hosts())
                 with self._lock:
                     self._since.add(numbers)
                 self.on_sample(numbers)
             previous = (now, rows)
+
+    def _new_hosts(self) -> set[str]:
+        """The switched hosts, read while the run's thread may add a host: a read that met a change is tried
+        again."""
+        for _ in range(10):
+            try:
+                return set(self.new_hosts())
+            except RuntimeError:  # the hosts changed while they were read
+                continue
+        return set()
 
     def stop(self) -> None:
         """End the ssh process (by its pid: SIGTERM, then SIGKILL) and the reading thread."""
