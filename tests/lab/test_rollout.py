@@ -229,9 +229,11 @@ def test_rollback_command_steps_back_and_to_a_named_version(fleet: Fleet) -> Non
     back = fleet.rollwright("rollback", "-f", str(spec), "-t", "lab")
     assert back.returncode == 0, back.stdout + back.stderr
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "1.0.0")
+    assert _environ(fleet, "app1")["ROLLWRIGHT_VERSION"] == "1.0.0"  # the old release's process names its version
     forward = fleet.rollwright("rollback", "-f", str(spec), "-t", "lab", "--to", "2.0.0")
     assert forward.returncode == 0, forward.stdout + forward.stderr
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "2.0.0")
+    assert _environ(fleet, "app1")["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=lab,service.version=2.0.0"
 
 
 

@@ -16,16 +16,14 @@ import yaml
 from test_load_balancer_kinds import _project, _tasks
 
 REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = REPO / "roles/service/templates"
 
 
-def _render(name: str, env: dict[str, Any], version: str = "2.0.0") -> str:
-    """A roles/service template as Ansible's template lookup renders it (trim_blocks)."""
+def _env(env: dict[str, Any]) -> str:
+    """roles/service's env template as Ansible's template lookup renders it (trim_blocks)."""
     environment = jinja2.Environment(trim_blocks=True)
     environment.filters["to_json"] = json.dumps
-    template = environment.from_string((TEMPLATES / name).read_text())
-    return template.render(ansible_managed="managed", service_env=env, service_version=version,
-                           service_root="/srv/hello")
+    template = environment.from_string((REPO / "roles/service/templates/service.env.j2").read_text())
+    return template.render(ansible_managed="managed", service_env=env)
 
 
 def _values(text: str) -> dict[str, str]:
@@ -34,8 +32,9 @@ def _values(text: str) -> dict[str, str]:
             if line and not line.startswith("#")}
 
 
-def _install_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("service_install", REPO / "roles/service/library/service_install.py")
+def _service_env() -> ModuleType:
+    path = REPO / "roles/service/module_utils/service_env.py"
+    spec = importlib.util.spec_from_file_location("service_env", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -43,29 +42,44 @@ def _install_module() -> ModuleType:
 
 
 def test_the_env_names_the_version_its_release_folder_and_the_otel_service_version() -> None:
-    assert _values(_render("service.version.env.j2", {"API_TOKEN": "s3cret"})) == {
-        "ROLLWRIGHT_VERSION": "2.0.0", "ROLLWRIGHT_RELEASE": "/srv/hello/releases/2.0.0",
+    env = _env({"API_TOKEN": "s3cret"})
+    whole = _service_env().with_version(env, "2.0.0", "/srv/hello/")
+    assert whole.startswith(env) and _values(whole) == {
+        "API_TOKEN": "s3cret", "ROLLWRIGHT_VERSION": "2.0.0", "ROLLWRIGHT_RELEASE": "/srv/hello/releases/2.0.0",
         "OTEL_RESOURCE_ATTRIBUTES": "service.version=2.0.0"}
 
 
 def test_the_specs_otel_attributes_are_kept_and_service_version_is_the_deployed_one() -> None:
-    env = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod, service.version=0.9,team=web,"}
-    whole = _render("service.env.j2", env) + _render("service.version.env.j2", env)
-    assert _values(whole)["OTEL_RESOURCE_ATTRIBUTES"] == "deployment.environment=prod,team=web,service.version=2.0.0"
+    env = _env({"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment=prod, service.version=0.9,team=web,"})
+    assert _values(_service_env().with_version(env, "2.0.0", "/srv/hello"))["OTEL_RESOURCE_ATTRIBUTES"] == (
+        "deployment.environment=prod,team=web,service.version=2.0.0")
 
 
 def test_without_a_version_nothing_is_added() -> None:
-    assert _render("service.version.env.j2", {"A": "1"}, version="").strip() == ""
+    env = _env({"A": "1"})
+    assert _service_env().with_version(env, "", "/srv/hello") == env
 
 
-def test_only_the_envs_own_lines_decide_a_restart() -> None:
-    module = _install_module()
-    env = _render("service.env.j2", {"A": "1"})
-    old = env + module.VERSION_MARK + _render("service.version.env.j2", {"A": "1"}, "1.0.0")
-    assert not module.env_changed(old, env)  # another version only: a reload stays a reload
-    assert not module.env_changed(env, env)  # a file written before the version was in it: no restart for it
-    assert module.env_changed(old, _render("service.env.j2", {"A": "2"}))
-    assert module.env_changed(None, env)
+def test_only_the_envs_own_lines_decide_a_restart_and_a_rollback_rewrites_only_the_version() -> None:
+    service_env = _service_env()
+    env = _env({"A": "1", "OTEL_RESOURCE_ATTRIBUTES": "team=web"})
+    old = service_env.with_version(env, "1.0.0", "/srv/hello")
+    assert not service_env.env_changed(old, env)  # another version only: a reload stays a reload
+    assert not service_env.env_changed(env, env)  # a file written before the version was in it: no restart for it
+    assert service_env.env_changed(old, _env({"A": "2", "OTEL_RESOURCE_ATTRIBUTES": "team=web"}))
+    assert service_env.env_changed(None, env)
+    new = service_env.with_version(env, "2.0.0", "/srv/hello")
+    back = service_env.with_version(service_env.own_lines(new), "1.0.0", "/srv/hello")  # service_version's rewrite
+    assert back == old and _values(back)["OTEL_RESOURCE_ATTRIBUTES"] == "team=web,service.version=1.0.0"
+
+
+def test_a_rollback_restart_names_the_release_it_restarts_in() -> None:
+    rollback = yaml.safe_load((REPO / "roles/rollback/tasks/main.yml").read_text())
+    restart = next(task for task in rollback if task["name"] == "Restart the service on the old release")
+    assert restart["vars"]["service_version"] == "{{ release_switch_result.current }}"
+    tasks = yaml.safe_load((REPO / "roles/service/tasks/restart.yml").read_text())
+    assert [task.get("service_version") is not None for task in tasks].index(True) < [
+        "ansible.builtin.systemd_service" in task for task in tasks].index(True)
 
 
 def test_the_service_and_every_process_get_the_deployed_version(tmp_path: Path) -> None:

@@ -13,10 +13,11 @@ description:
     C(/etc/systemd/system/<name>.service) (mode 0644, root) from O(unit), each only when it differs, by
     renaming a complete file over it.
   - O(env) may hold secrets: it is a no_log parameter, never returned, and its diff only says that it changed.
-  - O(version_env) (the deployed version's variables) is written after O(env) in the same file, under the line
-    C(# rollwright: the deployed version (a change here alone restarts nothing)). A change below that line alone
-    is no reason to restart: a new version restarts (or reloads) the service anyway, and a reload must stay a
-    reload although the version in the file changed.
+  - With O(version), the env file ends with the line C(# rollwright: the deployed version (a change here alone
+    restarts nothing)) and C(ROLLWRIGHT_VERSION), C(ROLLWRIGHT_RELEASE) (C(<home>/releases/<version>)) and
+    C(OTEL_RESOURCE_ATTRIBUTES) (O(env)'s attributes, any C(service.version) left out, then
+    C(service.version=<version>)). A change of those lines alone is no reason to restart: a new version restarts
+    (or reloads) the service anyway, and a reload must stay a reload although the version in the file changed.
   - Runs C(systemctl daemon-reload) only when the unit changed, and enables the unit. Restarts nothing; sets
     the fact C(service_restart_needed) when the unit or the env file changed, for the rollout to restart.
   - With O(instances) above 1 the unit is a template, C(<name>@.service), enabled as C(<name>@1) to
@@ -28,8 +29,8 @@ options:
   home: {description: The user's home (the release root)., type: path, required: true}
   unit: {description: Content of the unit file., type: str, required: true}
   env: {description: Content of the env file (secret)., type: str, required: true}
-  version_env: {description: "Lines for the deployed version (ROLLWRIGHT_VERSION, ...), after O(env); empty, none.",
-                type: str, default: ""}
+  version: {description: "The version deployed, named at the end of the env file; empty, none.", type: str,
+            default: ""}
   instances: {description: "Copies of the unit: 1 is a plain unit, more a template unit's instances.", type: int,
               default: 1}
   restart_fact:
@@ -71,11 +72,11 @@ import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.service_env import env_changed, with_version
 
 ENV_DIR = "/etc/rollwright"
 UNIT_DIR = "/etc/systemd/system"
 SHELL = "/usr/sbin/nologin"
-VERSION_MARK = "# rollwright: the deployed version (a change here alone restarts nothing)\n"
 
 
 def account(module, user, group, home):
@@ -145,11 +146,6 @@ def ensure_file(module, path, content, owner, group, mode):
     return content_changed, attrs_changed, before
 
 
-def env_changed(before, env):
-    """Whether the env file's own lines changed: the lines under VERSION_MARK (the version) do not count."""
-    return before is None or before.split(VERSION_MARK)[0] != env
-
-
 def env_folder(module):
     """/etc/rollwright, root 0755; whether it changed."""
     try:
@@ -201,7 +197,7 @@ def main():
         "home": {"type": "path", "required": True},
         "unit": {"type": "str", "required": True},
         "env": {"type": "str", "required": True, "no_log": True},
-        "version_env": {"type": "str", "default": "", "no_log": True},
+        "version": {"type": "str", "default": ""},
         "instances": {"type": "int", "default": 1},
         "restart_fact": {"type": "str", "default": "service_restart_needed"},
     }, supports_check_mode=True)
@@ -212,8 +208,8 @@ def main():
     env_path, unit_path = f"{ENV_DIR}/{name}.env", f"{UNIT_DIR}/{name}{'@' if template else ''}.service"
     made = account(module, user, group, params["home"])
     folder_changed = env_folder(module)
-    version_env = VERSION_MARK + params["version_env"] if params["version_env"] else ""
-    env_content, env_attrs, env_before = ensure_file(module, env_path, params["env"] + version_env, user, group, 0o600)
+    content = with_version(params["env"], params["version"], params["home"])
+    env_content, env_attrs, env_before = ensure_file(module, env_path, content, user, group, 0o600)
     env_restart = env_content and env_changed(env_before, params["env"])
     unit_content, unit_attrs, unit_before = ensure_file(module, unit_path, params["unit"], "root", "root", 0o644)
     if unit_content and not module.check_mode:
