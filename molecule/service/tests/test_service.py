@@ -33,7 +33,11 @@ def test_env_file_is_private_to_the_service_user(host):
     # It holds the database password: assert on derived values only, so a failure never prints it.
     text = env.content_string
     names = [line.split("=", 1)[0] for line in text.splitlines() if line and not line.startswith("#")]
-    assert names == ["DATABASE_URL", "STARTUP_DELAY_S"]
+    assert names == ["DATABASE_URL", "OTEL_RESOURCE_ATTRIBUTES", "STARTUP_DELAY_S", "ROLLWRIGHT_VERSION",
+                     "ROLLWRIGHT_RELEASE", "OTEL_RESOURCE_ATTRIBUTES"]
+    version_lines = text.split("# rollwright: the deployed version (a change here alone restarts nothing)\n")[1]
+    assert version_lines == ('ROLLWRIGHT_VERSION="1.0.0"\nROLLWRIGHT_RELEASE="/srv/hello/releases/1.0.0"\n'
+                             'OTEL_RESOURCE_ATTRIBUTES="team=web,service.version=1.0.0"\n')
     url_is_the_lab_database = 'DATABASE_URL="postgresql://app:' in text and '@db1:5432/app"' in text
     assert url_is_the_lab_database
     templates_left = "{{" in text  # the lab's database_url is a template that the role must render

@@ -38,7 +38,7 @@ def version_lines(env, version, root):
     kept = [item.strip() for item in _attributes(env).split(",")
             if item.strip() and item.split("=")[0].strip() != "service.version"]
     values = {"ROLLWRIGHT_VERSION": version, "ROLLWRIGHT_RELEASE": root.rstrip("/") + "/releases/" + version,
-              OTEL: ",".join(kept + ["service.version=" + version])}
+              OTEL: ",".join([*kept, "service.version=" + version])}
     return VERSION_MARK + "".join(name + "=" + json.dumps(value) + "\n" for name, value in values.items())
 
 
