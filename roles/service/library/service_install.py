@@ -69,10 +69,9 @@ import grp
 import os
 import pwd
 import stat
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.service_env import env_changed, with_version
+from ansible.module_utils.service_env import env_changed, replace_file, with_version
 
 ENV_DIR = "/etc/rollwright"
 UNIT_DIR = "/etc/systemd/system"
@@ -130,16 +129,7 @@ def ensure_file(module, path, content, owner, group, mode):
         return content_changed, attrs_changed, before
     uid, gid, _ = wanted
     if content_changed:
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
-        try:
-            os.fchmod(fd, mode)
-            os.fchown(fd, uid, gid)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(content)
-            os.rename(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        replace_file(path, content, uid, gid, mode)
     else:
         os.chmod(path, mode)
         os.chown(path, uid, gid)

@@ -33,10 +33,9 @@ path: {description: The env file., returned: always, type: str}
 """
 
 import os
-import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.service_env import own_lines, with_version
+from ansible.module_utils.service_env import own_lines, replace_file, with_version
 
 ENV_DIR = "/etc/rollwright"
 
@@ -58,16 +57,7 @@ def main():
     after = with_version(own_lines(before), params["version"], params["root"])
     if after == before or module.check_mode:
         module.exit_json(changed=after != before, path=path)
-    fd, tmp = tempfile.mkstemp(dir=ENV_DIR, prefix=f".{params['name']}.env.")
-    try:
-        os.fchmod(fd, info.st_mode & 0o7777)
-        os.fchown(fd, info.st_uid, info.st_gid)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(after)
-        os.rename(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    replace_file(path, after, info.st_uid, info.st_gid, info.st_mode & 0o7777)
     module.exit_json(changed=True, path=path)
 
 

@@ -1,9 +1,12 @@
 """The deployed version's lines at the end of a service's env file: written by service_install with the env,
-and by service_version when a rollback restarts the service in another release."""
+and by service_version when a rollback restarts the service in another release; and the one way both write a
+file."""
 
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 
 VERSION_MARK = "# rollwright: the deployed version (a change here alone restarts nothing)\n"
 OTEL = "OTEL_RESOURCE_ATTRIBUTES"
@@ -38,10 +41,24 @@ def version_lines(env, version, root):
     kept = [item.strip() for item in _attributes(env).split(",")
             if item.strip() and item.split("=")[0].strip() != "service.version"]
     values = {"ROLLWRIGHT_VERSION": version, "ROLLWRIGHT_RELEASE": root.rstrip("/") + "/releases/" + version,
-              OTEL: ",".join(kept + ["service.version=" + version])}
+              OTEL: ",".join([*kept, "service.version=" + version])}
     return VERSION_MARK + "".join(name + "=" + json.dumps(value) + "\n" for name, value in values.items())
 
 
 def with_version(env, version, root):
     """The env file's content: its own lines, then the version's (none without a version)."""
     return env + version_lines(env, version, root) if version else env
+
+
+def replace_file(path, content, uid, gid, mode):
+    """Write content to path whole: a temp file with its owner and mode, renamed over it (never half written)."""
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
+    try:
+        os.fchmod(fd, mode)
+        os.fchown(fd, uid, gid)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(content)
+        os.rename(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
