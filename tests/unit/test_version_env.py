@@ -15,6 +15,8 @@ import jinja2
 import yaml
 from test_load_balancer_kinds import _project, _tasks
 
+from rollwright.render.playbooks import ROLLBACK_VERSION_TASK
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -88,3 +90,14 @@ def test_the_service_and_every_process_get_the_deployed_version(tmp_path: Path) 
     assert installs and all(task["vars"]["service_version"] == "{{ rollwright_version }}" for task in installs)
     assert "service_version" in yaml.safe_load((REPO / "roles/service/meta/argument_specs.yml").read_text())[
         "argument_specs"]["processes"]["options"]
+
+
+def test_rollback_yml_names_the_release_now_current_before_it_restarts_it(tmp_path: Path) -> None:
+    project = _project(tmp_path, None, None)
+    tasks = _tasks(project["rollback.yml"])
+    names = [task.get("name") for task in tasks]
+    named = tasks[names.index(ROLLBACK_VERSION_TASK)]
+    assert named["service_version"]["version"] == "{{ rollwright_back.current }}" and "rollwright_back" in named["when"]
+    assert names.index(ROLLBACK_VERSION_TASK) < names.index("Restart the release now current and wait until it is "
+                                                            "healthy")
+    assert "roles/service/library" in project["ansible.cfg"].decode()  # the module is called outside the role

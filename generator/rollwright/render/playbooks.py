@@ -23,6 +23,7 @@ ENV_DIR = "/etc/rollwright"  # the service's env file, <name>.env, on every app 
 # Names the runner reads back from ansible-runner events to follow each host through the rollout.
 ROLLOUT_PLAY = "Roll out in batches"
 ROLLBACK_PLAY = "Roll back the app hosts"
+ROLLBACK_VERSION_TASK = "Name the release now current at the end of the env file"
 ROLLBACK_TASK = "Roll back to the previous or named release"  # rollback.yml's switch: its phase starts there
 APP_PLAY = "Act on the app's service in batches"  # app.yml's batched play (start, stop, restart)
 APP_ACTIONS = ("start", "stop", "restart")
@@ -38,7 +39,7 @@ PHASES = {
     "Roll this host back to the previous release": "rollback",
 }
 PHASE_TASK = {phase: task for task, phase in PHASES.items()}
-DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release")  # their modules are called outside the roles
+DIRECT_MODULE_ROLES = ("healthcheck", "lb_haproxy", "release", "service")  # their modules are called outside the roles
 DECIDE_TASK = "Decide whether this host needs the new release"  # its fact says whether the host goes through PHASES
 APP_DECIDE_TASK = "Decide whether this host needs the action"  # app.yml's, with the same fact
 TAKE_LOCK_PLAY = "Take the deploy lock when the runner asks"  # site.yml's and rollback.yml's first play
@@ -122,6 +123,9 @@ def rollback_plays(spec: Spec) -> list[dict[str, Any]]:
         _task(ROLLBACK_TASK, "release_switch", {
             "root": f"{{{{ {V}release.root }}}}", "version": "{{ rollwright_rollback_version | default(omit, true) }}",
             "action": f"{{{{ 'push' if {named} else 'pop' }}}}"}, register="rollwright_back"),
+        *(_web_only(spec, [_task(ROLLBACK_VERSION_TASK, "service_version", {  # the process to start says so
+            "name": f"{{{{ {V}service.name }}}}", "root": f"{{{{ {V}release.root }}}}",
+            "version": "{{ rollwright_back.current }}"}, when=restart)]) if spec.service else []),
         *_process_tasks(spec, "before_web", PROCESSES_BEFORE_TASK, when=restart),
         *(_web_only(spec, [_gate_task("Restart the release now current and wait until it is healthy",
                                       "{{ rollwright_back.current }}", f"{{{{ {restart} }}}}")])
