@@ -614,7 +614,8 @@ PROMETHEUS_ONLY = "'prometheus' settings need source 'prometheus'"
 class Metrics(Strict):
     """Where the canary guard reads its numbers: HAProxy's own counters (default) or Prometheus."""
 
-    model_config = _rules(_when(_is("source", const="prometheus"), then=_set({"prometheus": "object"}, PROMETHEUS_NEEDS),
+    model_config = _rules(_when(_is("source", const="prometheus"),
+                                then=_set({"prometheus": "object"}, PROMETHEUS_NEEDS),
                                 otherwise=_unset("prometheus", PROMETHEUS_ONLY)))
 
     source: Literal["haproxy", "prometheus"] = Field("haproxy", description="haproxy (default): the load balancer's "
