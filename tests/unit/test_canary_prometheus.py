@@ -131,18 +131,21 @@ def test_the_module_aborts_a_bad_canary_and_fails_on_a_refused_query() -> None:
     assert result["failed"] and "bad_data" in result["msg"], result
 
 
-SPEC = f"""\
+SPEC = """\
 app: shop
-artifact: {{path: dist/shop-1.0.0.tgz, version: 1.0.0, sha256: {"a" * 64}}}
+artifact:
+  path: dist/shop-1.0.0.tgz
+  version: 1.0.0
+  sha256: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa
 release: {root: /srv/shop}
 service: {exec: bin/shop, user: shop}
 health: {path: /health, port: 8080}
 rollout:
   strategy: canary
-  load_balancer: {{backend: shop}}
-  canary: {{window_s: 10, max_p95_ms: 300}}
+  load_balancer: {backend: shop}
+  canary: {window_s: 10, max_p95_ms: 300}
   metrics: METRICS
-targets: {{staging: {{inventory: inv}}}}
+targets: {staging: {inventory: inv}}
 """
 
 
