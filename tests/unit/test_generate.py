@@ -190,7 +190,8 @@ def test_a_canary_judges_every_step_and_lints(tmp_path: Path, tool_env: dict[str
     assert "passed" in verdict["when"] and verdict["ansible.builtin.fail"]
     values = yaml.safe_load((out / "group_vars/all/rollwright.yml").read_text())
     assert values["rollwright_canary"] == {"window_s": 20, "min_requests": 20, "max_error_rate": 0.05,
-                                           "max_error_ratio": 2.0, "max_latency_ratio": 2.0, "max_latency_ms": 500}
+                                           "max_error_ratio": 2.0, "max_latency_ratio": 2.0, "max_latency_ms": 500,
+                                           "max_p95_ms": 0}
     syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml"], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr  # its lint: test_every_strategy_lints_production
