@@ -230,8 +230,17 @@ def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Pa
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr  # its lint: test_every_strategy_lints_production
 
 
-@pytest.mark.parametrize("rollout", [CANARY, BLUE_GREEN, ROLLING.replace("rolling", "direct")],
-                         ids=["canary", "blue_green", "direct"])
+PROMETHEUS = CANARY + """  metrics:
+    source: prometheus
+    prometheus:
+      url: http://127.0.0.1:9090
+      error_ratio: 'sum(rate(errors_total{version="$version"}[$window])) / sum(rate(total{version="$version"}[$window]))'
+      latency_p95: 'histogram_quantile(0.95, sum by (le) (rate(seconds_bucket{version="$version"}[$window])))'
+"""
+
+
+@pytest.mark.parametrize("rollout", [CANARY, PROMETHEUS, BLUE_GREEN, ROLLING.replace("rolling", "direct")],
+                         ids=["canary", "canary_prometheus", "blue_green", "direct"])
 def test_every_strategy_lints_production(tmp_path: Path, tool_env: dict[str, str], rollout: str) -> None:
     """The hello project with each other strategy (rolling: the committed one), every playbook of it."""
     out = _generate(_hello_copy(tmp_path, ROLLING, rollout), "staging", tmp_path / "out")
