@@ -234,7 +234,7 @@ PROMETHEUS = CANARY + """  metrics:
     source: prometheus
     prometheus:
       url: http://127.0.0.1:9090
-      error_ratio: 'sum(rate(errors_total{version="$version"}[$window])) / sum(rate(total{version="$version"}[$window]))'
+      error_ratio: 'sum(rate(errors_total{version="$version"}[$window])) / sum(rate(all{version="$version"}[$window]))'
       latency_p95: 'histogram_quantile(0.95, sum by (le) (rate(seconds_bucket{version="$version"}[$window])))'
 """
 
