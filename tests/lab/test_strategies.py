@@ -17,6 +17,7 @@ import pytest
 import yaml
 from fleets import APP_HOSTS, LOAD_RATE, Fleet
 
+from prometheus_fake import QUERIES, FakePrometheus, per_version
 from rollwright.lab.fleet import Lab
 from rollwright.lab.load import Load
 
@@ -68,6 +69,31 @@ def test_a_slow_canary_is_aborted_on_latency(fleet: Fleet) -> None:
     assert load.failed == 0, load.summary()  # slow, not failing: only the guard sees it
     verdict = _newest_record(fleet, spec)["canary"][0]  # type: ignore[index]
     assert verdict["canary"]["avg_ms"] > 2 * max(verdict["baseline"]["avg_ms"], 10), verdict
+
+
+def test_a_canary_judged_by_prometheus_is_aborted_with_its_p95_in_the_record(fleet: Fleet) -> None:
+    """metrics.source prometheus: the guard asks a fake Prometheus on the control node's loopback (answering in
+    the shapes a real one does) for each version's own series; it says the new version fails 40% of its requests
+    and is slow, though the build itself is healthy."""
+    numbers = {"20.2.5": {"error_ratio": "0.4", "latency_p95": "0.25", "requests": "300"},
+               BASELINE: {"error_ratio": "0.005", "latency_p95": "0.02", "requests": "600"}}
+    with FakePrometheus(per_version(numbers)) as prometheus:
+        metrics = {"source": "prometheus", "prometheus": {"url": prometheus.url, **QUERIES, "timeout_s": 5}}
+        spec = fleet.spec("20.2.5", rollout={**CANARY, "metrics": metrics})
+        proc, load = fleet.deploy_under_load(spec)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert ("canary step 1 (app1, 20.2.5): errors 40.00% (120/300) vs baseline (20.0.0) 0.50% (3/600); p95 250.0 ms "
+            "vs 20.0 ms in 6 s from Prometheus: FAILED: canary error rate 40.00% (120/300)") in proc.stdout
+    assert "rolled back by the runner: app1" in proc.stdout
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, BASELINE)
+    assert load.failed == 0, load.summary()
+    verdict = _newest_record(fleet, spec)["canary"][0]  # type: ignore[index]
+    assert verdict["source"] == "prometheus" and verdict["passed"] is False, verdict
+    assert (verdict["canary"]["version"], verdict["canary"]["p95_ms"]) == ("20.2.5", 250.0), verdict
+    assert (verdict["baseline"]["version"], verdict["baseline"]["p95_ms"]) == (BASELINE, 20.0), verdict
+    asked = [params["query"] for params in prometheus.asked]
+    assert len(asked) == 6 and all("[6s]" in query and "$" not in query for query in asked), asked  # one window
+    assert all(params["time"].replace(".", "").isdigit() for params in prometheus.asked)
 
 
 def test_a_healthy_canary_proceeds_to_every_host(fleet: Fleet) -> None:

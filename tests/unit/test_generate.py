@@ -190,7 +190,8 @@ def test_a_canary_judges_every_step_and_lints(tmp_path: Path, tool_env: dict[str
     assert "passed" in verdict["when"] and verdict["ansible.builtin.fail"]
     values = yaml.safe_load((out / "group_vars/all/rollwright.yml").read_text())
     assert values["rollwright_canary"] == {"window_s": 20, "min_requests": 20, "max_error_rate": 0.05,
-                                           "max_error_ratio": 2.0, "max_latency_ratio": 2.0, "max_latency_ms": 500}
+                                           "max_error_ratio": 2.0, "max_latency_ratio": 2.0, "max_latency_ms": 500,
+                                           "max_p95_ms": 0}
     syntax = subprocess.run(["ansible-playbook", "--syntax-check", "site.yml", "rollback.yml"], cwd=out,
                             env=tool_env, capture_output=True, text=True, timeout=300)
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr  # its lint: test_every_strategy_lints_production
@@ -229,8 +230,17 @@ def test_blue_green_updates_the_idle_colour_then_switches_and_lints(tmp_path: Pa
     assert syntax.returncode == 0, syntax.stdout + syntax.stderr  # its lint: test_every_strategy_lints_production
 
 
-@pytest.mark.parametrize("rollout", [CANARY, BLUE_GREEN, ROLLING.replace("rolling", "direct")],
-                         ids=["canary", "blue_green", "direct"])
+PROMETHEUS = CANARY + """  metrics:
+    source: prometheus
+    prometheus:
+      url: http://127.0.0.1:9090
+      error_ratio: 'sum(rate(errors_total{version="$version"}[$window])) / sum(rate(all{version="$version"}[$window]))'
+      latency_p95: 'histogram_quantile(0.95, sum by (le) (rate(seconds_bucket{version="$version"}[$window])))'
+"""
+
+
+@pytest.mark.parametrize("rollout", [CANARY, PROMETHEUS, BLUE_GREEN, ROLLING.replace("rolling", "direct")],
+                         ids=["canary", "canary_prometheus", "blue_green", "direct"])
 def test_every_strategy_lints_production(tmp_path: Path, tool_env: dict[str, str], rollout: str) -> None:
     """The hello project with each other strategy (rolling: the committed one), every playbook of it."""
     out = _generate(_hello_copy(tmp_path, ROLLING, rollout), "staging", tmp_path / "out")

@@ -100,6 +100,7 @@ def test_a_canary_verdict_is_said_and_kept_for_the_record() -> None:
     guard = _event("runner_on_ok", host="app1", task="Judge the canary", task_action="canary_guard", res=res)
     progress, lines = _run([_event("playbook_on_play_start", play=ROLLOUT), _phase("app1", "undrain"), guard])
     assert progress.canary == [{"step": 1, "passed": False, "window_s": 30, "reasons": res["reasons"],
+                                "source": "haproxy",
                                 "canary": {"servers": ["app1"], **res["canary"]},
                                 "baseline": {"servers": ["app2"], **res["baseline"]}}]
     assert lines[-1] == ("    canary step 1 (app1): errors 25.00% (5/20) vs baseline 0.00% (0/40); 3.0 ms vs 2.0 ms "

@@ -73,6 +73,17 @@ BROKEN: list[tuple[str, dict[str, Any], str, str]] = [
      "'load_balancer' is a required property"),
     ("canary settings on rolling", {"rollout.canary": {"window_s": 30}}, "$.rollout.strategy",
      "'canary' was expected"),
+    ("metrics on rolling", {"rollout.metrics": {"source": "haproxy"}}, "$.rollout.strategy", "'canary' was expected"),
+    ("prometheus source without its settings", {"rollout.strategy": "canary", "rollout.metrics": {
+        "source": "prometheus"}}, "$.rollout.metrics", "'prometheus' is a required property"),
+    ("prometheus url with credentials", {"rollout.strategy": "canary", "rollout.metrics": {
+        "source": "prometheus", "prometheus": {"url": "http://ops:pw@prom:9090", "error_ratio": 'e{v="$version"}',
+                                               "latency_p95": 'l{v="$version"}'}}},
+     "$.rollout.metrics.prometheus.url", "does not match"),
+    ("prometheus query without the version", {"rollout.strategy": "canary", "rollout.metrics": {
+        "source": "prometheus", "prometheus": {"url": "http://prom:9090", "error_ratio": "sum(rate(e[5m]))",
+                                               "latency_p95": 'l{v="$version"}'}}},
+     "$.rollout.metrics.prometheus.error_ratio", "does not match"),
     ("blue_green settings without strategy", {"rollout": {"blue_green": {}, "load_balancer": {"backend": "b"}}},
      "$.rollout", "'strategy' is a required property"),
     ("haproxy without backend", {"rollout.load_balancer": {"hosts": "lb"}}, "$.rollout.load_balancer",

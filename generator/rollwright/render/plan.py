@@ -10,7 +10,7 @@ from rollwright.render.batches import split_batches
 from rollwright.render.commands import GroupCommand
 from rollwright.render.policy import pending_rule
 from rollwright.render.project import ROLES_DIR, release_runner
-from rollwright.spec.model import Canary, CommandGroup, Spec
+from rollwright.spec.model import Canary, CommandGroup, Metrics, Spec
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
         reached += len(batch)
         if rollout.strategy == "canary":
             share = f"{reached}/{len(app_hosts)} hosts ({reached * 100 // max(len(app_hosts), 1)}% of the servers)"
-            criteria = canary_criteria(rollout.guard, baseline=reached < len(app_hosts))
+            criteria = canary_criteria(rollout.guard, rollout.source, baseline=reached < len(app_hosts))
             steps.append(Step("canary", f"Canary step {number}, {share}: {around}{switch}{back}; then "
                               f"{criteria}", batch))
         else:
@@ -196,13 +196,23 @@ def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
     return steps
 
 
-def canary_criteria(guard: Canary, baseline: bool = True) -> str:
-    """The analysis window and its abort criteria; the last step has no baseline, only absolute limits."""
+def canary_criteria(guard: Canary, metrics: Metrics, baseline: bool = True) -> str:
+    """The analysis window, its source and its abort criteria; the last step has no baseline, only absolute
+    limits. HAProxy gives an average response time, Prometheus a p95 (each version's own series)."""
+    prometheus = metrics.source == "prometheus"
     errors = f"above {guard.max_error_rate:.2%}" + (f" or above {guard.max_error_ratio}x the baseline's"
                                                      if baseline else "")
     latency = [f"above {guard.max_latency_ratio}x the baseline's"] if baseline else []
-    latency += [f"above {guard.max_latency_ms} ms"] if guard.max_latency_ms else []
-    slow = f", their average response time is {' or '.join(latency)}" if latency else ""
+    limit = guard.max_p95_ms if prometheus else guard.max_latency_ms
+    latency += [f"above {limit} ms"] if limit else []
+    measure = "p95 response time" if prometheus else "average response time"
+    slow = f", their {measure} is {' or '.join(latency)}" if latency else ""
+    if prometheus:
+        too_few = (f", or they answered fewer than {guard.min_requests} requests" if metrics.prometheus
+                   and metrics.prometheus.requests else ", or Prometheus has no data for them")
+        return (f"a {guard.window_s} s analysis of Prometheus at {metrics.prometheus and metrics.prometheus.url} "
+                f"(the new version's series against the previous one's); abort and roll every canary host back if "
+                f"their error ratio is {errors}{slow}{too_few}")
     return (f"a {guard.window_s} s analysis of the load balancer's counters; abort and roll every canary host back "
             f"if their 5xx share is {errors}{slow}, or they answered fewer than {guard.min_requests} requests")
 

@@ -972,7 +972,7 @@ def _rollout_play(spec: Spec) -> dict[str, Any]:
          "when": "rollwright_host_stale | bool", "block": update, "rescue": rescue},
     ]
     if spec.rollout.strategy == "canary":
-        tasks += _canary_tasks()
+        tasks += _canary_tasks(spec)
     play = _play(f"{ROLLOUT_PLAY} {spec.rollout.steps}", _updated_hosts(spec), tasks, tags=["rollout"])
     play["serial"] = spec.rollout.steps
     play["max_fail_percentage"] = spec.rollout.max_fail_percentage
@@ -1017,12 +1017,21 @@ def _decide_task(spec: Spec) -> dict[str, Any]:
                  vars=facts)
 
 
-def _canary_tasks() -> list[dict[str, Any]]:
+# The version the baseline runs, for a Prometheus guard: what `current` named on the play's hosts before this
+# deploy switched them (each host's look at the start of its batch), other than the new version; '' when none
+# (a first deploy: no baseline to compare with).
+BASELINE_VERSION = (f"{{{{ ansible_play_hosts_all | map('extract', hostvars) "
+                    f"| map(attribute='healthcheck_report.current', default='') | select "
+                    f"| reject('equalto', {V}version) | first | default('') }}}}")
+
+
+def _canary_tasks(spec: Spec) -> list[dict[str, Any]]:
     """After each step: the SLO guard on the step's first host (one analysis per step, not per host), then
     every host of the step stops on a failed verdict, so the runner rolls every canary host back.
 
     The canary is every host the play has reached (serial batches follow the play's host order), the
-    baseline the rest; not `run_once`, whose failure ansible-core spreads to every host of the play."""
+    baseline the rest; not `run_once`, whose failure ansible-core spreads to every host of the play. With a
+    Prometheus source, each side is its version's series (the module asks from the control node)."""
     first, judged = "ansible_play_batch[0]", "hostvars[ansible_play_batch[0]].canary_guard_result"
     reached = "ansible_play_hosts_all[: ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
     guard = _include(CANARY_TASK, "canary_guard", vars={
@@ -1031,6 +1040,9 @@ def _canary_tasks() -> list[dict[str, Any]]:
         "canary_guard_canary": f"{{{{ {reached} }}}}",
         "canary_guard_baseline": f"{{{{ ansible_play_hosts_all | reject('in', {reached}) | list }}}}",
         **_refs("canary_guard_", "canary", CANARY_LIMITS),
+        **({"canary_guard_source": "prometheus", **_refs("canary_guard_", "metrics", ["prometheus"]),
+            "canary_guard_canary_version": f"{{{{ {V}version }}}}",
+            "canary_guard_baseline_version": BASELINE_VERSION} if spec.rollout.source.prometheus else {}),
     }, when=f"inventory_hostname == {first}", tags=["canary"])
     verdict = _task(CANARY_FAIL_TASK, "ansible.builtin.fail", {
         "msg": f"the canary failed its SLO guard: {{{{ ({judged}.reasons | default([])) | join('; ') or "

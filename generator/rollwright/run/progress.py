@@ -237,8 +237,11 @@ class Progress:
         """A canary step's verdict: said at once, kept for the record."""
         verdict = {"step": self._play.batch if self._play else len(self.canary) + 1, "passed": bool(res["passed"]),
                    "window_s": res.get("window_s"), "reasons": list(res.get("reasons") or []),
-                   "canary": {"servers": res.get("canary_servers") or [], **(res.get("canary") or {})},
-                   "baseline": {"servers": res.get("baseline_servers") or [], **(res.get("baseline") or {})}}
+                   "source": res.get("source") or "haproxy",
+                   "canary": {"servers": res.get("canary_servers") or [], **(res.get("canary") or {}),
+                              **({"version": res["canary_version"]} if res.get("canary_version") else {})},
+                   "baseline": {"servers": res.get("baseline_servers") or [], **(res.get("baseline") or {}),
+                                **({"version": res["baseline_version"]} if res.get("baseline_version") else {})}}
         self.canary.append(verdict)
         self._say("canary", canary_line(verdict), **verdict)
 
@@ -332,17 +335,29 @@ def tool_migrations(tool: str, output: list[str]) -> dict[str, Any]:
 
 def canary_line(verdict: dict[str, Any]) -> str:
     """`canary step 1 (app1): errors 0.00% (0/212) vs baseline 0.00% (0/430); 2.0 ms vs 1.0 ms in 20 s: passed`
-    (errors: 5xx responses and requests HAProxy retried on another server)."""
+    (errors: 5xx responses and requests HAProxy retried on another server); from Prometheus each side's version,
+    its p95 and no average: `canary step 1 (app1, 2.0.0): errors 40.00% vs baseline (1.0.0) 0.50%; p95 ...`."""
     canary, baseline = verdict["canary"], verdict["baseline"]
+    compared = bool(baseline["servers"])
 
     def side(numbers: dict[str, Any]) -> str:
-        return f"{numbers.get('error_rate', 0):.2%} ({numbers.get('errors', 0)}/{numbers.get('requests', 0)})"
+        rate, requests = f"{numbers.get('error_rate', 0):.2%}", numbers.get("requests", 0)
+        return rate if requests is None else f"{rate} ({numbers.get('errors', 0)}/{requests})"
 
-    against = (f" vs baseline {side(baseline)}" if baseline["servers"] else " (no baseline left)")
-    times = f"; {canary.get('avg_ms', 0)} ms" + (f" vs {baseline.get('avg_ms', 0)} ms" if baseline["servers"] else "")
+    def version(numbers: dict[str, Any]) -> str:
+        return f", {numbers['version']}" if numbers.get("version") else ""
+
+    against = (f" vs baseline{' (' + baseline['version'] + ')' if baseline.get('version') else ''} {side(baseline)}"
+               if compared else " (no baseline left)")
+    times = ""
+    for key, label in (("avg_ms", ""), ("p95_ms", "p95 ")):
+        ms = canary.get(key, 0 if key == "avg_ms" else None)  # None: the source does not measure it
+        if ms is not None:
+            times += f"; {label}{ms} ms" + (f" vs {baseline.get(key)} ms" if compared else "")
+    source = " from Prometheus" if verdict.get("source") == "prometheus" else ""
     outcome = "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])
-    step = f"canary step {verdict['step']} ({', '.join(canary['servers'])})"
-    return f"    {step}: errors {side(canary)}{against}{times} in {verdict['window_s']} s: {outcome}"
+    step = f"canary step {verdict['step']} ({', '.join(canary['servers'])}{version(canary)})"
+    return f"    {step}: errors {side(canary)}{against}{times} in {verdict['window_s']} s{source}: {outcome}"
 
 
 def output_tail(res: Any) -> list[str]:

@@ -543,6 +543,9 @@ class Canary(Strict):
                                                             "the baseline's (below 10 ms counts as 10 ms).")
     max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest canary average response time in "
                                                                      "milliseconds; 0 (default) sets no limit.")
+    max_p95_ms: int = Field(0, ge=0, examples=[500], description="Highest canary 95th percentile response time in "
+                            "milliseconds where the source measures it (metrics source prometheus); 0 (default) "
+                            "sets no limit.")
 
 
 class BlueGreen(Strict):
@@ -550,6 +553,86 @@ class BlueGreen(Strict):
 
     blue: Name = Field("blue", description="The inventory group of the blue hosts.")
     green: Name = Field("green", description="The inventory group of the green hosts; not the blue one.")
+
+
+PROMETHEUS_URL = r"^https?://[^/@?#\s]+(/[^@?#\s]*)?$"
+PROMETHEUS_URL_RULE = ("an http or https base URL without credentials, query or fragment, e.g. "
+                       "http://prometheus.internal:9090")
+
+
+def _prometheus_url(url: str) -> str:
+    if not re.match(r"^https?://", url):
+        raise ValueError(f"expected {PROMETHEUS_URL_RULE}: it must start with http:// or https://")
+    if "@" in url.split("//", 1)[1].split("/", 1)[0]:
+        raise ValueError("credentials in the Prometheus URL would land in the playbooks and the logs: leave them out")
+    if not re.match(PROMETHEUS_URL, url):
+        raise ValueError(f"expected {PROMETHEUS_URL_RULE}")
+    return url
+
+
+def _names_version(query: str) -> str:
+    if "$version" not in query:
+        raise ValueError("the query must name the version with the token $version (e.g. "
+                         "service_version=\"$version\"): the canary and the baseline are each version's own series")
+    return query
+
+
+PromQL = Annotated[str, AfterValidator(_names_version), Field(min_length=1, max_length=4000, json_schema_extra={
+    "pattern": r"\$version", "patternErrorMessage": "the query must name the version with the token $version"})]
+
+
+class Prometheus(Strict):
+    """Prometheus as the guard's metrics source: PromQL instant queries from the control node, each answering one
+    number for one version. The literal tokens `$version` (the canary's, then the baseline's version) and
+    `$window` (the window, e.g. `60s`) are replaced as plain text, never templated."""
+
+    url: Annotated[str, AfterValidator(_prometheus_url), Field(max_length=2000, json_schema_extra={
+        "pattern": PROMETHEUS_URL, "patternErrorMessage": f"expected {PROMETHEUS_URL_RULE}"})] = Field(
+        examples=["http://prometheus.internal:9090"], description="Prometheus' base URL, http or https, asked from "
+        "the control node at `<url>/api/v1/query`; no credentials in it.")
+    error_ratio: PromQL = Field(examples=[
+        'sum(rate(http_requests_total{service_version="$version",code=~"5.."}[$window])) / '
+        'sum(rate(http_requests_total{service_version="$version"}[$window]))'],
+        description="One version's share of failed requests over the window, 0 to 1 (one series or a scalar). "
+                    "No data or NaN (no traffic) cannot be judged and fails the step.")
+    latency_p95: PromQL = Field(examples=[
+        'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket{service_version='
+        '"$version"}[$window])))'],
+        description="One version's 95th percentile response time over the window, in seconds (Prometheus' "
+                    "histograms), e.g. with `histogram_quantile`; judged with max_latency_ratio and max_p95_ms.")
+    requests: PromQL | None = Field(None, examples=[
+        'sum(increase(http_requests_total{service_version="$version"}[$window]))'],
+        description="One version's request count over the window, for min_requests; without it min_requests is "
+                    "not checked (an empty error_ratio still fails the step).")
+    timeout_s: int = Field(10, ge=1, le=300, description="Seconds to wait for each answer (default 10).")
+
+
+PROMETHEUS_NEEDS = "source 'prometheus' needs the 'prometheus' settings (url, error_ratio, latency_p95)"
+PROMETHEUS_ONLY = "'prometheus' settings need source 'prometheus'"
+
+
+class Metrics(Strict):
+    """Where the canary guard reads its numbers: HAProxy's own counters (default) or Prometheus."""
+
+    model_config = _rules(_when(_is("source", const="prometheus"),
+                                then=_set({"prometheus": "object"}, PROMETHEUS_NEEDS),
+                                otherwise=_unset("prometheus", PROMETHEUS_ONLY)))
+
+    source: Literal["haproxy", "prometheus"] = Field("haproxy", description="haproxy (default): the load balancer's "
+                                                     "per-server counters (error share, average response time); "
+                                                     "prometheus: the queries below (error ratio, p95), per version.")
+    prometheus: Prometheus | None = Field(None, description="Source prometheus only: its URL and queries.")
+
+    @model_validator(mode="after")
+    def _source_settings(self) -> Metrics:
+        if self.source == "prometheus" and self.prometheus is None:
+            raise ValueError(PROMETHEUS_NEEDS)
+        if self.source != "prometheus" and self.prometheus is not None:
+            raise ValueError(PROMETHEUS_ONLY)
+        return self
+
+
+METRICS_CANARY = "'metrics' is read by the canary guard: it needs strategy 'canary'"
 
 
 STRATEGIES_NEEDING_LB = ("canary", "blue_green")
@@ -565,7 +648,8 @@ class Rollout(Strict):
         _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)), then={"properties": {"load_balancer": {"properties": {
             "kind": {"const": "haproxy", "errorMessage": f"strategy canary or blue_green {LB_NEEDED}"}}}}}),
         *(_when(_set({section: "object"}), then=_is("strategy", const=section, errorMessage=(
-            f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB))
+            f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB),
+        _when(_set({"metrics": "object"}), then=_is("strategy", const="canary", errorMessage=METRICS_CANARY)))
 
     strategy: Literal["rolling", "canary", "blue_green", "direct"] = Field(
         "rolling", description="rolling (default): batch by batch behind the load balancer; canary: steps with an "
@@ -586,6 +670,8 @@ class Rollout(Strict):
                                   "`window_s`; a step that fails them rolls every canary host back.")
     blue_green: BlueGreen | None = Field(None, description="Strategy blue_green only: two inventory groups of app "
                                          "hosts behind the same backend; one takes the traffic.")
+    metrics: Metrics | None = Field(None, description="Strategy canary only: where the canary guard reads its "
+                                    "numbers, HAProxy's counters (default) or a Prometheus query.")
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> Rollout:
@@ -594,6 +680,8 @@ class Rollout(Strict):
         for section in STRATEGIES_NEEDING_LB:
             if getattr(self, section) is not None and self.strategy != section:
                 raise ValueError(f"'{section}' settings need strategy '{section}' (it is '{self.strategy}')")
+        if self.metrics is not None and self.strategy != "canary":
+            raise ValueError(f"{METRICS_CANARY} (it is '{self.strategy}')")
         if self.blue_green and self.blue_green.blue == self.blue_green.green:
             raise ValueError("blue_green needs two different groups for 'blue' and 'green'")
         return self
@@ -614,6 +702,11 @@ class Rollout(Strict):
     def guard(self) -> Canary:
         """The canary settings (the defaults when the spec names the strategy only)."""
         return self.canary or Canary()
+
+    @property
+    def source(self) -> Metrics:
+        """Where the canary guard reads its numbers (HAProxy's counters when the spec says nothing)."""
+        return self.metrics or Metrics()
 
     @property
     def colours(self) -> BlueGreen:
