@@ -233,10 +233,8 @@ def _artifact_or_build_file(schema: dict[str, Any]) -> None:
         _when(_set({"path": "string"}), then=_unset("url", ONE_SOURCE), otherwise=_set({"url": "string"}, ONE_SOURCE)),
         _when(_set({"signature": "object"}), then=_unset("url", SIGNED_NEEDS_PATH))]}
     schema["properties"]["from"] = BuildFileRef.model_json_schema(by_alias=True)["properties"]["from"]
-    pinned_keys = [key for key in schema["properties"] if key not in ("from", "signature")]
-    schema.update(_when({"required": ["from"]}, then={"properties": {key: {"not": {}, "errorMessage": BUILD_FILE_ALONE}
-                                                                        for key in pinned_keys}},
-                        otherwise=pinned))
+    schema.update(_when({"required": ["from"]}, then={"propertyNames": {"enum": ["from", "signature"]},
+                                                      "errorMessage": BUILD_FILE_ALONE}, otherwise=pinned))
 
 
 SSH_ONLY = "'allowed_signers' and 'namespace' are for method ssh"
@@ -285,7 +283,7 @@ class Signature(Strict):
         None, examples=["rollwright"], description=f"ssh: the namespace the signature was made for (`-n`); default "
                                                    f"`{NAMESPACE_DEFAULT}`. A signature made for another one is "
                                                    "refused.")
-    signers: list[Annotated[str, Field(pattern=r"^[^\s,\"*?]+$", max_length=200)]] = Field(
+    signers: list[Annotated[str, Field(pattern=r'^[^\s,*?"]+$', max_length=200)]] = Field(
         [], json_schema_extra={"uniqueItems": True}, examples=[["release@example.com"]], description=(
             "Who may sign, narrowed further: ssh principals (as in `allowed_signers`) or gpg key fingerprints (40 "
             "hex). Empty: anyone `allowed_signers` or `keyring` holds."))
