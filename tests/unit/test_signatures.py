@@ -12,21 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_onboarding import runs  # noqa: F401  # the fixture: deploys stop where site.yml would run
+from test_onboarding import DEPLOY_SPEC, runs  # noqa: F401  # runs: deploys stop where site.yml would run
 
 from rollwright.cli import main
 from rollwright.spec.loader import SpecError, load_spec
 
-SPEC = """\
-app: hello
-artifact:
-  path: dist/hello-1.0.0.tar.gz
-  version: "1.0.0"
-  sha256: "{sha}"
-{signature}release: {{root: /srv/hello}}
-service: {{exec: bin/hello, user: hello}}
-health: {{path: /health, port: 8080}}
-targets:
+# the --artifact tests' spec, its targets without a webhook or a promotion gate, production requiring a signature
+SPEC = DEPLOY_SPEC.replace("release:", "{signature}release:").split("targets:")[0] + """targets:
   staging: {{inventory: hosts.yml}}
   production: {{inventory: hosts.yml, require_signature: true}}
 """
