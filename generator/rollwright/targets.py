@@ -743,8 +743,7 @@ def list_targets(spec_path: Path, write: Write = print, *, as_json: bool = False
             groups = {g: len(h) for g, h in found.items() if g != "all" and (g != "ungrouped" or h)}
         rows.append({"name": name, "inventory": target.inventory, "path": str(path), "hosts": hosts,
                      "groups": groups, "problem": problem, "production": target.production,
-                     "read_only": target.read_only, "require_signature": target.require_signature,
-                     "after": target.after, "become": target.become,
+                     "read_only": target.read_only, "after": target.after, "become": target.become,
                      "become_user": target.become_user, "flags": _flags(target)})
     if as_json:
         print(json.dumps(rows, indent=2))

@@ -266,7 +266,7 @@ class Signature(Strict):
                                                      "errorMessage": GPG_SIGNER}}}}]}))
 
     method: Literal["ssh", "gpg"] = Field(description="`ssh`: an OpenSSH signature (`ssh-keygen -Y sign`, or "
-                                          "`rollwright sign`), checked against `allowed_signers`; `gpg`: an OpenPGP "
+                                          "`rollwright sign ARTIFACT --key KEY`), checked against `allowed_signers`; `gpg`: an OpenPGP "
                                           "detached signature (`gpg --detach-sign`), checked with `gpgv` against "
                                           "`keyring`.")
     path: InSpecFolder | None = Field(None, examples=["dist/hello-1.0.0.tar.gz.sig"], description=(
