@@ -242,3 +242,13 @@ def test_target_flags_require_signature(app: Path, capsys: pytest.CaptureFixture
     assert not load_spec(spec).spec.targets["qa"].require_signature
     assert main(["target", "list", "-f", spec]) == 0
     assert "require-signature" in capsys.readouterr().out  # production's flag
+
+
+def test_a_tool_s_migration_status_stages_nothing_unverified(app: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`migrations status` with a tool of its own stages the spec's release on an app host: checked first too."""
+    spec = app / "rollwright.yml"
+    spec.write_text(spec.read_text() + "database: {name: hello, migrations: {tool: alembic}}\n")
+    assert main(["migrations", "status", "-f", str(spec), "-t", "staging"]) == 2
+    err = capsys.readouterr().err
+    assert "migrations status refused before any host was contacted: " in err and "missing signature" in err
+    assert not (app / ".rollwright").exists()

@@ -265,10 +265,10 @@ class Signature(Strict):
                                                      "pattern": FINGERPRINT_RE.pattern,
                                                      "errorMessage": GPG_SIGNER}}}}]}))
 
-    method: Literal["ssh", "gpg"] = Field(description="`ssh`: an OpenSSH signature (`ssh-keygen -Y sign`, or "
-                                          "`rollwright sign ARTIFACT --key KEY`), checked against `allowed_signers`; `gpg`: an OpenPGP "
-                                          "detached signature (`gpg --detach-sign`), checked with `gpgv` against "
-                                          "`keyring`.")
+    method: Literal["ssh", "gpg"] = Field(description=(
+        "`ssh`: an OpenSSH signature (`ssh-keygen -Y sign`, or `rollwright sign ARTIFACT --key KEY`), checked "
+        "against `allowed_signers`; `gpg`: an OpenPGP detached signature (`gpg --detach-sign`), checked with `gpgv` "
+        "against `keyring`."))
     path: InSpecFolder | None = Field(None, examples=["dist/hello-1.0.0.tar.gz.sig"], description=(
         "The signature file, relative to the spec's folder. Default: beside the tarball, `<path>.sig` (gpg: "
         "`<path>.asc` when there is one, else `<path>.sig`). A build file's `signature` comes first; with "
