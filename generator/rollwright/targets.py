@@ -31,7 +31,7 @@ from rollwright.spec.model import NAME_RE, Target
 
 Write = Callable[[str], None]
 KEY_ORDER = tuple(Target.model_fields)  # where a new key goes in a target's mapping
-FLAGS = ("production", "read_only", "become")
+FLAGS = ("production", "read_only", "require_signature", "become")
 HOSTS_FILE = "hosts.yml"
 RESERVED_GROUPS = ("all", "ungrouped")
 HOST_ARG = re.compile(r"^(?P<group>[^:=\s]+):(?P<host>[^:=\s]+)=(?P<address>\S+)$")
@@ -528,7 +528,7 @@ def _targets_map(spec_file: YamlFile) -> CommentedMap:
 
 def add_target(spec_path: Path, name: str, *, hosts: list[str], variables: list[str], inventory: str | None = None,
                after: str | None = None, production: bool = False, read_only: bool = False, become: bool = False,
-               write: Write = print) -> int:
+               require_signature: bool = False, write: Write = print) -> int:
     """A new target: with --host, a new inventory; without, an inventory that exists already (--inventory, or
     inventories/NAME), adopted as it is: referenced by the spec, never rewritten. Refused, with nothing written,
     when anything is wrong."""
@@ -563,7 +563,8 @@ def add_target(spec_path: Path, name: str, *, hosts: list[str], variables: list[
     entry = CommentedMap(inventory=relative)
     if after:
         entry["after"] = after
-    for flag, on in (("production", production), ("read_only", read_only), ("become", become)):
+    for flag, on in (("production", production), ("read_only", read_only), ("require_signature", require_signature),
+                     ("become", become)):
         if on:
             entry[flag] = True
     _append(_targets_map(spec_file), name, entry)
@@ -606,6 +607,7 @@ class Changes:
     no_after: bool = False
     production: bool | None = None
     read_only: bool | None = None
+    require_signature: bool | None = None
     become: bool | None = None
 
 
@@ -617,7 +619,7 @@ def update_target(spec_path: Path, name: str, changes: Changes, write: Write = p
     inventory_edits = changes.add_hosts or changes.remove_hosts or changes.set_vars or changes.unset_vars
     if not (inventory_edits or flags or changes.after or changes.no_after):
         raise BadInput("nothing to change: give --add-host, --remove-host, --var, --unset-var, --after, --no-after "
-                       "or a --[no-]production/--[no-]read-only/--[no-]become flag")
+                       "or a --[no-]production/--[no-]read-only/--[no-]require-signature/--[no-]become flag")
     done: list[str] = []
     writes: dict[Path, str] = {}
     if inventory_edits:

@@ -1,5 +1,5 @@
 # PYTHON_ARGCOMPLETE_OK  (argcomplete's global activation completes only scripts whose module says this)
-"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, app, checks, logs, execute, lock,
+"""The one entry point: `rollwright <command>`, a module per noun (spec, deploy, sign, app, checks, logs, execute, lock,
 audit, history, database, env, target, lab).
 
 Exit codes: 0 ok, 1 the deploy (or a lab/run action) failed and the fleet is on one healthy version,
@@ -13,13 +13,28 @@ import os
 import sys
 from importlib.metadata import PackageNotFoundError, version
 
-from rollwright.cli import app, audit, checks, database, deploy, env, execute, history, lab, lock, logs, spec, target
+from rollwright.cli import (
+    app,
+    audit,
+    checks,
+    database,
+    deploy,
+    env,
+    execute,
+    history,
+    lab,
+    lock,
+    logs,
+    sign,
+    spec,
+    target,
+)
 from rollwright.cli.common import Parser
 from rollwright.errors import RollwrightError
 from rollwright.run.output import ClosedPipeSafe
 
 # --help lists them so
-NOUNS = (spec, deploy, app, checks, logs, execute, lock, audit, history, database, env, target, lab)
+NOUNS = (spec, deploy, sign, app, checks, logs, execute, lock, audit, history, database, env, target, lab)
 
 
 def _version() -> str:

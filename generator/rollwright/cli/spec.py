@@ -106,10 +106,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from rollwright.render.project import prepare, render, write_project
+    from rollwright.render.project import prepare, render, resolve_target, write_project
+    from rollwright.run.provenance import Unverified, check_artifact
 
     start = time.perf_counter()
     loaded = _with_execution_environment(load_with_artifact(args), args.ee_base_image, args.ee_package_manager)
+    name, target = resolve_target(loaded, args.target)
+    try:  # the project carries the artifact: a signature that does not hold makes none
+        check_artifact(loaded, name, target)
+    except Unverified as exc:
+        raise BadInput(f"generate refused: {exc}") from None
     out = Path(args.output) if args.output else Path("build") / (args.target or "local")
     files = render(prepare(loaded, args.target))
     write_project(files, out)

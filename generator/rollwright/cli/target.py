@@ -6,6 +6,7 @@ import argparse
 
 from rollwright.cli.common import Subparsers, actions, command, json_arg, say, spec_arg
 
+SIGNATURE_HELP = "deploy only a signed artifact here (artifact.signature, verified on the control node)"
 HOST_HELP = "a host as GROUP:HOST=ADDRESS[:PORT], e.g. app:app1=192.0.2.11 (repeatable)"
 
 
@@ -19,12 +20,13 @@ def cmd_target(args: argparse.Namespace) -> int:
     if args.action == "add":
         return targets.add_target(args.spec, args.name, hosts=args.host, variables=args.var, inventory=args.inventory,
                                   after=args.after, production=args.production, read_only=args.read_only,
-                                  become=args.become, write=say)
+                                  become=args.become, require_signature=args.require_signature, write=say)
     if args.action == "remove":
         return targets.remove_target(args.spec, args.name, delete_inventory=args.delete_inventory, write=say)
     changes = targets.Changes(add_hosts=args.add_host, remove_hosts=args.remove_host, set_vars=args.var,
                               unset_vars=args.unset_var, after=args.after, no_after=args.no_after,
-                              production=args.production, read_only=args.read_only, become=args.become)
+                              production=args.production, read_only=args.read_only, become=args.become,
+                              require_signature=args.require_signature)
     return targets.update_target(args.spec, args.name, changes, say)
 
 
@@ -52,6 +54,7 @@ def register(sub: Subparsers) -> None:
                    help="mark it production (no --no-health-check; restore needs --yes)")
     a.add_argument("--read-only", action="store_true",
                    help="mark it read-only (plan, --check, drift, status and history only)")
+    a.add_argument("--require-signature", action="store_true", help=SIGNATURE_HELP)
     a.add_argument("--become", action="store_true", help="deploy with privilege escalation (sudo)")
     a.set_defaults(func=cmd_target)
 
@@ -75,7 +78,7 @@ def register(sub: Subparsers) -> None:
     after.add_argument("--after", metavar="TARGET", help="deploys here need the artifact verified on TARGET first")
     after.add_argument("--no-after", action="store_true", help="drop the target's `after`")
     for flag, text in (("production", "mark it production (or not)"), ("read-only", "mark it read-only (or not)"),
-                       ("become", "deploy with privilege escalation")):
+                       ("require-signature", SIGNATURE_HELP), ("become", "deploy with privilege escalation")):
         a.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=text)
     a.set_defaults(func=cmd_target)
 

@@ -43,6 +43,7 @@ from rollwright.run.notify import notify
 from rollwright.run.output import Output, hosts_in_batches
 from rollwright.run.preflight import Overrides, Refusals, host_problems, refuse_read_only, target_gates
 from rollwright.run.progress import Progress
+from rollwright.run.provenance import Unverified, check_artifact, provenance
 from rollwright.run.records import History, Record, now, write_record
 from rollwright.run.recover import repair_leftovers
 from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states, states_of
@@ -108,11 +109,15 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
         write(plan_as_text(steps))
         return 0
     refuse_read_only(name, target, "deploy")  # before the host checks: nothing on a read-only target is contacted
+    what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
+    try:  # before the project, the lock and any host: an artifact that is not what its signer signed goes nowhere
+        signed = check_artifact(loaded, name, target)
+    except Unverified as exc:
+        raise _refused(what, name, [str(exc)]) from None
     documents = {"checklist.md": checklist(spec, name, steps),
                  "rollback-plan.md": rollback_plan(spec, name, destructive_files(migrations))}
     app_hosts = hosts_of(spec.rollout.hosts, inventory) if spec.artifact else []
     batches = split_batches(app_hosts, spec.rollout.steps)
-    what = f"{spec.app} {spec.artifact.version}" if spec.artifact else spec.app
     plan, fields = plan_line(f"deploying {what} to {name}", spec, options.limit, batches)
     write.plan(plan, action="deploy", target=name, version=spec.artifact.version if spec.artifact else "", **fields)
     if spec.rollout.strategy == "direct":
@@ -123,11 +128,15 @@ def deploy(loaded: LoadedSpec, options: DeployOptions, write: Output) -> int:
     elif spec.rollout.balancer and any(len(b) == len(app_hosts) > 1 for b in batches):
         write("warning: a batch takes every app host out of the load balancer at once; requests will fail meanwhile")
     copies = ", a copy of the artifact" if spec.artifact else ""
+    if signed:
+        write(f"signature: good {signed.method} signature by {signed.signer} ({signed.fingerprint}), checked over the "
+              "artifact's pinned sha256")
     write.phase(f"preparing the Ansible project (the playbooks, the roles{copies})")
     workspace = prepare_workspace(loaded, name, ships_artifact=True)
     record = Record(spec.app, name, "deploy", spec.artifact.version if spec.artifact else "",
                     spec.artifact.sha256 if spec.artifact else "",
                     f"{spec.rollout.strategy} {spec.rollout.steps}" if spec.artifact else "", now())
+    record.provenance = provenance(loaded, signed, workspace.digest)
     with labelled(*ara_labels(record)):  # every playbook run of this deploy, for ARA
         problems = target_gates(loaded, name, target, record.sha256, options.overrides, History(workspace.root.parent))
         if problems:  # refused anyway: the one refusal lists what the hosts would refuse too
@@ -589,7 +598,7 @@ def prepare_workspace(loaded: LoadedSpec, target: str | None, *, ships_artifact:
     write_project_once(files, project)
     os.utime(project)
     _prune(projects, keep=project)
-    return Workspace(root, project)
+    return Workspace(root, project, digest.hexdigest())
 
 
 def _prune(projects: Path, keep: Path) -> None:

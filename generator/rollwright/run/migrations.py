@@ -22,6 +22,7 @@ from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.preflight import refuse_read_only
 from rollwright.run.progress import Progress
+from rollwright.run.provenance import Unverified, check_artifact
 from rollwright.spec.loader import LoadedSpec
 
 Write = Callable[[str], None]
@@ -138,6 +139,12 @@ def pending_migrations(loaded: LoadedSpec, target: str | None) -> Pending:
 def _run(loaded: LoadedSpec, target: str | None, action: str, lines: list[str], *, check: bool, script: str = "",
          version: str = "") -> tuple[PlaybookRun, dict[str, Any]]:
     """migrations.yml with one action (a tool's status and plan in the staged release); its published result."""
+    migrations = loaded.spec.database.migrations if loaded.spec.database else None
+    if action in STAGED_ACTIONS and migrations and migrations.tool != "sql":  # the release goes to an app host
+        try:
+            check_artifact(loaded, *resolve_target(loaded, target))
+        except Unverified as exc:
+            raise BadInput(f"migrations {action} refused before any host was contacted: {exc}") from None
     workspace = prepare_workspace(loaded, target)
     extravars = {"rollwright_migrations_action": action, "rollwright_migrations_script": script,
                  "rollwright_migrations_version": version, "rollwright_migrations_stage": action in STAGED_ACTIONS}

@@ -76,6 +76,9 @@ class Record:
     processes_restarted: dict[str, list[str]] = field(default_factory=dict)  # host -> the app's other processes
     verification: dict[str, Any] = field(default_factory=dict)  # the testinfra suite's result (run/verify.py)
     summary: str = ""
+    # what was shipped and where it came from: the artifact's sha256 and source, its verified signer, the spec's
+    # and the generated project's digests, rollwright's version (run/provenance.py)
+    provenance: dict[str, Any] = field(default_factory=dict)
     artifacts: list[str] = field(default_factory=list)  # ansible-runner artifact folders of its runs
 
     def __post_init__(self) -> None:
@@ -168,8 +171,22 @@ def markdown(record: Record) -> str:
         lines += [f"- {f['host']}: {f['check']}: {f['message']}" for f in found.get("failures") or []]
         if found.get("error"):
             lines.append(f"- could not run: {found['error']}")
+    if record.provenance:
+        lines += ["", "## Provenance", "", *provenance_lines(record.provenance)]
     lines += ["", "## Result", "", record.summary or record.status]
     return "\n".join(lines) + "\n"
+
+
+def provenance_lines(found: dict[str, Any]) -> list[str]:
+    """The record's provenance as a list: what was shipped, who signed it, what made the project."""
+    signed = found.get("signature")
+    signer = (f"{signed['method']}: {signed['signer']} ({signed['fingerprint']}), `{signed['file']}`" if signed
+              else "none (the artifact was not signed)")
+    return [f"- artifact sha256: `{found.get('artifact_sha256') or '-'}`",
+            f"- source: `{found.get('source') or '-'}`", f"- signed by: {signer}",
+            f"- spec: `{found.get('spec') or '-'}`, sha256 `{found.get('spec_sha256') or '-'}`",
+            f"- generated project sha256: `{found.get('project_sha256') or '-'}`",
+            f"- rollwright {found.get('rollwright_version') or '-'}"]
 
 
 class History:

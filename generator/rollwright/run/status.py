@@ -29,6 +29,7 @@ class Workspace:
 
     root: Path
     project: Path
+    digest: str = ""  # the generated project's sha256 (its folder is named by the first 16 hex), for provenance
 
     @property
     def runs(self) -> Path:

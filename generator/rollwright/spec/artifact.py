@@ -64,7 +64,9 @@ def with_artifact(loaded: LoadedSpec, path: Path, version: str | None = None) ->
     except OSError as exc:
         raise BadInput(f"--artifact {path}: cannot read it: {exc.strerror or exc}") from None
     try:
-        artifact = Artifact(path=str(path.resolve()), version=version, sha256=sha256)
+        signature = loaded.spec.artifact.signature  # how to check it; the signature file is the one beside it
+        artifact = Artifact(path=str(path.resolve()), version=version, sha256=sha256,
+                            signature=signature.model_copy(update={"path": None}) if signature else None)
     except ValidationError as exc:
         if any(e["loc"] == ("version",) for e in exc.errors()):
             raise BadInput(f"--version {version!r}: expected a version like 1.4.0 (letters, digits, '.', '_', '+', "

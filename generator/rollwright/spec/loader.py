@@ -149,7 +149,7 @@ def _with_build(tree: CommentedMap, path: Path, build_file: bool) -> Any:
         return tree
     issues = [SpecIssue(str(path), *_locate(tree, ("artifact", key), True)[:2], f"artifact.{key}",
                         f"unknown key '{key}' beside 'from': the build file gives path, version and sha256 (leave "
-                        "them out here, or drop 'from')") for key in section if key != "from"]
+                        "them out here, or drop 'from')") for key in section if key not in ("from", "signature")]
     try:
         ref = BuildFileRef.model_validate({"from": _plain(section["from"])})
     except ValidationError as exc:
@@ -161,7 +161,19 @@ def _with_build(tree: CommentedMap, path: Path, build_file: bool) -> Any:
         info = BuildInfo(path=ref.from_, version=UNBUILT, sha256="0" * 64)
     else:
         info = _read_build(build_path, tree, path)
-    return {**tree, "artifact": info.model_dump()}
+    return {**tree, "artifact": _signed(info, section.get("signature"))}
+
+
+def _signed(info: BuildInfo, signature: Any) -> dict[str, Any]:
+    """The build's artifact, with the spec's `signature` (how to check it) and the signature file the build named
+    (which comes before the spec's own `signature.path`)."""
+    artifact = info.model_dump(exclude={"signature"})
+    if signature is None:
+        return artifact
+    signature = _plain(signature)
+    if info.signature and isinstance(signature, dict):
+        signature = {**signature, "path": info.signature}
+    return {**artifact, "signature": signature}
 
 
 UNBUILT = "unbuilt"  # the placeholder version of an artifact whose build file was not read

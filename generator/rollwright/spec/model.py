@@ -217,7 +217,7 @@ EnvValue = Annotated[str | int | bool, AfterValidator(_env_value), WithJsonSchem
     "pattern": r"^(?:\{\{\s*[A-Za-z_][A-Za-z0-9_]*\s*\}\}|(?![\s\S]*(?:\{\{|\{%|\{#))[\s\S]*)$",
     "patternErrorMessage": TEMPLATE_ONLY_WHOLE})]
 ONE_SOURCE = "set exactly one of 'path' (a file on the control node) or 'url'"
-BUILD_FILE_ALONE = "'from' stands alone: the build file gives path, version and sha256"
+BUILD_FILE_ALONE = "'from' stands alone (or beside 'signature'): the build file gives path, version and sha256"
 Url = Annotated[str, Field(pattern=r"^https?://")]
 
 
@@ -227,13 +227,84 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 def _artifact_or_build_file(schema: dict[str, Any]) -> None:
     """Editors must accept `artifact: {from: FILE}` too, which the loader resolves before the model sees it:
-    `from` alone, or the pinned fields with one source (an `if`, so an error still names its field)."""
-    pinned = {"required": schema.pop("required"),
-              **_when(_set({"path": "string"}), then=_unset("url", ONE_SOURCE),
-                      otherwise=_set({"url": "string"}, ONE_SOURCE))}
+    `from` alone (or with its `signature`), or the pinned fields with one source (an `if`, so an error still names
+    its field); a signed artifact is a `path` one."""
+    pinned = {"required": schema.pop("required"), "allOf": [
+        _when(_set({"path": "string"}), then=_unset("url", ONE_SOURCE), otherwise=_set({"url": "string"}, ONE_SOURCE)),
+        _when(_set({"signature": "object"}), then=_unset("url", SIGNED_NEEDS_PATH))]}
     schema["properties"]["from"] = BuildFileRef.model_json_schema(by_alias=True)["properties"]["from"]
-    schema.update(_when({"required": ["from"]}, then={"maxProperties": 1, "errorMessage": BUILD_FILE_ALONE},
-                        otherwise=pinned))
+    schema.update(_when({"required": ["from"]}, then={"propertyNames": {"enum": ["from", "signature"]},
+                                                      "errorMessage": BUILD_FILE_ALONE}, otherwise=pinned))
+
+
+SSH_ONLY = "'allowed_signers' and 'namespace' are for method ssh"
+SSH_NEEDS = "method ssh needs 'allowed_signers' (who may sign: an OpenSSH allowed-signers file)"
+GPG_ONLY = "'keyring' is for method gpg"
+GPG_NEEDS = "method gpg needs 'keyring' (who may sign: a keyring file of public keys, `gpg --export`)"
+GPG_SIGNER = "with method gpg, each of 'signers' is a key's fingerprint: 40 hex characters"
+SIGNED_NEEDS_PATH = ("a signature is checked on the control node against the bytes it uploads; a 'url' artifact is "
+                     "fetched by each host, never by the control node: download it and give its 'path'")
+NAMESPACE_DEFAULT = "rollwright"
+FINGERPRINT_RE = re.compile(r"^[0-9A-Fa-f]{40}$")
+
+
+def _is_method(method: str) -> dict[str, Any]:
+    return {"required": ["method"], "properties": {"method": {"const": method}}}
+
+
+class Signature(Strict):
+    """A detached signature of the artifact, checked on the control node (`ssh-keygen -Y verify` or `gpgv`, no
+    network) against the exact bytes whose sha256 is pinned, before the lock and before any host is contacted."""
+
+    model_config = _rules(
+        _when(_is_method("ssh"), then={"allOf": [_set({"allowed_signers": "string"}, SSH_NEEDS),
+                                                 _unset("keyring", GPG_ONLY)]}),
+        _when(_is_method("gpg"), then={"allOf": [_set({"keyring": "string"}, GPG_NEEDS),
+                                                 _unset("allowed_signers", SSH_ONLY), _unset("namespace", SSH_ONLY),
+                                                 {"properties": {"signers": {"items": {
+                                                     "pattern": FINGERPRINT_RE.pattern,
+                                                     "errorMessage": GPG_SIGNER}}}}]}))
+
+    method: Literal["ssh", "gpg"] = Field(description=(
+        "`ssh`: an OpenSSH signature (`ssh-keygen -Y sign`, or `rollwright sign ARTIFACT --key KEY`), checked "
+        "against `allowed_signers`; `gpg`: an OpenPGP detached signature (`gpg --detach-sign`), checked with `gpgv` "
+        "against `keyring`."))
+    path: InSpecFolder | None = Field(None, examples=["dist/hello-1.0.0.tar.gz.sig"], description=(
+        "The signature file, relative to the spec's folder. Default: beside the tarball, `<path>.sig` (gpg: "
+        "`<path>.asc` when there is one, else `<path>.sig`). A build file's `signature` comes first; with "
+        "`--artifact` it is the one beside that tarball."))
+    allowed_signers: InSpecFolder | None = Field(None, examples=["keys/allowed_signers"], description=(
+        "ssh: the OpenSSH allowed-signers file (`PRINCIPAL [namespaces=\"rollwright\"] ssh-ed25519 AAAA...` a "
+        "line), relative to the spec's folder: the signing key must be in it."))
+    keyring: InSpecFolder | None = Field(None, examples=["keys/release.gpg"], description=(
+        "gpg: the public keys that may sign (`gpg --export KEY > keys/release.gpg`), relative to the spec's "
+        "folder; `gpgv` trusts this file and nothing else."))
+    namespace: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9@._-]*$", max_length=64)] | None = Field(
+        None, examples=["rollwright"], description=f"ssh: the namespace the signature was made for (`-n`); default "
+                                                   f"`{NAMESPACE_DEFAULT}`. A signature made for another one is "
+                                                   "refused.")
+    signers: list[Annotated[str, Field(pattern=r'^[^\s,*?"]+$', max_length=200)]] = Field(
+        [], json_schema_extra={"uniqueItems": True}, examples=[["release@example.com"]], description=(
+            "Who may sign, narrowed further: ssh principals (as in `allowed_signers`) or gpg key fingerprints (40 "
+            "hex). Empty: anyone `allowed_signers` or `keyring` holds."))
+
+    @model_validator(mode="after")
+    def _fits_method(self) -> Signature:
+        problems = []
+        if self.method == "ssh":
+            problems += [SSH_NEEDS] if self.allowed_signers is None else []
+            problems += [GPG_ONLY] if self.keyring is not None else []
+        else:
+            problems += [GPG_NEEDS] if self.keyring is None else []
+            problems += [SSH_ONLY] if self.allowed_signers is not None or self.namespace is not None else []
+            problems += [GPG_SIGNER] if any(not FINGERPRINT_RE.match(s) for s in self.signers) else []
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def ssh_namespace(self) -> str:
+        return self.namespace or NAMESPACE_DEFAULT
 
 
 class Artifact(Strict):
@@ -254,11 +325,17 @@ class Artifact(Strict):
     url: Url | None = Field(None, examples=["https://artifacts.example.com/hello-1.0.0.tar.gz"],
                                  description="Where each host downloads the tarball (http or https). Set this or "
                                              "`path`.")
+    signature: Signature | None = Field(None, description=(
+        "A detached signature of the tarball, verified on the control node before anything is uploaded; the "
+        "signer goes into the deploy record. Needs `path` (a `url` artifact is never fetched by the control "
+        "node). Beside `from`, it says how to check what the build made."))
 
     @model_validator(mode="after")
     def _one_source(self) -> Artifact:
         if (self.path is None) == (self.url is None):
             raise ValueError(ONE_SOURCE)
+        if self.signature and self.url:
+            raise ValueError(SIGNED_NEEDS_PATH)
         return self
 
 
@@ -268,7 +345,8 @@ class BuildFileRef(Strict):
 
     from_: Annotated[InSpecFolder, Field(alias="from", examples=["dist/build.json"], description=(
         "A JSON file the build writes, relative to the spec's folder: {\"path\", \"version\", \"sha256\"} of the "
-        "tarball it made. Alone: the other fields come from the file."))]
+        "tarball it made, and `signature` (its signature file) when it signed it. Alone, or beside `signature` (how "
+        "to check it): the other fields come from the file."))]
 
 
 class BuildInfo(Strict):
@@ -278,6 +356,7 @@ class BuildInfo(Strict):
     path: InSpecFolder
     version: Version
     sha256: Sha256
+    signature: InSpecFolder | None = None  # the build's detached signature of the tarball, when it made one
 
 
 HostCommand = Annotated[str, Field(min_length=1)]  # run on the app hosts as `/bin/sh -c COMMAND`
@@ -873,6 +952,8 @@ class Target(Strict):
                                      "JSON message at start, success, failure and rollback; never fails a deploy.")
     gates: list[AnyPath] = Field([], examples=[["reports/review.json"]], description="Result files (review, tests, "
                                  "scan) that must say PASS before a deploy.")
+    require_signature: bool = Field(False, description="Deploy only a signed artifact (`artifact.signature`, "
+                                    "verified on the control node): an unsigned one is refused before any change.")
 
 
 ONE_KIND = "set exactly one of 'url' (an HTTP check) or 'command' (exit 0 passes)"
