@@ -10,7 +10,7 @@ from rollwright.render.batches import split_batches
 from rollwright.render.commands import GroupCommand
 from rollwright.render.policy import pending_rule
 from rollwright.render.project import ROLES_DIR, release_runner
-from rollwright.spec.model import Canary, CommandGroup, Spec
+from rollwright.spec.model import Canary, CommandGroup, Hold, Spec
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
                      if set(hosts_of(colour, inventory)) - set(app_hosts)]
     elif spec.artifact:
         steps += _rollout_steps(spec, app_hosts)
+    if spec.artifact:
+        steps += hold_step(spec, inventory)
     if spec.health and spec.health.url:
         steps.append(Step("health", f"Site health: {spec.health.url} answers {spec.health.status}", ["localhost"]))
     steps += [Step("smoke", f"Smoke check: {check.label} (up to {check.attempts}x); a failure rolls every host "
@@ -198,13 +200,29 @@ def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
 
 def canary_criteria(guard: Canary, baseline: bool = True) -> str:
     """The analysis window and its abort criteria; the last step has no baseline, only absolute limits."""
-    errors = f"above {guard.max_error_rate:.2%}" + (f" or above {guard.max_error_ratio}x the baseline's"
-                                                     if baseline else "")
-    latency = [f"above {guard.max_latency_ratio}x the baseline's"] if baseline else []
-    latency += [f"above {guard.max_latency_ms} ms"] if guard.max_latency_ms else []
-    slow = f", their average response time is {' or '.join(latency)}" if latency else ""
     return (f"a {guard.window_s} s analysis of the load balancer's counters; abort and roll every canary host back "
-            f"if their 5xx share is {errors}{slow}, or they answered fewer than {guard.min_requests} requests")
+            f"if their {slo_limits(guard, baseline)}")
+
+
+def hold_step(spec: Spec, inventory: dict[str, list[str]]) -> list[Step]:
+    """The SLO hold after the rollout (blue/green: after the switch), when the spec has one."""
+    hold, lb = spec.rollout.hold, spec.rollout.load_balancer
+    if hold is None or lb is None:
+        return []
+    back = "switch the traffic back" if spec.rollout.strategy == "blue_green" else "roll every app host back"
+    return [Step("hold", f"SLO hold: {hold.duration_s} s of the new release's traffic on {lb.hosts}'s counters "
+                 f"(backend {lb.backend}), against the traffic between the deploy's start and its first switch; "
+                 f"{back} if the new hosts' {slo_limits(hold, True)}", hosts_of(lb.hosts, inventory)[:1])]
+
+
+def slo_limits(limits: Canary | Hold, baseline: bool) -> str:
+    """What fails an SLO verdict, as the plan says it."""
+    errors = f"above {limits.max_error_rate:.2%}" + (f" or above {limits.max_error_ratio}x the baseline's"
+                                                      if baseline else "")
+    latency = [f"above {limits.max_latency_ratio}x the baseline's"] if baseline else []
+    latency += [f"above {limits.max_latency_ms} ms"] if limits.max_latency_ms else []
+    slow = f", their average response time is {' or '.join(latency)}" if latency else ""
+    return f"5xx share is {errors}{slow}, or they answered fewer than {limits.min_requests} requests"
 
 
 def plan_as_json(steps: list[Step]) -> list[dict[str, Any]]:

@@ -105,6 +105,7 @@ class Progress:
         self.migrations: dict[str, Any] = {}  # the deploy's sql_migrations result: applied, destructive, failed
         self.backup: dict[str, Any] = {}  # what the backup role reported: file, size, seconds, verify
         self.canary: list[dict[str, Any]] = []  # each canary step's verdict and its numbers
+        self.hold: dict[str, Any] = {}  # the SLO hold's verdict after the rollout, with its numbers
         self.colours: dict[str, str] = {}  # blue/green: the live and the idle colour when the run started
         self.colour_switched = False  # blue/green: the traffic moved to the other colour in this run
 
@@ -215,6 +216,9 @@ class Progress:
             self.migrations = {key: res.get(key) for key in ("applied", "destructive", "failed") if res.get(key)}
         if data.get("task_action") == "canary_guard" and "passed" in res and not res.get("skipped"):
             self._judged(res)
+        if data.get("task_action") == "slo_hold" and "passed" in res and not res.get("skipped"):
+            self.hold = {key: res.get(key) for key in ("passed", "duration_s", "reasons", "release", "baseline")}
+            self._say("hold", hold_line(self.hold), **self.hold)
         if data.get("task_action") == "haproxy_switch" and res.get("switched"):
             self.colour_switched = True
         if data.get("task_action") == "process_ready":
@@ -343,6 +347,22 @@ def canary_line(verdict: dict[str, Any]) -> str:
     outcome = "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])
     step = f"canary step {verdict['step']} ({', '.join(canary['servers'])})"
     return f"    {step}: errors {side(canary)}{against}{times} in {verdict['window_s']} s: {outcome}"
+
+
+def hold_line(verdict: dict[str, Any]) -> str:
+    """`hold 8 s (app1, app2): errors 19.80% (42/212) vs baseline 0.10% (1/960, before the deploy); 2.0 ms vs
+    1.0 ms: FAILED: ...` (errors: 5xx responses and requests HAProxy retried on another server)."""
+    release, baseline = verdict.get("release") or {}, verdict.get("baseline") or {}
+
+    def side(numbers: dict[str, Any]) -> str:
+        return f"{numbers.get('error_rate', 0):.2%} ({numbers.get('errors', 0)}/{numbers.get('requests', 0)}"
+
+    outcome = "passed" if verdict.get("passed") else "FAILED: " + "; ".join(verdict.get("reasons") or [])
+    servers = ", ".join(release.get("servers") or [])
+    against = f"baseline {side(baseline)}, {baseline.get('source', '?')})"
+    times = f"{release.get('avg_ms', 0)} ms vs {baseline.get('avg_ms', 0)} ms"
+    held = f"hold {verdict.get('duration_s')} s ({servers})"
+    return f"    {held}: errors {side(release)}) vs {against}; {times}: {outcome}"
 
 
 def output_tail(res: Any) -> list[str]:

@@ -545,6 +545,26 @@ class Canary(Strict):
                                                                      "milliseconds; 0 (default) sets no limit.")
 
 
+class Hold(Strict):
+    """The SLO hold after the rollout: the new release's traffic over `duration_s`, judged against the traffic
+    before the deploy (HAProxy's counters, as the canary guard reads them); a breach rolls the whole fleet back."""
+
+    duration_s: int = Field(60, ge=5, le=3600, description="Seconds of the new release's traffic judged after the "
+                                                           "rollout (rolling, direct, canary: after the last step; "
+                                                           "blue_green: after the switch).")
+    min_requests: int = Field(20, ge=1, description="Fewest requests the release must answer in the hold: no traffic "
+                                                    "is no evidence, and fails the hold.")
+    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
+                                  description="Highest share of the release's requests that may fail (5xx or "
+                                              "retried), 0 to 1.")
+    max_error_ratio: float = Field(2.0, ge=1, description="Highest error rate as a multiple of the baseline's (the "
+                                                          "traffic between the deploy's start and its first switch).")
+    max_latency_ratio: float = Field(2.0, ge=1, description="Highest average response time as a multiple of the "
+                                                            "baseline's (below 10 ms counts as 10 ms).")
+    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest average response time in "
+                                                                     "milliseconds; 0 (default) sets no limit.")
+
+
 class BlueGreen(Strict):
     """Two inventory groups of app hosts behind the same backend; one takes the traffic."""
 
@@ -554,6 +574,7 @@ class BlueGreen(Strict):
 
 STRATEGIES_NEEDING_LB = ("canary", "blue_green")
 LB_NEEDED = "needs 'load_balancer' of kind haproxy (its traffic switch and, for a canary, its metrics)"
+LB_NEEDED_BY_HOLD = "needs 'load_balancer' of kind haproxy (its counters are the hold's metrics)"
 
 
 class Rollout(Strict):
@@ -565,7 +586,10 @@ class Rollout(Strict):
         _when(_is("strategy", enum=list(STRATEGIES_NEEDING_LB)), then={"properties": {"load_balancer": {"properties": {
             "kind": {"const": "haproxy", "errorMessage": f"strategy canary or blue_green {LB_NEEDED}"}}}}}),
         *(_when(_set({section: "object"}), then=_is("strategy", const=section, errorMessage=(
-            f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB))
+            f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB),
+        _when(_set({"hold": "object"}), then=_set({"load_balancer": "object"}, f"'hold' {LB_NEEDED_BY_HOLD}")),
+        _when(_set({"hold": "object"}), then={"properties": {"load_balancer": {"properties": {
+            "kind": {"const": "haproxy", "errorMessage": f"'hold' {LB_NEEDED_BY_HOLD}"}}}}}))
 
     strategy: Literal["rolling", "canary", "blue_green", "direct"] = Field(
         "rolling", description="rolling (default): batch by batch behind the load balancer; canary: steps with an "
@@ -586,6 +610,9 @@ class Rollout(Strict):
                                   "`window_s`; a step that fails them rolls every canary host back.")
     blue_green: BlueGreen | None = Field(None, description="Strategy blue_green only: two inventory groups of app "
                                          "hosts behind the same backend; one takes the traffic.")
+    hold: Hold | None = Field(None, description="An SLO hold after the rollout, any strategy: the new release's "
+                              "traffic over `duration_s` against the traffic before the deploy (HAProxy's counters); a "
+                              "breach rolls every host back (blue_green: switches back). Default: no hold.")
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> Rollout:
@@ -594,6 +621,8 @@ class Rollout(Strict):
         for section in STRATEGIES_NEEDING_LB:
             if getattr(self, section) is not None and self.strategy != section:
                 raise ValueError(f"'{section}' settings need strategy '{section}' (it is '{self.strategy}')")
+        if self.hold is not None and self.haproxy is None:
+            raise ValueError(f"'hold' {LB_NEEDED_BY_HOLD}")
         if self.blue_green and self.blue_green.blue == self.blue_green.green:
             raise ValueError("blue_green needs two different groups for 'blue' and 'green'")
         return self

@@ -45,84 +45,11 @@ baseline_servers: {description: The baseline servers judged against., returned: 
 window_s: {description: The analysis window in seconds., returned: always, type: int}
 """
 
-import csv
-import socket
 import time
 
 from ansible.module_utils.basic import AnsibleModule
-
-# Below this a baseline's average is noise (HAProxy counts whole ms): 1 ms against 3 ms is no slowdown.
-LATENCY_FLOOR_MS = 10
-RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
-
-
-def show_stat(path):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(b"show stat\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode()
-
-
-def server_rows(text, backend):
-    """server name -> its `show stat` row, for one backend."""
-    return {row["svname"]: row for row in csv.DictReader(text.lstrip("# ").splitlines())
-            if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")}
-
-
-def _number(row, column):
-    try:
-        return int(row.get(column) or 0)
-    except ValueError:
-        return 0
-
-
-def window(before, after, servers):
-    """Requests, errors and average response time of `servers` between two snapshots.
-
-    An error is a 5xx response or a retry (`wretr`): with `retry-on 500` and the like, HAProxy hides a
-    server's 5xx from the client and from `hrsp_5xx` by sending the request to another server, so the
-    retries are the only trace of them."""
-    requests = errors = answers = 0
-    weighted_ms = 0
-    for name in servers:
-        old, new = before.get(name, {}), after.get(name, {})
-        answered = sum(_number(new, c) - _number(old, c) for c in RESPONSE_COLUMNS)
-        retried = _number(new, "wretr") - _number(old, "wretr")
-        requests += answered + retried
-        errors += _number(new, "hrsp_5xx") - _number(old, "hrsp_5xx") + retried
-        answers += answered
-        weighted_ms += answered * _number(new, "rtime")
-    return {"requests": requests, "errors": errors,
-            "error_rate": round(errors / requests, 4) if requests else 0.0,
-            "avg_ms": round(weighted_ms / answers, 1) if answers else 0.0}
-
-
-def judge(canary, baseline, limits):
-    """The reasons the canary fails its SLO, each with its numbers; [] when it passes."""
-    reasons = []
-    if canary["requests"] < limits["min_requests"]:
-        return [f"the canary answered {canary['requests']} requests in the window, fewer than "
-                f"{limits['min_requests']} needed to judge it"]
-    if canary["error_rate"] > limits["max_error_rate"]:
-        reasons.append(f"canary error rate {canary['error_rate']:.2%} ({canary['errors']}/{canary['requests']}) "
-                       f"is above the limit {limits['max_error_rate']:.2%}")
-    if baseline["requests"] and canary["error_rate"] > max(baseline["error_rate"], 0.001) * limits["max_error_ratio"]:
-        reasons.append(f"canary error rate {canary['error_rate']:.2%} is above {limits['max_error_ratio']}x the "
-                       f"baseline's {baseline['error_rate']:.2%}")
-    slowest = round(max(baseline["avg_ms"], LATENCY_FLOOR_MS) * limits["max_latency_ratio"], 1)
-    if baseline["requests"] and canary["avg_ms"] > slowest:
-        reasons.append(f"canary response time {canary['avg_ms']} ms is above {limits['max_latency_ratio']}x the "
-                       f"baseline's {baseline['avg_ms']} ms (limit {slowest} ms)")
-    if limits["max_latency_ms"] and canary["avg_ms"] > limits["max_latency_ms"]:
-        reasons.append(f"canary response time {canary['avg_ms']} ms is above the limit {limits['max_latency_ms']} ms")
-    return reasons
+from ansible.module_utils.slo_haproxy import server_rows, show_stat, window
+from ansible.module_utils.slo_judge import judge
 
 
 def main():

@@ -1,0 +1,111 @@
+#!/usr/bin/python
+"""The SLO hold after a rollout: the new release's traffic over the hold, against the window before the deploy."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: slo_hold
+short_description: Judge a release by its traffic after the rollout, against the traffic before the deploy
+description:
+  - O(action=snapshot) reads HAProxy's C(show stat) for the backend and returns its servers' counters and the time
+    (RV(snapshot)): the deploy keeps one at its start and one right before its first switch, so the traffic
+    between them, all on the old release, is the baseline.
+  - O(action=judge) reads the counters at the start and the end of O(duration_s) seconds and judges the responses
+    the release's O(servers) gave in that time against the baseline: the share of 5xx and retried requests
+    (absolute, and relative to the baseline's) and the average response time (relative to the baseline's, or
+    O(max_latency_ms)); fewer than O(min_requests) responses cannot be judged and fail too. The baseline is every
+    server of the backend between the first and the last of O(baseline) (the snapshots); when that window holds
+    fewer than O(min_requests) requests, or there are fewer than two snapshots, the counters since HAProxy started
+    (at the last snapshot, else at the hold's start) stand in for it.
+  - The verdict is returned (RV(passed)); the module fails only when it cannot read the statistics.
+options:
+  action: {description: snapshot or judge., type: str, choices: [snapshot, judge], default: judge}
+  socket: {description: HAProxy runtime API socket., type: path, default: /run/haproxy/admin.sock}
+  backend: {description: Backend holding the servers., type: str, required: true}
+  servers: {description: Server names running the new release (judge)., type: list, elements: str, default: []}
+  baseline: {description: Snapshots taken before the first switch, oldest first (judge)., type: list,
+             elements: dict, default: []}
+  duration_s: {description: Seconds of the release's traffic judged., type: int, default: 60}
+  max_error_rate: {description: Highest share of 5xx or retried requests (0.01 is 1%)., type: float, default: 0.01}
+  max_error_ratio: {description: Highest release/baseline error rate ratio., type: float, default: 2.0}
+  max_latency_ratio: {description: Highest release/baseline average response time ratio., type: float, default: 2.0}
+  max_latency_ms: {description: Highest average response time (0 means no absolute limit)., type: int, default: 0}
+  min_requests: {description: Fewest responses of the release in the hold to judge at all., type: int, default: 20}
+author: rollwright
+"""
+
+RETURN = r"""
+snapshot: {description: "snapshot: time and servers (each server's response, retry and rtime counters).",
+           returned: action is snapshot, type: dict}
+release: {description: "requests, errors (5xx and retries), error_rate, avg_ms and servers of the release in the hold.",
+          returned: action is judge, type: dict}
+baseline: {description: "The same for the baseline, with source (before the deploy, or cumulative) and seconds.",
+           returned: action is judge, type: dict}
+reasons: {description: Why the release failed (empty when it passed)., returned: action is judge, type: list}
+passed: {description: Whether the release met every limit., returned: action is judge, type: bool}
+duration_s: {description: The hold in seconds., returned: action is judge, type: int}
+"""
+
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.slo_haproxy import snapshot, window
+from ansible.module_utils.slo_judge import judge
+
+BEFORE_THE_DEPLOY = "before the deploy"
+CUMULATIVE = "cumulative"
+
+
+def baseline_window(snapshots, fallback, min_requests):
+    """The old release's traffic: every server between the first and the last snapshot, or, when that holds
+    fewer than `min_requests`, the counters since HAProxy started (at the last snapshot, else at `fallback`)."""
+    if len(snapshots) >= 2:
+        first, last = snapshots[0], snapshots[-1]
+        numbers = window(first["servers"], last["servers"], sorted(last["servers"]))
+        if numbers["requests"] >= min_requests:
+            return {**numbers, "source": BEFORE_THE_DEPLOY, "seconds": round(last["time"] - first["time"], 1)}
+    counters = (snapshots[-1] if snapshots else fallback)["servers"]
+    return {**window({}, counters, sorted(counters)), "source": CUMULATIVE, "seconds": 0}
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec={
+            "action": {"type": "str", "choices": ["snapshot", "judge"], "default": "judge"},
+            "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
+            "backend": {"type": "str", "required": True},
+            "servers": {"type": "list", "elements": "str", "default": []},
+            "baseline": {"type": "list", "elements": "dict", "default": []},
+            "duration_s": {"type": "int", "default": 60},
+            "max_error_rate": {"type": "float", "default": 0.01},
+            "max_error_ratio": {"type": "float", "default": 2.0},
+            "max_latency_ratio": {"type": "float", "default": 2.0},
+            "max_latency_ms": {"type": "int", "default": 0},
+            "min_requests": {"type": "int", "default": 20},
+        },
+        supports_check_mode=True,
+    )
+    params = module.params
+    if module.check_mode and params["action"] == "judge":
+        module.exit_json(changed=False, skipped=True, passed=True, reasons=[], msg="no hold in check mode")
+    try:
+        before = snapshot(params["socket"], params["backend"])
+        if params["action"] == "snapshot":
+            module.exit_json(changed=False, snapshot=before)
+        time.sleep(params["duration_s"])
+        after = snapshot(params["socket"], params["backend"])
+    except OSError as exc:
+        module.fail_json(msg=f"cannot read HAProxy statistics on {params['socket']}: {exc}")
+    servers = [name for name in params["servers"] if name in after["servers"]]
+    if not servers:
+        module.fail_json(msg=f"backend {params['backend']} has none of the release's servers "
+                             f"{', '.join(params['servers']) or '(none given)'}")
+    release = window(before["servers"], after["servers"], servers)
+    baseline = baseline_window(params["baseline"], before, params["min_requests"])
+    reasons = judge(release, baseline, params, subject="release")
+    module.exit_json(changed=False, passed=not reasons, reasons=reasons, duration_s=params["duration_s"],
+                     release={**release, "servers": servers}, baseline=baseline)
+
+
+if __name__ == "__main__":
+    main()
