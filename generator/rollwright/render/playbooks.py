@@ -82,7 +82,7 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         plays.append(_preflight_hosts(spec))
     hold = bool(spec.artifact and spec.rollout.hold)
     if hold:  # the baseline window starts: the traffic from here to the first switch is all the old release's
-        plays.append(_hold_snapshot_play(HOLD_START_PLAY))
+        plays.append(_hold_snapshot_play(spec, HOLD_START_PLAY))
     plays += [_group_play(index, group, commands) for index, (group, commands) in enumerate(groups, 1)]
     backup = bool(spec.database and spec.database.backup and spec.database.backup.enabled)
     if backup or _sql_migrations(spec):  # before anything changes: a refused history or a failed dump stops here
@@ -95,10 +95,10 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
         plays.append(_migrate_play(spec))
     if spec.artifact:
         if hold and not _blue_green(spec):
-            plays.append(_hold_snapshot_play(HOLD_END_PLAY))
+            plays.append(_hold_snapshot_play(spec, HOLD_END_PLAY))
         plays.append(_rollout_play(spec))
         if _blue_green(spec):  # the idle colour's rollout took no traffic: the baseline window ends at the switch
-            plays += [_hold_snapshot_play(HOLD_END_PLAY)] if hold else []
+            plays += [_hold_snapshot_play(spec, HOLD_END_PLAY)] if hold else []
             plays.append(_switch_play(spec, optional=True))
         if hold:
             plays.append(_hold_play(spec))
@@ -1058,13 +1058,14 @@ def _verdict_tasks(title: str, entry: str | None, role_vars: dict[str, Any], res
     return [guard, verdict]
 
 
-def _hold_snapshot_play(name: str) -> dict[str, Any]:
+def _hold_snapshot_play(spec: Spec, name: str) -> dict[str, Any]:
     """One point of the baseline window (the deploy's start, or right before its first switch): the load
     balancer's counters, kept on its host for the hold. One task on one host (no wall time to speak of)."""
     task = _include(HOLD_SNAPSHOT_TASK, "canary_guard", "hold", vars={
         "canary_guard_hold_action": "snapshot", "canary_guard_lb_host": "{{ inventory_hostname }}",
         **_refs("canary_guard_", "lb", ["backend", "socket"])})
-    return _play(name, f"{{{{ groups[{V}lb.hosts][0] }}}}", [task], tags=HOLD_TAGS)
+    assert spec.rollout.haproxy is not None
+    return _play(name, f"{spec.rollout.haproxy.hosts}[0]", [task], tags=HOLD_TAGS)
 
 
 def _hold_play(spec: Spec) -> dict[str, Any]:
