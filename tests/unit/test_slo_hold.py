@@ -147,3 +147,32 @@ def test_the_verdict_is_said_at_once_and_kept_for_the_record() -> None:
     skipped({"event": "runner_on_ok", "event_data": {"task_action": "slo_hold", "res": {"skipped": True,
                                                                                          "passed": True}}})
     assert skipped.hold == {} and len(lines) == 1
+
+
+STAT = "cpu  {busy} 0 0 {idle} 0 0 0 0 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\nintr 1\n"
+MEMINFO = "MemTotal:       1000000 kB\nMemFree:          50000 kB\nMemAvailable:   {available} kB\n"
+
+
+def test_host_triggers_read_proc_and_judge_the_level_held_the_whole_hold() -> None:
+    load = load_role_file("canary_guard/module_utils/host_load.py")
+    before = load.cpu_times(STAT.format(busy=1000, idle=9000))
+    after = load.cpu_times("cpu  1900 0 0 9000 100 0 0 0 0 0\n")  # 900 busy, 100 iowait (idle) of 1000
+    assert load.cpu_percent(before, after) == 90.0
+    assert load.memory_percent(MEMINFO.format(available=150000)) == 85.0
+    cpu = load.summary([95.0, 97.5, 93.0])
+    assert cpu == {"lowest": 93.0, "highest": 97.5, "average": 95.2, "samples": 3}
+    limits = {"max_cpu_percent": 90, "max_memory_percent": 0}
+    assert load.host_reasons("app1", {"cpu_percent": cpu, "memory_percent": load.summary([99.0])}, limits) == [
+        "app1: CPU use stayed above 90% for the whole hold (lowest 93.0%, average 95.2% over 3 samples)"]
+    spiky = load.summary([99.0, 40.0, 99.0])  # a spike is not sustained
+    assert load.host_reasons("app1", {"cpu_percent": spiky}, limits) == []
+
+
+def test_host_triggers_sample_every_host_at_once_before_the_verdict(tmp_path: Path) -> None:
+    project = _project(tmp_path, {**LB, "hold": {"duration_s": 8, "max_cpu_percent": 90}})
+    play = next(play for play in project["site.yml"] if play["name"] == HOLD_PLAY)
+    start, sample, judge, _ = play["tasks"]
+    assert start["vars"]["canary_guard_hold_action"] == "start" and start["when"].startswith(
+        "inventory_hostname == ansible_play_batch[0] and (")
+    assert sample["vars"]["canary_guard_hold_action"] == "sample" and "inventory_hostname" not in sample["when"]
+    assert judge["vars"]["canary_guard_max_cpu_percent"] == "{{ rollwright_hold.max_cpu_percent }}"

@@ -67,6 +67,8 @@ HOLD_START_PLAY = "Hold: read the load balancer's counters (the baseline window 
 HOLD_END_PLAY = "Hold: read the load balancer's counters before the first switch (the baseline window ends)"
 HOLD_SNAPSHOT_TASK = "Keep the load balancer's counters for the hold"
 HOLD_PLAY = "Hold: judge the release by its traffic"
+HOLD_STARTED_TASK = "Read the load balancer's counters as the hold starts"
+HOLD_SAMPLE_TASK = "Sample this host's CPU and memory use over the hold"
 HOLD_TASK = "SLO hold: judge the release against the traffic before the deploy"
 HOLD_FAIL_TASK = "Stop the deploy on a failed hold"
 HOLD_LIMITS = [name for name in Hold.model_fields if name != "duration_s"]  # the judge's limits, as rendered
@@ -1044,13 +1046,10 @@ def _verdict_tasks(title: str, entry: str | None, role_vars: dict[str, Any], res
     """A canary_guard verdict on the batch's first host (one analysis, delegated to the load balancer, not one per
     host), then every host of the batch stops on a failed one: not `run_once`, whose failure ansible-core spreads
     to every host of the play. `when`: both happen only where it holds."""
-    first = "ansible_play_batch[0]"
-    judged = f"hostvars[{first}].{result}"
+    judged = f"hostvars[{FIRST_HOST}].{result}"
     also = f" and ({when})" if when else ""
-    guard = _include(title, "canary_guard", entry, vars={
-        "canary_guard_lb_host": f"{{{{ groups[{V}lb.hosts][0] }}}}",
-        **_refs("canary_guard_", "lb", ["backend", "socket"]), **role_vars,
-    }, when=f"inventory_hostname == {first}{also}", **({"tags": tags} if tags else {}))
+    guard = _include(title, "canary_guard", entry, vars={**_guard_lb_vars(), **role_vars},
+                     when=f"inventory_hostname == {FIRST_HOST}{also}", **({"tags": tags} if tags else {}))
     verdict = _task(fail_title, "ansible.builtin.fail", {
         "msg": f"{failed}: {{{{ ({judged}.reasons | default([])) | join('; ') or "
                "'the guard could not judge it (see its error)' }}"},
@@ -1058,12 +1057,19 @@ def _verdict_tasks(title: str, entry: str | None, role_vars: dict[str, Any], res
     return [guard, verdict]
 
 
+FIRST_HOST = "ansible_play_batch[0]"  # where a verdict is made, once per batch
+
+
+def _guard_lb_vars(host: str = f"{{{{ groups[{V}lb.hosts][0] }}}}") -> dict[str, str]:
+    """canary_guard's load balancer: its host, backend and admin socket."""
+    return {"canary_guard_lb_host": host, **_refs("canary_guard_", "lb", ["backend", "socket"])}
+
+
 def _hold_snapshot_play(spec: Spec, name: str) -> dict[str, Any]:
     """One point of the baseline window (the deploy's start, or right before its first switch): the load
     balancer's counters, kept on its host for the hold. One task on one host (no wall time to speak of)."""
     task = _include(HOLD_SNAPSHOT_TASK, "canary_guard", "hold", vars={
-        "canary_guard_hold_action": "snapshot", "canary_guard_lb_host": "{{ inventory_hostname }}",
-        **_refs("canary_guard_", "lb", ["backend", "socket"])})
+        "canary_guard_hold_action": "snapshot", **_guard_lb_vars("{{ inventory_hostname }}")})
     assert spec.rollout.haproxy is not None
     return _play(name, f"{spec.rollout.haproxy.hosts}[0]", [task], tags=HOLD_TAGS)
 
@@ -1071,13 +1077,24 @@ def _hold_snapshot_play(spec: Spec, name: str) -> dict[str, Any]:
 def _hold_play(spec: Spec) -> dict[str, Any]:
     """After the rollout (blue/green: after the switch): the release's traffic over the hold against the window
     before the deploy; every updated host fails on a breach, so the runner rolls the whole fleet back (blue/green:
-    switches back). Only when this run updated a host and moved the traffic to it (not `--no-switch`)."""
+    switches back). Only when this run updated a host and moved the traffic to it (not `--no-switch`). With host
+    triggers, the counters are read as the hold starts, every host samples its CPU and memory for the whole hold
+    (all at once), and the verdict then waits no more."""
+    hold = spec.rollout.hold
+    assert hold is not None
     due = ("(ansible_play_hosts_all | map('extract', hostvars) | map(attribute='rollwright_host_stale', "
            "default=false) | map('bool') | select | list | length > 0) and "
            "not (rollwright_no_switch | default(false) | bool)")
-    tasks = _verdict_tasks(HOLD_TASK, "hold", {
-        "canary_guard_hold_servers": "{{ ansible_play_hosts_all }}",
-        "canary_guard_hold_duration_s": f"{{{{ {V}hold.duration_s }}}}",
+    duration = {"canary_guard_hold_duration_s": f"{{{{ {V}hold.duration_s }}}}"}
+    sampled = [
+        _include(HOLD_STARTED_TASK, "canary_guard", "hold", vars={
+            "canary_guard_hold_action": "start", **_guard_lb_vars()},
+            when=f"inventory_hostname == {FIRST_HOST} and ({due})"),
+        _include(HOLD_SAMPLE_TASK, "canary_guard", "hold", vars={
+            "canary_guard_hold_action": "sample", **_guard_lb_vars(), **duration}, when=due),
+    ] if hold.host_triggers else []
+    tasks = sampled + _verdict_tasks(HOLD_TASK, "hold", {
+        "canary_guard_hold_servers": "{{ ansible_play_hosts_all }}", **duration,
         **_refs("canary_guard_", "hold", HOLD_LIMITS)}, "canary_guard_hold_result", HOLD_FAIL_TASK,
         "the release failed its SLO hold", when=due)
     return _play(HOLD_PLAY, _updated_hosts(spec), tasks, tags=HOLD_TAGS)

@@ -36,6 +36,7 @@ COUNTED_PLAYS = (ROLLOUT_PLAY, APP_PLAY)  # their batch lines say "batch N/total
 MESSAGE_LIMIT = 400
 TAIL_LINES = 20  # of a failed command's output, kept under its one-line message (the error is rarely the last line)
 SECRET_MASK = "<secret>"
+HOLD_KEYS = ("passed", "duration_s", "reasons", "release", "baseline", "hosts")  # of slo_hold's verdict, kept
 BACKUP_FACT = "backup_postgresql_result"  # set by roles/backup_postgresql when the dump is verified
 TOOL_FACT = "migrate_tool_applied"  # set by roles/migrate after a tool's apply command: its tool, stdout, stderr
 # What each tool prints per migration it applies (django and flyway on stdout, alembic in its log on stderr).
@@ -217,7 +218,7 @@ class Progress:
         if data.get("task_action") == "canary_guard" and "passed" in res and not res.get("skipped"):
             self._judged(res)
         if data.get("task_action") == "slo_hold" and "passed" in res and not res.get("skipped"):
-            self.hold = {key: res.get(key) for key in ("passed", "duration_s", "reasons", "release", "baseline")}
+            self.hold = {key: res.get(key) for key in HOLD_KEYS}
             self._say("hold", hold_line(self.hold), **self.hold)
         if data.get("task_action") == "haproxy_switch" and res.get("switched"):
             self.colour_switched = True

@@ -563,6 +563,19 @@ class Hold(Strict):
                                                             "baseline's (below 10 ms counts as 10 ms).")
     max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest average response time in "
                                                                      "milliseconds; 0 (default) sets no limit.")
+    max_cpu_percent: int = Field(0, ge=0, le=100, examples=[90],
+                                 description="Host trigger: a new release's host whose CPU use (all CPUs, from "
+                                             "/proc/stat, sampled every second) stays above this the whole hold "
+                                             "fails it; 0 (default) sets no limit.")
+    max_memory_percent: int = Field(0, ge=0, le=100, examples=[90],
+                                    description="Host trigger: a new release's host whose memory use (MemTotal less "
+                                                "MemAvailable, from /proc/meminfo) stays above this the whole hold "
+                                                "fails it; 0 (default) sets no limit.")
+
+    @property
+    def host_triggers(self) -> bool:
+        """Whether the release's hosts are sampled over the hold."""
+        return bool(self.max_cpu_percent or self.max_memory_percent)
 
 
 class BlueGreen(Strict):

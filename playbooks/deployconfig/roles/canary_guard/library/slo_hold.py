@@ -31,6 +31,15 @@ options:
   max_latency_ratio: {description: Highest release/baseline average response time ratio., type: float, default: 2.0}
   max_latency_ms: {description: Highest average response time (0 means no absolute limit)., type: int, default: 0}
   min_requests: {description: Fewest responses of the release in the hold to judge at all., type: int, default: 20}
+  started: {description: "The counters as the hold started (judge): the window is from them to now, no wait (the
+            hosts were sampled meanwhile); without them the module reads the counters, waits O(duration_s), reads them
+            again.", type: dict}
+  hosts: {description: "Each release host's CPU and memory use over the hold (host_load's result), for the host
+          triggers.", type: dict, default: {}}
+  max_cpu_percent: {description: "A host whose CPU use stays above this the whole hold fails it (0 is no limit).",
+                    type: int, default: 0}
+  max_memory_percent: {description: "A host whose memory use stays above this the whole hold fails it (0 is no
+                       limit).", type: int, default: 0}
 author: rollwright
 """
 
@@ -43,12 +52,15 @@ baseline: {description: "The same for the baseline, with source (before the depl
            returned: action is judge, type: dict}
 reasons: {description: Why the release failed (empty when it passed)., returned: action is judge, type: list}
 passed: {description: Whether the release met every limit., returned: action is judge, type: bool}
+hosts: {description: "Each host's cpu_percent and memory_percent over the hold (lowest, highest, average).",
+        returned: action is judge, type: dict}
 duration_s: {description: The hold in seconds., returned: action is judge, type: int}
 """
 
 import time
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.host_load import host_reasons
 from ansible.module_utils.slo_haproxy import snapshot, window
 from ansible.module_utils.slo_judge import judge
 
@@ -82,6 +94,10 @@ def main():
             "max_latency_ratio": {"type": "float", "default": 2.0},
             "max_latency_ms": {"type": "int", "default": 0},
             "min_requests": {"type": "int", "default": 20},
+            "started": {"type": "dict"},
+            "hosts": {"type": "dict", "default": {}},
+            "max_cpu_percent": {"type": "int", "default": 0},
+            "max_memory_percent": {"type": "int", "default": 0},
         },
         supports_check_mode=True,
     )
@@ -89,10 +105,11 @@ def main():
     if module.check_mode and params["action"] == "judge":
         module.exit_json(changed=False, skipped=True, passed=True, reasons=[], msg="no hold in check mode")
     try:
-        before = snapshot(params["socket"], params["backend"])
+        before = params["started"] or snapshot(params["socket"], params["backend"])
         if params["action"] == "snapshot":
             module.exit_json(changed=False, snapshot=before)
-        time.sleep(params["duration_s"])
+        if not params["started"]:
+            time.sleep(params["duration_s"])
         after = snapshot(params["socket"], params["backend"])
     except OSError as exc:
         module.fail_json(msg=f"cannot read HAProxy statistics on {params['socket']}: {exc}")
@@ -102,9 +119,12 @@ def main():
                              f"{', '.join(params['servers']) or '(none given)'}")
     release = window(before["servers"], after["servers"], servers)
     baseline = baseline_window(params["baseline"], before, params["min_requests"])
+    loads = {host: {key: readings.get(key) for key in ("cpu_percent", "memory_percent")}
+             for host, readings in sorted(params["hosts"].items()) if isinstance(readings, dict) and readings}
     reasons = judge(release, baseline, params, subject="release")
+    reasons += [reason for host, readings in loads.items() for reason in host_reasons(host, readings, params)]
     module.exit_json(changed=False, passed=not reasons, reasons=reasons, duration_s=params["duration_s"],
-                     release={**release, "servers": servers}, baseline=baseline)
+                     release={**release, "servers": servers}, baseline=baseline, hosts=loads)
 
 
 if __name__ == "__main__":
