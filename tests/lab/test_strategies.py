@@ -72,12 +72,18 @@ def test_a_slow_canary_is_aborted_on_latency(fleet: Fleet) -> None:
     assert verdict["canary"]["avg_ms"] > 2 * max(verdict["baseline"]["avg_ms"], 10), verdict
 
 
-def test_a_healthy_canary_proceeds_to_every_host(fleet: Fleet) -> None:
-    spec = fleet.spec("20.3.0", rollout=CANARY)
+def _deployed_cleanly(fleet: Fleet, spec: Path, version: str) -> str:
+    """Deploy `spec` under load: it succeeds, no request fails, every host serves `version`; what it printed."""
     proc, load = fleet.deploy_under_load(spec)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert load.failed == 0, load.summary()
-    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "20.3.0")
+    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, version)
+    return proc.stdout
+
+
+def test_a_healthy_canary_proceeds_to_every_host(fleet: Fleet) -> None:
+    spec = fleet.spec("20.3.0", rollout=CANARY)
+    _deployed_cleanly(fleet, spec, "20.3.0")
     verdicts = _newest_record(fleet, spec)["canary"]
     assert [(v["step"], v["passed"], v["canary"]["servers"]) for v in verdicts] == [  # type: ignore[attr-defined]
         (1, True, ["app1"]), (2, True, APP_HOSTS)]
@@ -85,11 +91,8 @@ def test_a_healthy_canary_proceeds_to_every_host(fleet: Fleet) -> None:
 
 def test_a_healthy_release_passes_its_hold(fleet: Fleet) -> None:
     spec = fleet.spec("20.3.1", rollout=HOLD)
-    proc, load = fleet.deploy_under_load(spec)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert load.failed == 0, load.summary()
-    assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "20.3.1")
-    assert f"hold 8 s ({', '.join(APP_HOSTS)}): errors " in proc.stdout and "before the deploy); " in proc.stdout
+    said = _deployed_cleanly(fleet, spec, "20.3.1")
+    assert f"hold 8 s ({', '.join(APP_HOSTS)}): errors " in said and "before the deploy); " in said
     verdict = _newest_record(fleet, spec)["hold"]
     assert verdict["passed"] is True and verdict["reasons"] == [], verdict  # type: ignore[index]
     assert verdict["release"]["requests"] >= 20 and verdict["baseline"]["requests"] >= 20, verdict  # type: ignore[index]

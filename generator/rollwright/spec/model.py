@@ -524,7 +524,23 @@ class LoadBalancer(Strict):
         return {name: command for name in LB_COMMANDS if (command := getattr(self, name))}
 
 
-class Canary(Strict):
+class SloLimits(Strict):
+    """What an SLO verdict on the new release's traffic (HAProxy's counters) holds it to: the canary's steps and the
+    hold after a rollout judge the same way."""
+
+    min_requests: int = Field(20, ge=1, description="Fewest requests the new release's servers must answer in the "
+                                                    "window judged: no traffic is no evidence, and fails it.")
+    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
+                                  description="Highest share of the new release's requests that may fail (5xx or "
+                                              "retried), 0 to 1.")
+    max_error_ratio: float = Field(2.0, ge=1, description="Highest error rate as a multiple of the baseline's.")
+    max_latency_ratio: float = Field(2.0, ge=1, description="Highest average response time as a multiple of the "
+                                                            "baseline's (below 10 ms counts as 10 ms).")
+    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest average response time in "
+                                                                     "milliseconds; 0 (default) sets no limit.")
+
+
+class Canary(SloLimits):
     """The canary's steps and its SLO guard: after each step, HAProxy's counters of the canary servers
     against the baseline's over `window_s`; a step that fails them rolls every canary host back."""
 
@@ -532,37 +548,16 @@ class Canary(Strict):
                                    description="The canary's batches: a host count or a share of the app hosts, "
                                                "each step a total (the hosts reached so far).")
     window_s: int = Field(60, ge=5, le=3600, description="Seconds of traffic compared after each step.")
-    min_requests: int = Field(20, ge=1, description="Fewest requests the canary must answer in a window: no "
-                                                    "traffic is no evidence, and fails the step.")
-    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
-                                  description="Highest share of the canary's requests that may fail (5xx or "
-                                              "retried), 0 to 1.")
-    max_error_ratio: float = Field(2.0, ge=1, description="Highest canary error rate as a multiple of the "
-                                                          "baseline's.")
-    max_latency_ratio: float = Field(2.0, ge=1, description="Highest canary average response time as a multiple of "
-                                                            "the baseline's (below 10 ms counts as 10 ms).")
-    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest canary average response time in "
-                                                                     "milliseconds; 0 (default) sets no limit.")
 
 
-class Hold(Strict):
+class Hold(SloLimits):
     """The SLO hold after the rollout: the new release's traffic over `duration_s`, judged against the traffic
     before the deploy (HAProxy's counters, as the canary guard reads them); a breach rolls the whole fleet back."""
 
     duration_s: int = Field(60, ge=5, le=3600, description="Seconds of the new release's traffic judged after the "
                                                            "rollout (rolling, direct, canary: after the last step; "
-                                                           "blue_green: after the switch).")
-    min_requests: int = Field(20, ge=1, description="Fewest requests the release must answer in the hold: no traffic "
-                                                    "is no evidence, and fails the hold.")
-    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
-                                  description="Highest share of the release's requests that may fail (5xx or "
-                                              "retried), 0 to 1.")
-    max_error_ratio: float = Field(2.0, ge=1, description="Highest error rate as a multiple of the baseline's (the "
-                                                          "traffic between the deploy's start and its first switch).")
-    max_latency_ratio: float = Field(2.0, ge=1, description="Highest average response time as a multiple of the "
-                                                            "baseline's (below 10 ms counts as 10 ms).")
-    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest average response time in "
-                                                                     "milliseconds; 0 (default) sets no limit.")
+                                                           "blue_green: after the switch); the baseline is the traffic "
+                                                           "between the deploy's start and its first switch.")
     max_cpu_percent: int = Field(0, ge=0, le=100, examples=[90],
                                  description="Host trigger: a new release's host whose CPU use (all CPUs, from "
                                              "/proc/stat, sampled every second) stays above this the whole hold "

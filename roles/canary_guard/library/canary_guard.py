@@ -49,7 +49,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.slo_haproxy import server_rows, show_stat, window
-from ansible.module_utils.slo_judge import judge
+from ansible.module_utils.slo_judge import LIMIT_OPTIONS, judge
 
 
 def main():
@@ -60,11 +60,7 @@ def main():
             "canary": {"type": "list", "elements": "str", "required": True},
             "baseline": {"type": "list", "elements": "str", "default": []},
             "window_s": {"type": "int", "default": 30},
-            "max_error_rate": {"type": "float", "default": 0.01},
-            "max_error_ratio": {"type": "float", "default": 2.0},
-            "max_latency_ratio": {"type": "float", "default": 2.0},
-            "max_latency_ms": {"type": "int", "default": 0},
-            "min_requests": {"type": "int", "default": 20},
+            **LIMIT_OPTIONS,
         },
         supports_check_mode=True,
     )

@@ -62,7 +62,7 @@ import time
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.host_load import host_reasons
 from ansible.module_utils.slo_haproxy import snapshot, window
-from ansible.module_utils.slo_judge import judge
+from ansible.module_utils.slo_judge import LIMIT_OPTIONS, judge
 
 BEFORE_THE_DEPLOY = "before the deploy"
 CUMULATIVE = "cumulative"
@@ -89,11 +89,7 @@ def main():
             "servers": {"type": "list", "elements": "str", "default": []},
             "baseline": {"type": "list", "elements": "dict", "default": []},
             "duration_s": {"type": "int", "default": 60},
-            "max_error_rate": {"type": "float", "default": 0.01},
-            "max_error_ratio": {"type": "float", "default": 2.0},
-            "max_latency_ratio": {"type": "float", "default": 2.0},
-            "max_latency_ms": {"type": "int", "default": 0},
-            "min_requests": {"type": "int", "default": 20},
+            **LIMIT_OPTIONS,
             "started": {"type": "dict"},
             "hosts": {"type": "dict", "default": {}},
             "max_cpu_percent": {"type": "int", "default": 0},

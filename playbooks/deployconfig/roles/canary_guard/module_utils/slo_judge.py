@@ -4,6 +4,14 @@ hold after a rollout; and the host triggers' arithmetic on /proc readings."""
 
 from __future__ import annotations
 
+# The limits judge() reads, as a module's argument_spec (every module that judges takes them alike).
+LIMIT_OPTIONS = {
+    "max_error_rate": {"type": "float", "default": 0.01},
+    "max_error_ratio": {"type": "float", "default": 2.0},
+    "max_latency_ratio": {"type": "float", "default": 2.0},
+    "max_latency_ms": {"type": "int", "default": 0},
+    "min_requests": {"type": "int", "default": 20},
+}
 # Below this a baseline's average is noise (HAProxy counts whole ms): 1 ms against 3 ms is no slowdown.
 LATENCY_FLOOR_MS = 10
 
