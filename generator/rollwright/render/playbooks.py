@@ -73,6 +73,7 @@ HOLD_TASK = "SLO hold: judge the release against the traffic before the deploy"
 HOLD_FAIL_TASK = "Stop the deploy on a failed hold"
 HOLD_LIMITS = [name for name in Hold.model_fields if name != "duration_s"]  # the judge's limits, as rendered
 HOLD_TAGS = ["hold", "health"]  # --no-health-check skips the hold too
+FIRST_HOST = "ansible_play_batch[0]"  # where a canary or hold verdict is made, once per batch
 SWITCH_COLOUR_TASK = "Move the traffic to the idle colour"
 SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/release/tasks/switch.yml
 
@@ -1055,9 +1056,6 @@ def _verdict_tasks(title: str, entry: str | None, role_vars: dict[str, Any], res
                "'the guard could not judge it (see its error)' }}"},
         when=f"not ({judged}.passed | default(false)){also}", **({"tags": tags} if tags else {}))
     return [guard, verdict]
-
-
-FIRST_HOST = "ansible_play_batch[0]"  # where a verdict is made, once per batch
 
 
 def _guard_lb_vars(host: str = f"{{{{ groups[{V}lb.hosts][0] }}}}") -> dict[str, str]:
