@@ -22,6 +22,7 @@ from rollwright.render.playbooks import (
     SWITCH_PLAY,
 )
 from rollwright.run.progress import Progress
+from rollwright.run.records import Record, markdown, now
 from rollwright.spec.loader import SpecError, load_spec
 
 LB = {"load_balancer": {"backend": "app"}}
@@ -176,3 +177,14 @@ def test_host_triggers_sample_every_host_at_once_before_the_verdict(tmp_path: Pa
         "inventory_hostname == ansible_play_batch[0] and (")
     assert sample["vars"]["canary_guard_hold_action"] == "sample" and "inventory_hostname" not in sample["when"]
     assert judge["vars"]["canary_guard_max_cpu_percent"] == "{{ rollwright_hold.max_cpu_percent }}"
+
+
+def test_the_record_keeps_the_hold_with_its_numbers() -> None:
+    record = Record("hello", "lab", "deploy", "2.0.0", "a" * 64, "rolling [1]", now())
+    record.hold = {"passed": True, "duration_s": 8, "reasons": [], "hosts": {},
+                   "release": {"servers": ["app1"], "requests": 400, "errors": 0, "error_rate": 0.0, "avg_ms": 2.0},
+                   "baseline": {"requests": 900, "errors": 0, "error_rate": 0.0, "avg_ms": 1.5,
+                                "source": "cumulative", "seconds": 0}}
+    text = markdown(record)
+    assert "## SLO hold\n\n- hold 8 s (app1): errors 0.00% (0/400) vs baseline 0.00% (0/900, cumulative); " \
+           "2.0 ms vs 1.5 ms: passed" in text
