@@ -68,11 +68,12 @@ def _tar_bytes(files: dict[str, bytes], mtime: int) -> bytes:
 
 def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broken: bool = False,
           error_rate: float = 0.0, delay_ms: int = 0, fault: str = "",
-          broken_worker: bool | list[str] = False) -> tuple[Path, str]:
+          broken_worker: bool | list[str] = False, errors_after_s: int = 0) -> tuple[Path, str]:
     """Write hello-VERSION.tar.gz and its .sha256 into out_dir; return (tarball path, sha256 hex).
 
     broken: /health fails on every host. broken_on: it fails only on these hostnames.
     error_rate: this share of GET / answers 500; delay_ms: GET / answers that much later (health stays fine).
+    errors_after_s: the errors start that many seconds after the app starts (past its health gate).
     fault: "crash" (the app exits at start, so its unit crash-loops) or "hang" (/health accepts, never answers).
     broken_worker: worker.py exits at start (the web app stays fine); a list: only on these hostnames.
     Raises ValueError for an invalid version or conflicting/empty broken options.
@@ -84,8 +85,8 @@ def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broke
         raise ValueError("use either broken or broken_on, not both")
     if broken_on is not None and not hosts:
         raise ValueError("broken_on needs at least one hostname")
-    if not 0 <= error_rate <= 1 or not 0 <= delay_ms <= 10000:
-        raise ValueError("error_rate must be within 0..1 and delay_ms within 0..10000")
+    if not 0 <= error_rate <= 1 or not 0 <= delay_ms <= 10000 or not 0 <= errors_after_s <= 3600:
+        raise ValueError("error_rate must be within 0..1, delay_ms within 0..10000, errors_after_s within 0..3600")
 
     files = {"app.py": APP_SOURCE.read_bytes(), "worker.py": WORKER_SOURCE.read_bytes(),
              "VERSION": f"{version}\n".encode()}
@@ -98,7 +99,8 @@ def build(version: str, out_dir: Path, broken_on: list[str] | None = None, broke
     if fault not in FAULTS:
         raise ValueError(f"fault must be one of {', '.join(FAULTS)}, got {fault!r}")
     if error_rate or delay_ms or fault:
-        faults = {"error_rate": error_rate, "delay_ms": delay_ms, **({"fault": fault} if fault else {})}
+        faults = {"error_rate": error_rate, "delay_ms": delay_ms, **({"fault": fault} if fault else {}),
+                  **({"errors_after_s": errors_after_s} if errors_after_s else {})}
         files["FAULTS"] = json.dumps(faults, sort_keys=True).encode()
     data = _tar_bytes(files, _mtime())
     digest = hashlib.sha256(data).hexdigest()
@@ -133,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--error-rate", type=float, default=0.0, metavar="F",
                         help="this share of GET / answers 500 (health stays fine), e.g. 0.3")
     parser.add_argument("--delay-ms", type=int, default=0, metavar="MS", help="GET / answers MS later")
+    parser.add_argument("--errors-after-s", type=int, default=0, metavar="S",
+                        help="the --error-rate errors start S seconds after the app starts (past its health gate)")
     parser.add_argument("--fault", choices=[f for f in FAULTS if f], default="",
                         help="crash: the app exits at start (its unit crash-loops); hang: /health never answers")
     parser.add_argument("--broken-worker", action="store_true", help="worker.py exits at start (the web app is fine)")
@@ -148,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         path, digest = build(args.version, args.out_dir, broken_on=broken_on, broken=args.broken,
                              error_rate=args.error_rate, delay_ms=args.delay_ms, fault=args.fault,
-                             broken_worker=args.broken_worker)
+                             broken_worker=args.broken_worker, errors_after_s=args.errors_after_s)
     except ValueError as exc:
         parser.error(str(exc))
 

@@ -59,7 +59,7 @@ class Fleet:
 
     def spec(self, version: str, **options: object) -> Path:
         build = {key: options.pop(key) for key in ("broken", "broken_on", "error_rate", "delay_ms", "fault",
-                                                        "broken_worker")
+                                                        "broken_worker", "errors_after_s")
                  if key in options}
         path, sha = sample.build(version, self.folder / "dist", **build)  # type: ignore[arg-type]
         sha = str(options.pop("sha256", sha))

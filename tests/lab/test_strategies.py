@@ -3,8 +3,10 @@ strategy policy.
 
 The tests run in file order on one fleet: a plain deploy puts every host on 20.0.0, then canaries of
 faulty builds (5xx on a share of pages, or slow pages; their health checks pass) must be stopped by the
-SLO guard with every host back on 20.0.0, and a healthy canary must reach every host. Blue/green comes
-last: it leaves the idle colour's servers in maintenance.
+SLO guard with every host back on 20.0.0, and a healthy canary must reach every host and pass the SLO hold after
+its last step; the hold after a rolling deploy rolls every host back from a release that fails once past its
+health gate.
+Blue/green comes last: it leaves the idle colour's servers in maintenance.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from rollwright.lab.fleet import Lab
 from rollwright.lab.load import Load
 
 CANARY = {"strategy": "canary", "canary": {"steps": [1, "100%"], "window_s": 6}}  # 300 requests a window at LOAD_RATE
+HOLD = {"hold": {"duration_s": 8}}  # about 1200 requests at LOAD_RATE
 BLUE_GREEN = {"strategy": "blue_green", "blue_green": {"blue": "blue", "green": "green"}}
 BASELINE = "20.0.0"
 
@@ -96,15 +99,38 @@ def test_a_canary_judged_by_prometheus_is_aborted_with_its_p95_in_the_record(fle
     assert all(params["time"].replace(".", "").isdigit() for params in prometheus.asked)
 
 
-def test_a_healthy_canary_proceeds_to_every_host(fleet: Fleet) -> None:
-    spec = fleet.spec("20.3.0", rollout=CANARY)
+def test_a_healthy_canary_proceeds_to_every_host_and_passes_its_hold(fleet: Fleet) -> None:
+    spec = fleet.spec("20.3.0", rollout={**CANARY, **HOLD})  # the hold after the canary's last step
     proc, load = fleet.deploy_under_load(spec)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert load.failed == 0, load.summary()
     assert fleet.versions(spec) == dict.fromkeys(APP_HOSTS, "20.3.0")
-    verdicts = _newest_record(fleet, spec)["canary"]
-    assert [(v["step"], v["passed"], v["canary"]["servers"]) for v in verdicts] == [  # type: ignore[attr-defined]
+    record = _newest_record(fleet, spec)
+    assert [(v["step"], v["passed"], v["canary"]["servers"]) for v in record["canary"]] == [  # type: ignore[attr-defined]
         (1, True, ["app1"]), (2, True, APP_HOSTS)]
+    assert f"hold 8 s ({', '.join(APP_HOSTS)}): errors " in proc.stdout and "before the deploy); " in proc.stdout
+    verdict = record["hold"]
+    assert verdict["passed"] is True and verdict["reasons"] == [], verdict  # type: ignore[index]
+    assert verdict["release"]["requests"] >= 20 and verdict["baseline"]["requests"] >= 20, verdict  # type: ignore[index]
+
+
+def test_a_release_failing_after_its_health_gate_is_rolled_back_by_the_hold_on_every_host(fleet: Fleet) -> None:
+    """20% of its pages fail from 2 s after start, when its health gate has passed: only the hold sees it."""
+    spec = fleet.spec("20.3.2", error_rate=0.2, errors_after_s=2, rollout=HOLD)
+    before = fleet.versions(spec)
+    proc, load = fleet.deploy_under_load(spec)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "FAILED: release error rate" in proc.stdout
+    assert f"rolled back by the runner: {', '.join(APP_HOSTS)}" in proc.stdout
+    assert fleet.versions(spec) == before == dict.fromkeys(APP_HOSTS, "20.3.0")
+    assert set(load.versions) >= {"20.3.0", "20.3.2"}, load.summary()  # the release really served
+    record = _newest_record(fleet, spec)
+    verdict = record["hold"]
+    assert verdict["passed"] is False and verdict["release"]["servers"] == APP_HOSTS, verdict  # type: ignore[index]
+    assert 0.1 <= verdict["release"]["error_rate"] <= 0.45, verdict  # type: ignore[index]
+    assert verdict["baseline"]["source"] == "before the deploy", verdict  # type: ignore[index]
+    assert verdict["baseline"]["error_rate"] == 0.0 and verdict["baseline"]["requests"] >= 20, verdict  # type: ignore[index]
+    assert record["rolled_back_by_runner"] == APP_HOSTS
 
 
 def test_direct_on_production_needs_the_flag(fleet: Fleet) -> None:

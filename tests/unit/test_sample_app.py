@@ -436,6 +436,22 @@ def test_faulty_build_fails_its_share_of_pages_with_healthy_health(tmp_path: Pat
         assert health(app.port)[0] == 200
 
 
+def test_a_build_can_start_failing_only_once_past_its_health_gate(tmp_path: Path) -> None:
+    """errors_after_s: the pages fail only from that long after the app started (what the SLO hold must catch)."""
+    app_dir = build_and_extract(tmp_path, error_rate=0.25, errors_after_s=5)
+    launched = time.monotonic()  # the app starts after this: its own clock is behind ours
+    with run_app(app_dir) as app:
+        assert health(app.port)[0] == 200
+        healthy_at = time.monotonic()  # the app has started by now
+        early = []
+        while time.monotonic() - launched < 4.5 and len(early) < 20:
+            early.append(get(app.port, "/")[0])
+        assert early and set(early) == {200}
+        time.sleep(max(healthy_at + 5.2 - time.monotonic(), 0))
+        statuses = [get(app.port, "/")[0] for _ in range(40)]
+        assert statuses.count(500) == 10 and statuses.count(200) == 30
+
+
 def test_slow_build_answers_pages_later(tmp_path: Path) -> None:
     slow, plain = build_and_extract(tmp_path / "slow", delay_ms=300), build_and_extract(tmp_path / "plain")
     timings = []
@@ -450,6 +466,8 @@ def test_slow_build_answers_pages_later(tmp_path: Path) -> None:
 def test_fault_options_are_checked(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="error_rate"):
         build_mod.build(VERSION, tmp_path, error_rate=1.5)
+    with pytest.raises(ValueError, match="errors_after_s"):
+        build_mod.build(VERSION, tmp_path, error_rate=0.2, errors_after_s=-1)
 
 
 def test_sighup_reloads_the_release_current_names_in_the_same_process(tmp_path: Path) -> None:

@@ -101,6 +101,14 @@ BROKEN: list[tuple[str, dict[str, Any], str, str]] = [
      "is not one of"),
     ("canary behind commands", {"rollout": {"strategy": "canary", "load_balancer": {
         "kind": "command", "drain": "a", "undrain": "b"}}}, "$.rollout.load_balancer.kind", "'haproxy' was expected"),
+    ("hold without load balancer", {"rollout": {"hold": {"duration_s": 10}}}, "$.rollout",
+     "'load_balancer' is a required property"),
+    ("hold behind commands", {"rollout": {"hold": {}, "load_balancer": {
+        "kind": "command", "drain": "a", "undrain": "b"}}}, "$.rollout.load_balancer.kind", "'haproxy' was expected"),
+    ("hold too short", {"rollout.hold": {"duration_s": 1}}, "$.rollout.hold.duration_s",
+     "is less than the minimum of 5"),
+    ("hold cpu over 100%", {"rollout.hold": {"max_cpu_percent": 101}}, "$.rollout.hold.max_cpu_percent",
+     "is greater than the maximum of 100"),
     ("artifact with path and url", {"artifact.url": "https://a.example.com/shop.tgz"}, "$.artifact.url",
      "is not of type 'null'"),
     ("artifact with neither path nor url", {"artifact.path": DROP}, "$.artifact", "'url' is a required property"),

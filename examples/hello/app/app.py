@@ -73,15 +73,18 @@ def is_broken(hostname: str) -> bool:
     return hostname in hosts or hostname.split(".", 1)[0] in hosts
 
 
-def read_faults() -> tuple[float, float, str]:
+def read_faults() -> tuple[float, float, str, float]:
     """(error fraction, added seconds) for GET /, from the FAULTS file a faulty build writes: a build whose
     health check passes while its users see 5xx or slow pages, which only a canary's SLO guard catches;
-    and its start fault: "crash" (exits at start: a crash loop) or "hang" (/health never answers)."""
+    its start fault: "crash" (exits at start: a crash loop) or "hang" (/health never answers); and the seconds
+    after start before the errors begin (a release that fails only once past its health gate, as the hold after a
+    rollout must catch)."""
     try:
         faults = json.loads((HERE / "FAULTS").read_text(encoding="utf-8"))
     except FileNotFoundError:
-        return 0.0, 0.0, ""
-    return float(faults.get("error_rate", 0)), float(faults.get("delay_ms", 0)) / 1000, str(faults.get("fault", ""))
+        return 0.0, 0.0, "", 0.0
+    return (float(faults.get("error_rate", 0)), float(faults.get("delay_ms", 0)) / 1000, str(faults.get("fault", "")),
+            float(faults.get("errors_after_s", 0)))
 
 
 def parse_db_target(url: str) -> tuple[str, int] | None:
@@ -146,7 +149,7 @@ class AppServer(ThreadingHTTPServer):
         self.version = version
         self.hostname = socket.gethostname()
         self.broken = is_broken(self.hostname)
-        self.error_rate, self.delay_s, self.fault = read_faults()
+        self.error_rate, self.delay_s, self.fault, self.errors_after_s = read_faults()
         self.stopping = threading.Event()  # set on SIGTERM: a hanging /health lets go then
         self._served = 0
         self.db = db
@@ -197,7 +200,9 @@ class AppServer(ThreadingHTTPServer):
 
     def page_fails(self) -> bool:
         """Whether this request to / fails: every request whose count crosses the next multiple of
-        1/error_rate, so the share of 5xx is exact over any long enough run."""
+        1/error_rate, so the share of 5xx is exact over any long enough run; none in the first errors_after_s."""
+        if time.monotonic() - self.started_at < self.errors_after_s:
+            return False
         with self._idle:
             self._served += 1
             served = self._served

@@ -30,13 +30,13 @@ def _build_module() -> ModuleType:
 
 def build(version: str, out_dir: Path, *, broken: bool = False, broken_on: list[str] | None = None,
           error_rate: float = 0.0, delay_ms: int = 0, fault: str = "",
-          broken_worker: bool | list[str] = False) -> tuple[Path, str]:
+          broken_worker: bool | list[str] = False, errors_after_s: int = 0) -> tuple[Path, str]:
     """Build hello-<version>.tar.gz (byte-reproducible) into out_dir; returns (path, sha256).
     fault: "crash" (the app exits at start) or "hang" (/health never answers); broken_worker: worker.py exits
-    at start (a list: only on these hosts)."""
+    at start (a list: only on these hosts); errors_after_s: error_rate's errors start that long after start."""
     path, digest = _build_module().build(version, out_dir, broken_on=broken_on, broken=broken,
                                          error_rate=error_rate, delay_ms=delay_ms, fault=fault,
-                                         broken_worker=broken_worker)
+                                         broken_worker=broken_worker, errors_after_s=errors_after_s)
     return Path(path), str(digest)
 
 

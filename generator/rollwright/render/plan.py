@@ -10,7 +10,7 @@ from rollwright.render.batches import split_batches
 from rollwright.render.commands import GroupCommand
 from rollwright.render.policy import pending_rule
 from rollwright.render.project import ROLES_DIR, release_runner
-from rollwright.spec.model import Canary, CommandGroup, Metrics, Spec
+from rollwright.spec.model import Canary, CommandGroup, Hold, Metrics, Spec
 
 
 @dataclass(frozen=True)
@@ -130,6 +130,8 @@ def build_plan(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
                      if set(hosts_of(colour, inventory)) - set(app_hosts)]
     elif spec.artifact:
         steps += _rollout_steps(spec, app_hosts)
+    if spec.artifact:
+        steps += hold_step(spec, inventory)
     if spec.health and spec.health.url:
         steps.append(Step("health", f"Site health: {spec.health.url} answers {spec.health.status}", ["localhost"]))
     steps += [Step("smoke", f"Smoke check: {check.label} (up to {check.attempts}x); a failure rolls every host "
@@ -198,23 +200,50 @@ def _rollout_steps(spec: Spec, app_hosts: list[str]) -> list[Step]:
 
 def canary_criteria(guard: Canary, metrics: Metrics, baseline: bool = True) -> str:
     """The analysis window, its source and its abort criteria; the last step has no baseline, only absolute
-    limits. HAProxy gives an average response time, Prometheus a p95 (each version's own series)."""
-    prometheus = metrics.source == "prometheus"
-    errors = f"above {guard.max_error_rate:.2%}" + (f" or above {guard.max_error_ratio}x the baseline's"
-                                                     if baseline else "")
-    latency = [f"above {guard.max_latency_ratio}x the baseline's"] if baseline else []
-    limit = guard.max_p95_ms if prometheus else guard.max_latency_ms
+    limits."""
+    return (f"a {guard.window_s} s analysis of {source_text(metrics)}; abort and roll every canary host back if "
+            f"{slo_limits(guard, metrics, baseline)}")
+
+
+def hold_step(spec: Spec, inventory: dict[str, list[str]]) -> list[Step]:
+    """The SLO hold after the rollout (blue/green: after the switch), when the spec has one."""
+    hold, lb = spec.rollout.hold, spec.rollout.load_balancer
+    if hold is None or lb is None:
+        return []
+    back = "switch the traffic back" if spec.rollout.strategy == "blue_green" else "roll every app host back"
+    metrics = spec.rollout.source
+    source = (source_text(metrics) if metrics.prometheus else f"{lb.hosts}'s counters (backend {lb.backend})")
+    before = ("the previous version's series before the deploy" if metrics.prometheus
+              else "the traffic between the deploy's start and its first switch")
+    limits = slo_limits(hold, metrics, True).removeprefix("their ")
+    return [Step("hold", f"SLO hold: {hold.duration_s} s of the new release's traffic on {source}, against {before}; "
+                 f"{back} if the new hosts' {limits}", hosts_of(lb.hosts, inventory)[:1])]
+
+
+def source_text(metrics: Metrics) -> str:
+    """Where a verdict reads its numbers, as the plan says it."""
+    if metrics.prometheus:
+        return (f"Prometheus at {metrics.prometheus.url} (the new version's series against the previous "
+                "one's)")
+    return "the load balancer's counters"
+
+
+def slo_limits(limits: Canary | Hold, metrics: Metrics, baseline: bool) -> str:
+    """What fails an SLO verdict, as the plan says it: HAProxy gives a 5xx share and an average response time,
+    Prometheus an error ratio and a p95 (each version's own series)."""
+    prometheus = metrics.prometheus is not None
+    errors = f"above {limits.max_error_rate:.2%}" + (f" or above {limits.max_error_ratio}x the baseline's"
+                                                      if baseline else "")
+    latency = [f"above {limits.max_latency_ratio}x the baseline's"] if baseline else []
+    limit = limits.max_p95_ms if prometheus else limits.max_latency_ms
     latency += [f"above {limit} ms"] if limit else []
     measure = "p95 response time" if prometheus else "average response time"
     slow = f", their {measure} is {' or '.join(latency)}" if latency else ""
-    if prometheus:
-        too_few = (f", or they answered fewer than {guard.min_requests} requests" if metrics.prometheus
-                   and metrics.prometheus.requests else ", or Prometheus has no data for them")
-        return (f"a {guard.window_s} s analysis of Prometheus at {metrics.prometheus and metrics.prometheus.url} "
-                f"(the new version's series against the previous one's); abort and roll every canary host back if "
-                f"their error ratio is {errors}{slow}{too_few}")
-    return (f"a {guard.window_s} s analysis of the load balancer's counters; abort and roll every canary host back "
-            f"if their 5xx share is {errors}{slow}, or they answered fewer than {guard.min_requests} requests")
+    if not prometheus:
+        return f"their 5xx share is {errors}{slow}, or they answered fewer than {limits.min_requests} requests"
+    too_few = (f", or they answered fewer than {limits.min_requests} requests"
+               if metrics.prometheus and metrics.prometheus.requests else ", or Prometheus has no data for them")
+    return f"their error ratio is {errors}{slow}{too_few}"
 
 
 def plan_as_json(steps: list[Step]) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from rollwright.render.commands import GroupCommand
 from rollwright.render.migrate import tool_commands
 from rollwright.render.policy import pending_rule
 from rollwright.render.yamlout import Unsafe
-from rollwright.spec.model import LB_COMMAND_TIMEOUT_S, Canary, CommandGroup, Spec
+from rollwright.spec.model import LB_COMMAND_TIMEOUT_S, Canary, CommandGroup, Hold, Spec
 
 V = "rollwright_"  # prefix of the rendered spec values in group_vars/all/rollwright.yml
 FILES_DIR = "files"  # in the project: where the spec's commands run, beside the files they use
@@ -64,6 +64,17 @@ IDLE_GROUP = "rollwright_idle"  # the hosts of the idle colour, which a blue/gre
 CANARY_TASK = "Canary analysis: judge this step against the baseline"
 CANARY_FAIL_TASK = "Stop the rollout on a failed canary verdict"
 CANARY_LIMITS = [name for name in Canary.model_fields if name != "steps"]  # the guard's settings, as rendered
+HOLD_START_PLAY = "Hold: read the load balancer's counters (the baseline window starts)"
+HOLD_END_PLAY = "Hold: read the load balancer's counters before the first switch (the baseline window ends)"
+HOLD_SNAPSHOT_TASK = "Keep the load balancer's counters for the hold"
+HOLD_PLAY = "Hold: judge the release by its traffic"
+HOLD_STARTED_TASK = "Read the load balancer's counters as the hold starts"
+HOLD_SAMPLE_TASK = "Sample this host's CPU and memory use over the hold"
+HOLD_TASK = "SLO hold: judge the release against the traffic before the deploy"
+HOLD_FAIL_TASK = "Stop the deploy on a failed hold"
+HOLD_LIMITS = [name for name in Hold.model_fields if name != "duration_s"]  # the judge's limits, as rendered
+HOLD_TAGS = ["hold", "health"]  # --no-health-check skips the hold too
+FIRST_HOST = "ansible_play_batch[0]"  # where a canary or hold verdict is made, once per batch
 SWITCH_COLOUR_TASK = "Move the traffic to the idle colour"
 SWITCH_TASK = "Switch current atomically, keeping the release history"  # roles/release/tasks/switch.yml
 
@@ -73,6 +84,9 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
     plays = [_take_lock_play(spec), _preflight_local(spec)]
     if spec.artifact:
         plays.append(_preflight_hosts(spec))
+    hold = bool(spec.artifact and spec.rollout.hold)
+    if hold:  # the baseline window starts: the traffic from here to the first switch is all the old release's
+        plays.append(_hold_snapshot_play(spec, HOLD_START_PLAY))
     plays += [_group_play(index, group, commands) for index, (group, commands) in enumerate(groups, 1)]
     backup = bool(spec.database and spec.database.backup and spec.database.backup.enabled)
     if backup or _sql_migrations(spec):  # before anything changes: a refused history or a failed dump stops here
@@ -84,9 +98,14 @@ def site_plays(spec: Spec, groups: list[tuple[CommandGroup, list[GroupCommand]]]
     if spec.database and spec.database.migrations:
         plays.append(_migrate_play(spec))
     if spec.artifact:
+        if hold and not _blue_green(spec):
+            plays.append(_hold_snapshot_play(spec, HOLD_END_PLAY))
         plays.append(_rollout_play(spec))
-        if _blue_green(spec):
+        if _blue_green(spec):  # the idle colour's rollout took no traffic: the baseline window ends at the switch
+            plays += [_hold_snapshot_play(spec, HOLD_END_PLAY)] if hold else []
             plays.append(_switch_play(spec, optional=True))
+        if hold:
+            plays.append(_hold_play(spec))
         cleanup = _play(CLEANUP_PLAY, _updated_hosts(spec), [
             _import("Remove old releases", "release", "cleanup", {
                 "release_root": f"{{{{ {V}release.root }}}}", "release_keep": f"{{{{ {V}release.keep }}}}"})],
@@ -1026,29 +1045,81 @@ BASELINE_VERSION = (f"{{{{ ansible_play_hosts_all | map('extract', hostvars) "
 
 
 def _canary_tasks(spec: Spec) -> list[dict[str, Any]]:
-    """After each step: the SLO guard on the step's first host (one analysis per step, not per host), then
-    every host of the step stops on a failed verdict, so the runner rolls every canary host back.
-
-    The canary is every host the play has reached (serial batches follow the play's host order), the
-    baseline the rest; not `run_once`, whose failure ansible-core spreads to every host of the play. With a
-    Prometheus source, each side is its version's series (the module asks from the control node)."""
-    first, judged = "ansible_play_batch[0]", "hostvars[ansible_play_batch[0]].canary_guard_result"
+    """After each step: the SLO guard, then every host of the step stops on a failed verdict, so the runner rolls
+    every canary host back. The canary is every host the play has reached (serial batches follow the play's host
+    order), the baseline the rest. With a Prometheus source, each side is its version's series (the module asks
+    from the control node)."""
     reached = "ansible_play_hosts_all[: ansible_play_hosts_all.index(ansible_play_batch[-1]) + 1]"
-    guard = _include(CANARY_TASK, "canary_guard", vars={
-        "canary_guard_lb_host": f"{{{{ groups[{V}lb.hosts][0] }}}}",
-        **_refs("canary_guard_", "lb", ["backend", "socket"]),
+    return _verdict_tasks(CANARY_TASK, None, {
         "canary_guard_canary": f"{{{{ {reached} }}}}",
         "canary_guard_baseline": f"{{{{ ansible_play_hosts_all | reject('in', {reached}) | list }}}}",
-        **_refs("canary_guard_", "canary", CANARY_LIMITS),
-        **({"canary_guard_source": "prometheus", **_refs("canary_guard_", "metrics", ["prometheus"]),
-            "canary_guard_canary_version": f"{{{{ {V}version }}}}",
-            "canary_guard_baseline_version": BASELINE_VERSION} if spec.rollout.source.prometheus else {}),
-    }, when=f"inventory_hostname == {first}", tags=["canary"])
-    verdict = _task(CANARY_FAIL_TASK, "ansible.builtin.fail", {
-        "msg": f"the canary failed its SLO guard: {{{{ ({judged}.reasons | default([])) | join('; ') or "
+        **_refs("canary_guard_", "canary", CANARY_LIMITS), **_prometheus_vars(spec)}, "canary_guard_result",
+        CANARY_FAIL_TASK, "the canary failed its SLO guard", tags=["canary"])
+
+
+def _prometheus_vars(spec: Spec) -> dict[str, Any]:
+    """The guard's Prometheus source, when the spec names one: its settings and the two versions compared."""
+    if not spec.rollout.source.prometheus:
+        return {}
+    return {"canary_guard_source": "prometheus", **_refs("canary_guard_", "metrics", ["prometheus"]),
+            "canary_guard_canary_version": f"{{{{ {V}version }}}}", "canary_guard_baseline_version": BASELINE_VERSION}
+
+
+def _verdict_tasks(title: str, entry: str | None, role_vars: dict[str, Any], result: str, fail_title: str,
+                   failed: str, when: str = "", tags: list[str] | None = None) -> list[dict[str, Any]]:
+    """A canary_guard verdict on the batch's first host (one analysis, delegated to the load balancer, not one per
+    host), then every host of the batch stops on a failed one: not `run_once`, whose failure ansible-core spreads
+    to every host of the play. `when`: both happen only where it holds."""
+    judged = f"hostvars[{FIRST_HOST}].{result}"
+    also = f" and ({when})" if when else ""
+    guard = _include(title, "canary_guard", entry, vars={**_guard_lb_vars(), **role_vars},
+                     when=f"inventory_hostname == {FIRST_HOST}{also}", **({"tags": tags} if tags else {}))
+    verdict = _task(fail_title, "ansible.builtin.fail", {
+        "msg": f"{failed}: {{{{ ({judged}.reasons | default([])) | join('; ') or "
                "'the guard could not judge it (see its error)' }}"},
-        when=f"not ({judged}.passed | default(false))", tags=["canary"])
+        when=f"not ({judged}.passed | default(false)){also}", **({"tags": tags} if tags else {}))
     return [guard, verdict]
+
+
+def _guard_lb_vars(host: str = f"{{{{ groups[{V}lb.hosts][0] }}}}") -> dict[str, str]:
+    """canary_guard's load balancer: its host, backend and admin socket."""
+    return {"canary_guard_lb_host": host, **_refs("canary_guard_", "lb", ["backend", "socket"])}
+
+
+def _hold_snapshot_play(spec: Spec, name: str) -> dict[str, Any]:
+    """One point of the baseline window (the deploy's start, or right before its first switch): the load
+    balancer's counters, kept on its host for the hold. One task on one host (no wall time to speak of)."""
+    task = _include(HOLD_SNAPSHOT_TASK, "canary_guard", "hold", vars={
+        "canary_guard_hold_action": "snapshot", **_guard_lb_vars("{{ inventory_hostname }}")})
+    assert spec.rollout.haproxy is not None
+    return _play(name, f"{spec.rollout.haproxy.hosts}[0]", [task], tags=HOLD_TAGS)
+
+
+def _hold_play(spec: Spec) -> dict[str, Any]:
+    """After the rollout (blue/green: after the switch): the release's traffic over the hold against the window
+    before the deploy; every updated host fails on a breach, so the runner rolls the whole fleet back (blue/green:
+    switches back). Only when this run updated a host and moved the traffic to it (not `--no-switch`). With host
+    triggers, the counters are read as the hold starts, every host samples its CPU and memory for the whole hold
+    (all at once), and the verdict then waits no more."""
+    hold = spec.rollout.hold
+    assert hold is not None
+    due = ("(ansible_play_hosts_all | map('extract', hostvars) | map(attribute='rollwright_host_stale', "
+           "default=false) | map('bool') | select | list | length > 0) and "
+           "not (rollwright_no_switch | default(false) | bool)")
+    duration = {"canary_guard_hold_duration_s": f"{{{{ {V}hold.duration_s }}}}"}
+    sampled = [
+        _include(HOLD_STARTED_TASK, "canary_guard", "hold", vars={
+            "canary_guard_hold_action": "start", **_guard_lb_vars()},
+            when=f"inventory_hostname == {FIRST_HOST} and ({due})"),
+        _include(HOLD_SAMPLE_TASK, "canary_guard", "hold", vars={
+            "canary_guard_hold_action": "sample", **_guard_lb_vars(), **duration}, when=due),
+    ] if hold.host_triggers else []
+    tasks = sampled + _verdict_tasks(HOLD_TASK, "hold", {
+        "canary_guard_hold_servers": "{{ ansible_play_hosts_all }}", **duration,
+        **_refs("canary_guard_", "hold", HOLD_LIMITS), **_prometheus_vars(spec)}, "canary_guard_hold_result",
+        HOLD_FAIL_TASK,
+        "the release failed its SLO hold", when=due)
+    return _play(HOLD_PLAY, _updated_hosts(spec), tasks, tags=HOLD_TAGS)
 
 
 def _smoke_play(spec: Spec) -> dict[str, Any]:

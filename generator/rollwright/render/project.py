@@ -310,8 +310,10 @@ def spec_values(inp: RenderInput) -> dict[str, Any]:
         values["rollwright_lb"] = as_data(spec.rollout.haproxy.model_dump(include=set(HAPROXY_FIELDS) | {"kind"}))
     if spec.rollout.strategy == "canary":
         values["rollwright_canary"] = as_data(spec.rollout.guard.model_dump(exclude={"steps"}))
-        if spec.rollout.source.prometheus:  # PromQL has braces: data (`!unsafe`), never a template
-            values["rollwright_metrics"] = as_data(spec.rollout.source.model_dump())
+    if spec.rollout.hold:
+        values["rollwright_hold"] = as_data(spec.rollout.hold.model_dump())
+    if spec.rollout.source.prometheus:  # PromQL has braces: data (`!unsafe`), never a template
+        values["rollwright_metrics"] = as_data(spec.rollout.source.model_dump())
     if spec.database:
         values["rollwright_database"] = as_data(spec.database.model_dump(exclude={"migrations"}))
         if spec.database.migrations:

@@ -406,6 +406,7 @@ def finish_run(workspace: Workspace, record: Record, documents: dict[str, str], 
     record.processes_restarted = {h.name: list(dict.fromkeys(h.restarted)) for h in progress.hosts.values()
                                   if h.restarted}
     record.backup, record.migrations, record.canary = progress.backup, progress.migrations, progress.canary
+    record.hold = progress.hold
     applied = {m.get("script") for m in progress.migrations.get("applied") or []}
     record.cannot_roll_back += [  # after what the run said itself (a rollback: the schema it leaves)
         f"destructive migration {item['script']} ({', '.join(item.get('statements') or [])}): only the backup "

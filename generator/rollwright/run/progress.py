@@ -36,6 +36,7 @@ COUNTED_PLAYS = (ROLLOUT_PLAY, APP_PLAY)  # their batch lines say "batch N/total
 MESSAGE_LIMIT = 400
 TAIL_LINES = 20  # of a failed command's output, kept under its one-line message (the error is rarely the last line)
 SECRET_MASK = "<secret>"
+HOLD_KEYS = ("passed", "duration_s", "reasons", "release", "baseline", "hosts", "source")  # of slo_hold's verdict, kept
 BACKUP_FACT = "backup_postgresql_result"  # set by roles/backup_postgresql when the dump is verified
 TOOL_FACT = "migrate_tool_applied"  # set by roles/migrate after a tool's apply command: its tool, stdout, stderr
 # What each tool prints per migration it applies (django and flyway on stdout, alembic in its log on stderr).
@@ -105,6 +106,7 @@ class Progress:
         self.migrations: dict[str, Any] = {}  # the deploy's sql_migrations result: applied, destructive, failed
         self.backup: dict[str, Any] = {}  # what the backup role reported: file, size, seconds, verify
         self.canary: list[dict[str, Any]] = []  # each canary step's verdict and its numbers
+        self.hold: dict[str, Any] = {}  # the SLO hold's verdict after the rollout, with its numbers
         self.colours: dict[str, str] = {}  # blue/green: the live and the idle colour when the run started
         self.colour_switched = False  # blue/green: the traffic moved to the other colour in this run
 
@@ -215,6 +217,9 @@ class Progress:
             self.migrations = {key: res.get(key) for key in ("applied", "destructive", "failed") if res.get(key)}
         if data.get("task_action") == "canary_guard" and "passed" in res and not res.get("skipped"):
             self._judged(res)
+        if data.get("task_action") == "slo_hold" and "passed" in res and not res.get("skipped"):
+            self.hold = {key: res.get(key) for key in HOLD_KEYS}
+            self._say("hold", hold_line(self.hold), **self.hold)
         if data.get("task_action") == "haproxy_switch" and res.get("switched"):
             self.colour_switched = True
         if data.get("task_action") == "process_ready":
@@ -339,25 +344,52 @@ def canary_line(verdict: dict[str, Any]) -> str:
     its p95 and no average: `canary step 1 (app1, 2.0.0): errors 40.00% vs baseline (1.0.0) 0.50%; p95 ...`."""
     canary, baseline = verdict["canary"], verdict["baseline"]
     compared = bool(baseline["servers"])
+    against = (f" vs baseline{_version(baseline, ' ({})')} {_side(baseline)}" if compared else " (no baseline left)")
+    step = f"canary step {verdict['step']} ({', '.join(canary['servers'])}{_version(canary, ', {}')})"
+    times = f"{_times(canary, baseline, compared)} in {verdict['window_s']} s{_source(verdict)}"
+    return f"    {step}: errors {_side(canary)}{against}{times}: {_outcome(verdict)}"
 
-    def side(numbers: dict[str, Any]) -> str:
-        rate, requests = f"{numbers.get('error_rate', 0):.2%}", numbers.get("requests", 0)
-        return rate if requests is None else f"{rate} ({numbers.get('errors', 0)}/{requests})"
 
-    def version(numbers: dict[str, Any]) -> str:
-        return f", {numbers['version']}" if numbers.get("version") else ""
+def hold_line(verdict: dict[str, Any]) -> str:
+    """`hold 8 s (app1, app2): errors 19.80% (42/212) vs baseline 0.10% (1/960, before the deploy); 2.0 ms vs
+    1.0 ms: FAILED: ...` (errors: 5xx responses and requests HAProxy retried on another server); from Prometheus
+    each side's version and p95, as in canary_line."""
+    release, baseline = verdict.get("release") or {}, verdict.get("baseline") or {}
+    side = _side(baseline, f"{baseline.get('source', '?')}")
+    against = f"baseline{_version(baseline, ' ({})')} {side}"
+    held = f"hold {verdict.get('duration_s')} s ({', '.join(release.get('servers') or [])}{_version(release, ', {}')})"
+    times = _times(release, baseline, True)
+    return f"    {held}: errors {_side(release)} vs {against}{times}{_source(verdict)}: {_outcome(verdict)}"
 
-    against = (f" vs baseline{' (' + baseline['version'] + ')' if baseline.get('version') else ''} {side(baseline)}"
-               if compared else " (no baseline left)")
+
+def _side(numbers: dict[str, Any], note: str = "") -> str:
+    """`0.10% (1/960)`, with a note inside the brackets; a source that counts no requests: the rate alone."""
+    rate, requests = f"{numbers.get('error_rate', 0):.2%}", numbers.get("requests", 0)
+    counted = [] if requests is None else [f"{numbers.get('errors', 0)}/{requests}"]
+    inside = ", ".join(counted + ([note] if note else []))
+    return f"{rate} ({inside})" if inside else rate
+
+
+def _version(numbers: dict[str, Any], form: str) -> str:
+    return form.format(numbers["version"]) if numbers.get("version") else ""
+
+
+def _times(judged: dict[str, Any], baseline: dict[str, Any], compared: bool) -> str:
+    """`; 2.0 ms vs 1.0 ms` and `; p95 250.0 ms vs 20.0 ms`, for what the source measures (None: it does not)."""
     times = ""
     for key, label in (("avg_ms", ""), ("p95_ms", "p95 ")):
-        ms = canary.get(key, 0 if key == "avg_ms" else None)  # None: the source does not measure it
+        ms = judged.get(key, 0 if key == "avg_ms" else None)
         if ms is not None:
             times += f"; {label}{ms} ms" + (f" vs {baseline.get(key)} ms" if compared else "")
-    source = " from Prometheus" if verdict.get("source") == "prometheus" else ""
-    outcome = "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["reasons"])
-    step = f"canary step {verdict['step']} ({', '.join(canary['servers'])}{version(canary)})"
-    return f"    {step}: errors {side(canary)}{against}{times} in {verdict['window_s']} s{source}: {outcome}"
+    return times
+
+
+def _source(verdict: dict[str, Any]) -> str:
+    return " from Prometheus" if verdict.get("source") == "prometheus" else ""
+
+
+def _outcome(verdict: dict[str, Any]) -> str:
+    return "passed" if verdict.get("passed") else "FAILED: " + "; ".join(verdict.get("reasons") or [])
 
 
 def output_tail(res: Any) -> list[str]:

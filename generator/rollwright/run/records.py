@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rollwright.run.progress import canary_line
+from rollwright.run.progress import canary_line, hold_line
 
 HISTORY_FILE = "history.sqlite"
 SCHEMA = """CREATE TABLE IF NOT EXISTS deploys (
@@ -70,6 +70,7 @@ class Record:
     backup: dict[str, Any] = field(default_factory=dict)
     migrations: dict[str, Any] = field(default_factory=dict)
     canary: list[dict[str, Any]] = field(default_factory=list)  # each step's SLO verdict with its numbers
+    hold: dict[str, Any] = field(default_factory=dict)  # the SLO hold's verdict: release and baseline numbers
     cannot_roll_back: list[str] = field(default_factory=list)
     overrides: list[str] = field(default_factory=list)  # gates the operator overrode, with the reason
     hosts: list[dict[str, Any]] = field(default_factory=list)
@@ -143,6 +144,8 @@ def markdown(record: Record) -> str:
             lines.append(f"- FAILED {failed.get('script')}, rolled back: {' '.join(str(failed.get('error')).split())}")
     if record.canary:
         lines += ["", "## Canary analysis", ""] + [f"- {canary_line(verdict).strip()}" for verdict in record.canary]
+    if record.hold:
+        lines += ["", "## SLO hold", "", f"- {hold_line(record.hold).strip()}"]
     if record.overrides:
         lines += ["", "## Overrides", ""] + [f"- {item}" for item in record.overrides]
     if record.cannot_roll_back:

@@ -603,7 +603,26 @@ class LoadBalancer(Strict):
         return {name: command for name in LB_COMMANDS if (command := getattr(self, name))}
 
 
-class Canary(Strict):
+class SloLimits(Strict):
+    """What an SLO verdict on the new release's traffic (HAProxy's counters) holds it to: the canary's steps and the
+    hold after a rollout judge the same way."""
+
+    min_requests: int = Field(20, ge=1, description="Fewest requests the new release's servers must answer in the "
+                                                    "window judged: no traffic is no evidence, and fails it.")
+    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
+                                  description="Highest share of the new release's requests that may fail (5xx or "
+                                              "retried), 0 to 1.")
+    max_error_ratio: float = Field(2.0, ge=1, description="Highest error rate as a multiple of the baseline's.")
+    max_latency_ratio: float = Field(2.0, ge=1, description="Highest average response time as a multiple of the "
+                                                            "baseline's (below 10 ms counts as 10 ms).")
+    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest average response time in "
+                                                                     "milliseconds; 0 (default) sets no limit.")
+    max_p95_ms: int = Field(0, ge=0, examples=[500], description="Highest 95th percentile response time in "
+                            "milliseconds where the source measures it (metrics source prometheus); 0 (default) "
+                            "sets no limit.")
+
+
+class Canary(SloLimits):
     """The canary's steps and its SLO guard: after each step, HAProxy's counters of the canary servers
     against the baseline's over `window_s`; a step that fails them rolls every canary host back."""
 
@@ -611,20 +630,29 @@ class Canary(Strict):
                                    description="The canary's batches: a host count or a share of the app hosts, "
                                                "each step a total (the hosts reached so far).")
     window_s: int = Field(60, ge=5, le=3600, description="Seconds of traffic compared after each step.")
-    min_requests: int = Field(20, ge=1, description="Fewest requests the canary must answer in a window: no "
-                                                    "traffic is no evidence, and fails the step.")
-    max_error_rate: float = Field(0.01, ge=0, le=1, examples=[0.01],
-                                  description="Highest share of the canary's requests that may fail (5xx or "
-                                              "retried), 0 to 1.")
-    max_error_ratio: float = Field(2.0, ge=1, description="Highest canary error rate as a multiple of the "
-                                                          "baseline's.")
-    max_latency_ratio: float = Field(2.0, ge=1, description="Highest canary average response time as a multiple of "
-                                                            "the baseline's (below 10 ms counts as 10 ms).")
-    max_latency_ms: int = Field(0, ge=0, examples=[250], description="Highest canary average response time in "
-                                                                     "milliseconds; 0 (default) sets no limit.")
-    max_p95_ms: int = Field(0, ge=0, examples=[500], description="Highest canary 95th percentile response time in "
-                            "milliseconds where the source measures it (metrics source prometheus); 0 (default) "
-                            "sets no limit.")
+
+
+class Hold(SloLimits):
+    """The SLO hold after the rollout: the new release's traffic over `duration_s`, judged against the traffic
+    before the deploy (HAProxy's counters, as the canary guard reads them); a breach rolls the whole fleet back."""
+
+    duration_s: int = Field(60, ge=5, le=3600, description="Seconds of the new release's traffic judged after the "
+                                                           "rollout (rolling, direct, canary: after the last step; "
+                                                           "blue_green: after the switch); the baseline is the traffic "
+                                                           "between the deploy's start and its first switch.")
+    max_cpu_percent: int = Field(0, ge=0, le=100, examples=[90],
+                                 description="Host trigger: a new release's host whose CPU use (all CPUs, from "
+                                             "/proc/stat, sampled every second) stays above this the whole hold "
+                                             "fails it; 0 (default) sets no limit.")
+    max_memory_percent: int = Field(0, ge=0, le=100, examples=[90],
+                                    description="Host trigger: a new release's host whose memory use (MemTotal less "
+                                                "MemAvailable, from /proc/meminfo) stays above this the whole hold "
+                                                "fails it; 0 (default) sets no limit.")
+
+    @property
+    def host_triggers(self) -> bool:
+        """Whether the release's hosts are sampled over the hold."""
+        return bool(self.max_cpu_percent or self.max_memory_percent)
 
 
 class BlueGreen(Strict):
@@ -711,11 +739,12 @@ class Metrics(Strict):
         return self
 
 
-METRICS_CANARY = "'metrics' is read by the canary guard: it needs strategy 'canary'"
+METRICS_NEEDS = "'metrics' is read by the canary guard and the hold: it needs strategy 'canary' or a 'hold'"
 
 
 STRATEGIES_NEEDING_LB = ("canary", "blue_green")
 LB_NEEDED = "needs 'load_balancer' of kind haproxy (its traffic switch and, for a canary, its metrics)"
+LB_NEEDED_BY_HOLD = "needs 'load_balancer' of kind haproxy (its counters are the hold's metrics)"
 
 
 class Rollout(Strict):
@@ -728,7 +757,11 @@ class Rollout(Strict):
             "kind": {"const": "haproxy", "errorMessage": f"strategy canary or blue_green {LB_NEEDED}"}}}}}),
         *(_when(_set({section: "object"}), then=_is("strategy", const=section, errorMessage=(
             f"'{section}' settings need strategy '{section}'"))) for section in STRATEGIES_NEEDING_LB),
-        _when(_set({"metrics": "object"}), then=_is("strategy", const="canary", errorMessage=METRICS_CANARY)))
+        _when({"allOf": [_set({"metrics": "object"}), {"not": _set({"hold": "object"})}]},
+              then=_is("strategy", const="canary", errorMessage=METRICS_NEEDS)),
+        _when(_set({"hold": "object"}), then=_set({"load_balancer": "object"}, f"'hold' {LB_NEEDED_BY_HOLD}")),
+        _when(_set({"hold": "object"}), then={"properties": {"load_balancer": {"properties": {
+            "kind": {"const": "haproxy", "errorMessage": f"'hold' {LB_NEEDED_BY_HOLD}"}}}}}))
 
     strategy: Literal["rolling", "canary", "blue_green", "direct"] = Field(
         "rolling", description="rolling (default): batch by batch behind the load balancer; canary: steps with an "
@@ -749,8 +782,12 @@ class Rollout(Strict):
                                   "`window_s`; a step that fails them rolls every canary host back.")
     blue_green: BlueGreen | None = Field(None, description="Strategy blue_green only: two inventory groups of app "
                                          "hosts behind the same backend; one takes the traffic.")
-    metrics: Metrics | None = Field(None, description="Strategy canary only: where the canary guard reads its "
-                                    "numbers, HAProxy's counters (default) or a Prometheus query.")
+    metrics: Metrics | None = Field(None, description="Strategy canary or a hold: where the canary guard and the hold "
+                                    "read their numbers, HAProxy's counters (default) or Prometheus queries.")
+    hold: Hold | None = Field(None, description="An SLO hold after the rollout, any strategy: the new release's "
+                              "traffic over `duration_s` against the traffic before the deploy (HAProxy's counters, "
+                              "or the previous version's series in Prometheus with `metrics`); a breach rolls every "
+                              "host back (blue_green: switches back). Default: no hold.")
 
     @model_validator(mode="after")
     def _strategy_settings(self) -> Rollout:
@@ -759,8 +796,10 @@ class Rollout(Strict):
         for section in STRATEGIES_NEEDING_LB:
             if getattr(self, section) is not None and self.strategy != section:
                 raise ValueError(f"'{section}' settings need strategy '{section}' (it is '{self.strategy}')")
-        if self.metrics is not None and self.strategy != "canary":
-            raise ValueError(f"{METRICS_CANARY} (it is '{self.strategy}')")
+        if self.metrics is not None and self.strategy != "canary" and self.hold is None:
+            raise ValueError(f"{METRICS_NEEDS} (it is '{self.strategy}')")
+        if self.hold is not None and self.haproxy is None:
+            raise ValueError(f"'hold' {LB_NEEDED_BY_HOLD}")
         if self.blue_green and self.blue_green.blue == self.blue_green.green:
             raise ValueError("blue_green needs two different groups for 'blue' and 'green'")
         return self
@@ -784,7 +823,7 @@ class Rollout(Strict):
 
     @property
     def source(self) -> Metrics:
-        """Where the canary guard reads its numbers (HAProxy's counters when the spec says nothing)."""
+        """Where the canary guard and the hold read their numbers (HAProxy's counters when the spec says nothing)."""
         return self.metrics or Metrics()
 
     @property

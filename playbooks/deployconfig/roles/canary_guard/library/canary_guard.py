@@ -76,107 +76,12 @@ canary_version: {description: The canary's version (Prometheus source)., returne
 baseline_version: {description: The baseline's version (Prometheus source)., returned: always, type: str}
 """
 
-import csv
-import socket
 import time
 
 from ansible.module_utils import slo_prometheus
 from ansible.module_utils.basic import AnsibleModule
-
-# Below this a baseline's average is noise (HAProxy counts whole ms): 1 ms against 3 ms is no slowdown.
-LATENCY_FLOOR_MS = 10
-RESPONSE_COLUMNS = ("hrsp_1xx", "hrsp_2xx", "hrsp_3xx", "hrsp_4xx", "hrsp_5xx", "hrsp_other")
-
-
-def show_stat(path):
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(5)
-        sock.connect(path)
-        sock.sendall(b"show stat\n")
-        chunks = []
-        while True:
-            data = sock.recv(65536)
-            if not data:
-                break
-            chunks.append(data)
-    return b"".join(chunks).decode()
-
-
-def server_rows(text, backend):
-    """server name -> its `show stat` row, for one backend."""
-    return {row["svname"]: row for row in csv.DictReader(text.lstrip("# ").splitlines())
-            if row.get("pxname") == backend and row.get("svname") not in ("FRONTEND", "BACKEND")}
-
-
-def _number(row, column):
-    try:
-        return int(row.get(column) or 0)
-    except ValueError:
-        return 0
-
-
-def window(before, after, servers):
-    """Requests, errors and average response time of `servers` between two snapshots.
-
-    An error is a 5xx response or a retry (`wretr`): with `retry-on 500` and the like, HAProxy hides a
-    server's 5xx from the client and from `hrsp_5xx` by sending the request to another server, so the
-    retries are the only trace of them."""
-    requests = errors = answers = 0
-    weighted_ms = 0
-    for name in servers:
-        old, new = before.get(name, {}), after.get(name, {})
-        answered = sum(_number(new, c) - _number(old, c) for c in RESPONSE_COLUMNS)
-        retried = _number(new, "wretr") - _number(old, "wretr")
-        requests += answered + retried
-        errors += _number(new, "hrsp_5xx") - _number(old, "hrsp_5xx") + retried
-        answers += answered
-        weighted_ms += answered * _number(new, "rtime")
-    return {"requests": requests, "errors": errors,
-            "error_rate": round(errors / requests, 4) if requests else 0.0,
-            "avg_ms": round(weighted_ms / answers, 1) if answers else 0.0}
-
-
-def _seen(side):
-    """Whether a side answered anything: a count above 0, or numbers from a source that counts no requests."""
-    return side["requests"] is None or side["requests"] > 0
-
-
-def _share(side):
-    return f" ({side['errors']}/{side['requests']})" if side["requests"] is not None else ""
-
-
-def _slower(canary, baseline, limits, key, what):
-    """The reason the canary's `key` latency is above max_latency_ratio times the baseline's, if it is."""
-    if canary.get(key) is None or baseline.get(key) is None or not _seen(baseline):
-        return []
-    slowest = round(max(baseline[key], LATENCY_FLOOR_MS) * limits["max_latency_ratio"], 1)
-    if canary[key] <= slowest:
-        return []
-    return [f"canary {what} {canary[key]} ms is above {limits['max_latency_ratio']}x the baseline's "
-            f"{baseline[key]} ms (limit {slowest} ms)"]
-
-
-def judge(canary, baseline, limits):
-    """The reasons the canary fails its SLO, each with its numbers; [] when it passes. A number a source does
-    not measure is None (Prometheus: no average, no count without its query) and is not judged."""
-    reasons = []
-    if canary["requests"] is not None and canary["requests"] < limits["min_requests"]:
-        return [f"the canary answered {canary['requests']} requests in the window, fewer than "
-                f"{limits['min_requests']} needed to judge it"]
-    if canary["error_rate"] > limits["max_error_rate"]:
-        reasons.append(f"canary error rate {canary['error_rate']:.2%}{_share(canary)} "
-                       f"is above the limit {limits['max_error_rate']:.2%}")
-    if _seen(baseline) and canary["error_rate"] > max(baseline["error_rate"], 0.001) * limits["max_error_ratio"]:
-        reasons.append(f"canary error rate {canary['error_rate']:.2%} is above {limits['max_error_ratio']}x the "
-                       f"baseline's {baseline['error_rate']:.2%}")
-    reasons += _slower(canary, baseline, limits, "avg_ms", "response time")
-    if limits["max_latency_ms"] and (canary.get("avg_ms") or 0) > limits["max_latency_ms"]:
-        reasons.append(f"canary response time {canary['avg_ms']} ms is above the limit {limits['max_latency_ms']} ms")
-    reasons += _slower(canary, baseline, limits, "p95_ms", "p95 response time")
-    if limits.get("max_p95_ms") and (canary.get("p95_ms") or 0) > limits["max_p95_ms"]:
-        reasons.append(f"canary p95 response time {canary['p95_ms']} ms is above the limit "
-                       f"{limits['max_p95_ms']} ms")
-    return reasons
+from ansible.module_utils.slo_haproxy import server_rows, show_stat, window
+from ansible.module_utils.slo_judge import LIMIT_OPTIONS, judge
 
 
 def prometheus_sides(params):
@@ -210,25 +115,14 @@ def main():
         argument_spec={
             "source": {"type": "str", "choices": ["haproxy", "prometheus"], "default": "haproxy"},
             "socket": {"type": "path", "default": "/run/haproxy/admin.sock"},
-            "prometheus": {"type": "dict", "options": {
-                "url": {"type": "str", "required": True},
-                "error_ratio": {"type": "str", "required": True},
-                "latency_p95": {"type": "str", "required": True},
-                "requests": {"type": "str"},
-                "timeout_s": {"type": "float", "default": 10},
-            }},
+            "prometheus": slo_prometheus.OPTION,
             "canary_version": {"type": "str", "default": ""},
             "baseline_version": {"type": "str", "default": ""},
             "backend": {"type": "str", "required": True},
             "canary": {"type": "list", "elements": "str", "required": True},
             "baseline": {"type": "list", "elements": "str", "default": []},
             "window_s": {"type": "int", "default": 30},
-            "max_error_rate": {"type": "float", "default": 0.01},
-            "max_error_ratio": {"type": "float", "default": 2.0},
-            "max_latency_ratio": {"type": "float", "default": 2.0},
-            "max_latency_ms": {"type": "int", "default": 0},
-            "max_p95_ms": {"type": "int", "default": 0},
-            "min_requests": {"type": "int", "default": 20},
+            **LIMIT_OPTIONS,
         },
         required_if=[("source", "prometheus", ("prometheus", "canary_version"))],
         supports_check_mode=True,

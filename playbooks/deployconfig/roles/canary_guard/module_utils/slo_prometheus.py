@@ -14,6 +14,14 @@ import urllib.parse
 import urllib.request
 
 QUERY_PATH = "/api/v1/query"
+# The `prometheus` settings as a module's argument_spec option (every module that reads this source takes them).
+OPTION = {"type": "dict", "options": {
+    "url": {"type": "str", "required": True},
+    "error_ratio": {"type": "str", "required": True},
+    "latency_p95": {"type": "str", "required": True},
+    "requests": {"type": "str"},
+    "timeout_s": {"type": "float", "default": 10},
+}}
 TOKENS = ("$version", "$window")
 
 
