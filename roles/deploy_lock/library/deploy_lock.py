@@ -11,13 +11,13 @@ DOCUMENTATION = r"""
 module: deploy_lock
 short_description: Take, release or read a deploy lock (an atomic mkdir) on the target's first host
 description:
-  - O(action=acquire) makes O(path) with C(mkdir), which succeeds for exactly one caller, and writes
+  - "O(action=acquire) makes O(path) with C(mkdir), which succeeds for exactly one caller, and writes
     C(holder.json) into it. When the lock is held it fails, naming the holder, unless the holder is a
     deploy the caller knows is gone (O(stale_holder), a process that no longer exists on the same
     control node) and not a maintenance hold (C(hold) in its record, taken by C(rollwright lock acquire)
     with no process behind it): then the lock is broken, with a warning, and taken with the same mkdir. Breaking
     renames the lock to C(<path>.broken-<holder id>), which is kept: of several callers breaking the
-    same lock at once exactly one moves it, and the mkdir that follows lets exactly one take it.
+    same lock at once exactly one moves it, and the mkdir that follows lets exactly one take it."
   - O(action=release) removes the lock when O(holder.id) holds it; O(force=true) breaks anyone's lock
     (renamed aside the same way).
   - O(action=status) reports the holder, if any, and changes nothing.
@@ -41,7 +41,7 @@ EXAMPLES = r"""
 
 RETURN = r"""
 held: {description: Whether the lock is held when the module ends., returned: always, type: bool}
-holder: {description: The holder's record (with C(since), epoch seconds) or {}., returned: always, type: dict}
+holder: {description: "The holder's record (with C(since), epoch seconds) or {}.", returned: always, type: dict}
 age_s: {description: Seconds since the holder took the lock., returned: when held, type: int}
 broken: {description: The holder whose lock was broken (stale or forced)., returned: when a lock was broken,
          type: dict}

@@ -32,11 +32,12 @@ options:
   command: {type: str, default: "", description: Ready when C(/bin/sh -c command) exits 0 (run as I(user) with I(env_file) in I(chdir)).}
   user: {type: str, default: root, description: Who runs the command.}
   group: {type: str, default: root, description: Its group.}
-  env_file: {type: path, default: "", description: The process's env file, the command's environment.}
+  env_file: {type: path, default: "", description: "The process's env file, the command's environment."}
   chdir: {type: path, default: /, description: Where the command runs.}
   timeout_s: {type: int, default: 60, description: Deadline for the whole gate.}
   interval_s: {type: int, default: 1, description: Seconds between two checks.}
   restarts_allowed: {type: int, default: 2, description: Automatic restarts tolerated (port and command checks).}
+author: rollwright
 """
 
 EXAMPLES = r"""

@@ -17,9 +17,9 @@ description:
   - Then one runtime API request gives the O(serve) servers their configured weight and drains the
     O(retire) servers, so new requests move at once; the module waits (bounded) for the retired servers'
     sessions to end and puts them into maintenance, still running, for an instant switch back.
-  - The O(config) file keeps the colours where a reload or restart finds them: the O(retire) servers' lines
+  - "The O(config) file keeps the colours where a reload or restart finds them: the O(retire) servers' lines
     in the backend get the C(disabled) word, the O(serve) servers' lines lose it (nothing else changes). The
-    new file is checked with C(haproxy -c) before the traffic moves and written once it has moved.
+    new file is checked with C(haproxy -c) before the traffic moves and written once it has moved."
   - Changes nothing when the O(serve) servers are ready at full weight, the O(retire) ones in maintenance
     and the config says so.
 options:
@@ -28,7 +28,7 @@ options:
            default: /etc/haproxy/haproxy.cfg}
   backend: {description: Backend (proxy) name., type: str, required: true}
   serve: {description: Servers that take the traffic afterwards., type: list, elements: str, required: true}
-  retire: {description: Servers that stop taking it (kept running, in maintenance)., type: list, elements: str,
+  retire: {description: "Servers that stop taking it (kept running, in maintenance).", type: list, elements: str,
            default: []}
   wait_timeout: {description: Seconds to wait for the serving servers to be UP and for the retired ones to drain.,
                  type: int, default: 30}

@@ -8,22 +8,22 @@ DOCUMENTATION = r"""
 module: canary_guard
 short_description: Judge a canary from HAProxy's per-server statistics or Prometheus over an analysis window
 description:
-  - Reads C(show stat) on the load balancer's runtime socket at the start and at the end of
+  - "Reads C(show stat) on the load balancer's runtime socket at the start and at the end of
     O(window_s) seconds, and compares the responses the canary servers gave in that window with the
     baseline servers': the share of 5xx and of retried requests (HAProxy hides a retried 5xx from the
-    client), and the average response time (HAProxy's C(rtime), over each server's last 1024 requests).
-  - Judges, with the numbers: the canary fails when its error rate is above O(max_error_rate), or above
+    client), and the average response time (HAProxy's C(rtime), over each server's last 1024 requests)."
+  - "Judges, with the numbers: the canary fails when its error rate is above O(max_error_rate), or above
     O(max_error_ratio) times the baseline's, or its response time is above O(max_latency_ratio) times the
     baseline's (or O(max_latency_ms)); a canary that answered fewer than O(min_requests) cannot be
     judged and fails too. The verdict is returned (RV(passed)), so the play decides what to stop; the
-    module itself fails only when it cannot read the statistics.
-  - With O(source=prometheus) the numbers come from Prometheus instead (run it where Prometheus is reachable,
+    module itself fails only when it cannot read the statistics."
+  - "With O(source=prometheus) the numbers come from Prometheus instead (run it where Prometheus is reachable,
     e.g. the control node): at the end of the window, the instant query API answers each version's error ratio,
     p95 latency (seconds) and, optionally, request count, the canary's series named by O(canary_version), the
     baseline's by O(baseline_version) (the literal token C($version) in each query; C($window) is the window,
     C(<window_s>s)). There is no average there: the p95 is judged against O(max_latency_ratio) times the
     baseline's and O(max_p95_ms). An empty or NaN answer is no traffic, judged like too few requests; an
-    unreachable Prometheus, an error answer, several series or an infinite value fail the module.
+    unreachable Prometheus, an error answer, several series or an infinite value fail the module."
 options:
   source: {description: Where the numbers come from., type: str, choices: [haproxy, prometheus], default: haproxy}
   socket: {description: HAProxy runtime API socket., type: path, default: /run/haproxy/admin.sock}

@@ -28,7 +28,7 @@ description:
 options:
   url: {type: str, required: true, description: URL to poll.}
   status: {type: int, default: 200, description: Expected HTTP status.}
-  timeout_s: {type: int, default: 60, description: Deadline for the whole gate, requests included.}
+  timeout_s: {type: int, default: 60, description: "Deadline for the whole gate, requests included."}
   interval_s: {type: int, default: 1, description: "Most seconds between attempts (the first pause is 0.1 s, each next one doubles)."}
   version:
     type: str
@@ -40,17 +40,41 @@ options:
     type: bool
     default: false
     description:
-      - Restart I(unit) first, clearing its failed state and start limit (a crash loop leaves them), then
+      - "Restart I(unit) first, clearing its failed state and start limit (a crash loop leaves them), then
         wait: a rollout batch's restart and health gate in one call. In check mode nothing is restarted
-        and there is nothing to wait for.
+        and there is nothing to wait for."
   reload:
     type: bool
     default: false
     description:
-      - With I(restart), reload I(unit) instead (C(systemctl reload), its ExecReload; the process stays, so a
+      - "With I(restart), reload I(unit) instead (C(systemctl reload), its ExecReload; the process stays, so a
         failed or stopped unit is refused), then wait the same way: the version the body names tells the reload
-        renewed the code.
+        renewed the code."
   wait: {type: bool, default: true, description: Run the gate; false only restarts (a deploy run without health checks).}
+author: rollwright
+"""
+
+EXAMPLES = r"""
+- name: Restart hello and wait until it serves 1.4.0
+  healthcheck:
+    url: http://127.0.0.1:8080/health
+    version: 1.4.0
+    unit: hello
+    restart: true
+    timeout_s: 60
+"""
+
+RETURN = r"""
+healthy: {description: Whether the URL answered I(status) naming I(version); null when nothing was waited for.,
+          returned: always, type: bool}
+attempts: {description: Requests made., returned: when it waited, type: int}
+status: {description: The last HTTP status answered (null for no answer)., returned: when it waited, type: int}
+body: {description: The first 500 characters of the last answer (or why there was none)., returned: when it waited,
+       type: str}
+seconds: {description: Seconds until it was healthy., returned: when healthy, type: float}
+reason: {description: Why it is not healthy., returned: on failure, type: str}
+journal: {description: The unit's last journal lines., returned: when the unit failed or did not get healthy,
+          type: list, elements: str}
 """
 
 FIRST_WAIT_S = 0.1  # the first pause between attempts; each next one doubles, up to interval_s

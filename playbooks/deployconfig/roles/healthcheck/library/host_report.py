@@ -14,13 +14,13 @@ DOCUMENTATION = r"""
 module: host_report
 short_description: Report the release a host serves, its service's state and its health answer
 description:
-  - Reads where C(<root>/current) and C(<root>/previous) point, the systemd unit's C(ActiveState) and the
+  - "Reads where C(<root>/current) and C(<root>/previous) point, the systemd unit's C(ActiveState) and the
     folder its main process runs in (C(/proc/<MainPID>/cwd): a killed deploy can leave C(current) ahead of
-    the process), and asks the health URL once. Changes nothing; runs in check mode.
+    the process), and asks the health URL once. Changes nothing; runs in check mode."
 options:
   root: {type: path, required: true, description: Release root (holds current and previous).}
   unit: {type: str, default: "", description: The systemd unit that serves the app; empty when the app has no service.}
-  url: {type: str, default: "", description: Health URL, asked once from the host; empty = not asked.}
+  url: {type: str, default: "", description: "Health URL, asked once from the host; empty = not asked."}
   status: {type: int, default: 200, description: The status that counts as healthy.}
   timeout_s: {type: int, default: 5, description: Seconds the health request may take.}
   units:
@@ -28,6 +28,7 @@ options:
     elements: str
     default: []
     description: The app's other processes' units (workers), each reported like the service's.
+author: rollwright
 """
 
 EXAMPLES = r"""
@@ -45,7 +46,7 @@ previous: {description: Release previous points at (empty when none)., returned:
 root: {description: The release root., returned: always, type: str}
 active: {description: The unit's ActiveState (empty when unknown)., returned: always, type: str}
 process_dir: {description: Folder the unit's main process runs in (empty when none)., returned: always, type: str}
-health_status: {description: Status the health URL answered, -1 for no answer (or not asked)., returned: always,
+health_status: {description: "Status the health URL answered, -1 for no answer (or not asked).", returned: always,
                type: int}
 healthy: {description: Whether it answered the expected status., returned: always, type: bool}
 units: {description: "Each of I(units): its ActiveState (C(active)) and the folder its main process runs in

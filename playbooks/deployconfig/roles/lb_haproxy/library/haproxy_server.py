@@ -31,7 +31,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-previous: {description: Admin state before the change (ready, drain, maint)., returned: always, type: str}
+previous: {description: "Admin state before the change (ready, drain, maint).", returned: always, type: str}
 sessions: {description: Current sessions when the module ended., returned: always, type: int}
 waited: {description: Seconds spent waiting for sessions to drain or for the server to come UP., returned: always,
          type: float}

@@ -11,7 +11,7 @@ description:
     releases), keeps the O(keep) newest by modification time and removes the others, except the ones
     C(current) and C(previous) point at. One task instead of a find, a stat loop and a file loop.
 options:
-  root: {description: Release root (holds releases/, current, previous)., type: path, required: true}
+  root: {description: "Release root (holds releases/, current, previous).", type: path, required: true}
   keep: {description: How many of the newest releases to keep., type: int, default: 5}
 author: rollwright
 """
@@ -24,7 +24,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-removed: {description: The release folders removed (or that would be, in check mode)., returned: always,
+removed: {description: "The release folders removed (or that would be, in check mode).", returned: always,
           type: list, elements: str}
 """
 

@@ -7,10 +7,10 @@ DOCUMENTATION = r"""
 module: service_version
 short_description: Rewrite the deployed version's lines at the end of a service's env file
 description:
-  - Rewrites the lines under C(# rollwright: the deployed version ...) of C(/etc/rollwright/<name>.env) (see
+  - "Rewrites the lines under C(# rollwright: the deployed version ...) of C(/etc/rollwright/<name>.env) (see
     service_install) for O(version): C(ROLLWRIGHT_VERSION), C(ROLLWRIGHT_RELEASE) and C(OTEL_RESOURCE_ATTRIBUTES).
     The file's own lines (which may hold secrets) stay as they are and are never returned; its owner and mode
-    stay too.
+    stay too."
   - Used before a rollback's restart, so the process started in the old release names that release.
   - Does nothing when the file is missing or names O(version) already.
 options:

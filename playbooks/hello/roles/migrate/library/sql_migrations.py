@@ -9,17 +9,17 @@ short_description: Apply versioned and repeatable SQL migrations with a checksum
 description:
   - Versioned files C(V<version>__<description>.sql) apply once, in natural version order; repeatable
     files C(R__<name>.sql) re-apply when their checksum changes, after the versioned ones.
-  - Before anything runs the history is validated: an applied migration whose file changed, an applied
+  - "Before anything runs the history is validated: an applied migration whose file changed, an applied
     one missing from O(migrations), a new version older than the newest applied one (unless
     O(allow_out_of_order)), or a destructive statement (DROP TABLE/COLUMN, TRUNCATE, RENAME,
-    ALTER ... TYPE) not listed in O(acknowledge_destructive) make the module fail with nothing applied.
+    ALTER ... TYPE) not listed in O(acknowledge_destructive) make the module fail with nothing applied."
   - All migrations run in one psql session holding a PostgreSQL advisory lock (two deploys cannot
     migrate at once); each runs in its own transaction together with its history row, and is skipped
     if another run applied it meanwhile. A failing migration is rolled back and recorded with its error.
-  - Every migration statement runs under O(table_lock_timeout_s) (PostgreSQL lock_timeout) and
+  - "Every migration statement runs under O(table_lock_timeout_s) (PostgreSQL lock_timeout) and
     O(statement_timeout_s): a statement that waits on a busy table gives up instead of stalling the readers
     queued behind it; the migration is rolled back and tried again up to O(lock_retries) more times, then the
-    module fails saying so.
+    module fails saying so."
   - A file whose first line is C(-- rollwright:no-transaction) runs outside a transaction (what CREATE INDEX
     CONCURRENTLY needs); its history row is written once it succeeded. If it fails half-way, the statements
     before the failing one stay applied.
@@ -59,8 +59,8 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-applied: {description: Migrations applied by this run, with execution_time_ms., returned: always, type: list}
-pending: {description: Migrations that are (or were, before this run) pending., returned: always, type: list}
+applied: {description: "Migrations applied by this run, with execution_time_ms.", returned: always, type: list}
+pending: {description: "Migrations that are (or were, before this run) pending.", returned: always, type: list}
 history: {description: Rows of the history table (newest last)., returned: always, type: list}
 destructive: {description: Pending migrations with destructive statements., returned: always, type: list}
 locking: {description: Pending migrations with statements known to lock a busy table., returned: always, type: list}

@@ -7,23 +7,23 @@ DOCUMENTATION = r"""
 module: release_run
 short_description: Run commands inside a staged release as the app's user, with the service's env file
 description:
-  - Runs each of O(commands) as C(/bin/sh -c COMMAND) in C(<root>/releases/<version>), in a transient systemd
+  - "Runs each of O(commands) as C(/bin/sh -c COMMAND) in C(<root>/releases/<version>), in a transient systemd
     unit (C(systemd-run --uid --gid -p EnvironmentFile=...)), the way C(rollwright exec) runs a command: the
-    service's env file is read on the host, so its secrets never pass through the control node.
+    service's env file is read on the host, so its secrets never pass through the control node."
   - Stops at the first command that fails; the message names it, its exit code and the end of its output.
-  - With O(marker), a file of that name is written into the release after every command passed, holding a
+  - "With O(marker), a file of that name is written into the release after every command passed, holding a
     digest of the commands: while it matches, the commands do not run again (a second deploy changes nothing;
-    a failed or changed build runs again). Without it the commands run every time the task runs.
+    a failed or changed build runs again). Without it the commands run every time the task runs."
   - In check mode nothing runs; changed says whether the commands would run.
 options:
   root: {description: Release root (holds releases/)., type: path, required: true}
   version: {description: The staged release to run in., type: str, required: true}
-  commands: {description: Commands for /bin/sh -c, in order., type: list, elements: str, required: true}
+  commands: {description: "Commands for /bin/sh -c, in order.", type: list, elements: str, required: true}
   user: {description: Who the commands run as., type: str, default: root}
   group: {description: Their group., type: str, default: root}
   env_file: {description: An EnvironmentFile for the commands (the service's); empty for none., type: str,
              default: ""}
-  env: {description: More environment variables (plain data, never secrets)., type: dict, default: {}}
+  env: {description: "More environment variables (plain data, never secrets).", type: dict, default: {}}
   marker: {description: File name in the release that records a finished run; empty to run every time.,
            type: str, default: ""}
 author: rollwright

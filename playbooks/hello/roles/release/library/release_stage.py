@@ -21,12 +21,12 @@ description:
     without a matching C(REVISION)), then removes the artifact. A release folder with a C(REVISION) is complete.
   - In check mode it changes nothing and reports a change when the version is not staged.
 options:
-  root: {description: Release root (holds releases/, shared/ and artifacts/)., type: path, required: true}
+  root: {description: "Release root (holds releases/, shared/ and artifacts/).", type: path, required: true}
   version: {description: Version being staged., type: str, required: true}
   sha256: {description: Expected sha256 of the artifact., type: str, required: true}
   owner: {description: Owner of the release files., type: str, default: root}
   group: {description: Group of the release files., type: str, default: root}
-  shared: {description: Shared paths, relative to the release., type: list, elements: str, default: []}
+  shared: {description: "Shared paths, relative to the release.", type: list, elements: str, default: []}
   shared_owner: {description: Owner of the shared folders it creates., type: str, default: root}
   shared_group: {description: Group of the shared folders it creates., type: str, default: root}
 author: rollwright

@@ -15,7 +15,7 @@ description:
   - The target must be a staged release (it has a REVISION file). One task instead of a chain of
     stat/link/rename tasks, because every task costs time inside a rollout batch.
 options:
-  root: {description: Release root (holds releases/, current, previous, history)., type: path, required: true}
+  root: {description: "Release root (holds releases/, current, previous, history).", type: path, required: true}
   version: {description: Release to make current with O(action=push)., type: str}
   action: {description: push (deploy or roll to a named release) or pop (roll back one step)., type: str,
            choices: [push, pop], default: push}

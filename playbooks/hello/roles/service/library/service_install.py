@@ -12,12 +12,12 @@ description:
   - Writes C(/etc/rollwright/<name>.env) (mode 0600, owned by the user) from O(env) and
     C(/etc/systemd/system/<name>.service) (mode 0644, root) from O(unit), each only when it differs, by
     renaming a complete file over it.
-  - O(env) may hold secrets: it is a no_log parameter, never returned, and its diff only says that it changed.
-  - With O(version), the env file ends with the line C(# rollwright: the deployed version (a change here alone
+  - "O(env) may hold secrets: it is a no_log parameter, never returned, and its diff only says that it changed."
+  - "With O(version), the env file ends with the line C(# rollwright: the deployed version (a change here alone
     restarts nothing)) and C(ROLLWRIGHT_VERSION), C(ROLLWRIGHT_RELEASE) (C(<home>/releases/<version>)) and
     C(OTEL_RESOURCE_ATTRIBUTES) (O(env)'s attributes, any C(service.version) left out, then
     C(service.version=<version>)). A change of those lines alone is no reason to restart: a new version restarts
-    (or reloads) the service anyway, and a reload must stay a reload although the version in the file changed.
+    (or reloads) the service anyway, and a reload must stay a reload although the version in the file changed."
   - Runs C(systemctl daemon-reload) only when the unit changed, and enables the unit. Restarts nothing; sets
     the fact C(service_restart_needed) when the unit or the env file changed, for the rollout to restart.
   - With O(instances) above 1 the unit is a template, C(<name>@.service), enabled as C(<name>@1) to
@@ -53,7 +53,7 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
-account: {description: What changed of the account (group, user, or user settings)., returned: always, type: list}
+account: {description: "What changed of the account (group, user, or user settings).", returned: always, type: list}
 unit_changed: {description: Whether the unit file changed., returned: always, type: bool}
 env_changed: {description: Whether the env file changed (content or owner and mode)., returned: always, type: bool}
 enabled: {description: Whether the unit (or an instance) had to be enabled., returned: always, type: bool}
@@ -61,7 +61,7 @@ retired: {description: Surplus instances stopped and disabled., returned: always
 restart_needed: {description: Whether the unit or the env file content (above the version's lines) changed.,
                  returned: always, type: bool}
 units: {description: "The units that run: the unit, or a template's instances.", returned: always, type: list}
-ansible_facts: {description: service_restart_needed, true when the unit or the env file content changed.,
+ansible_facts: {description: "service_restart_needed, true when the unit or the env file content changed.",
                 returned: always, type: dict}
 """
 
