@@ -131,6 +131,35 @@ def test_the_module_aborts_a_bad_canary_and_fails_on_a_refused_query() -> None:
     assert result["failed"] and "bad_data" in result["msg"], result
 
 
+def test_the_hold_judges_the_release_against_the_previous_version_before_the_deploy() -> None:
+    """slo_hold with source prometheus, run by Ansible against the fake: the release's series over the hold (now),
+    the previous version's over as long a time ending at the deploy's first snapshot."""
+    before = 1_700_000_000.0
+    args = {"source": "prometheus", "backend": "hello", "servers": ["app1", "app2"], "duration_s": 0,
+            "release_version": "2.0.0", "baseline_version": "1.0.0",
+            "baseline": [{"time": before, "servers": {}}, {"time": before + 30, "servers": {}}]}
+    with FakePrometheus(per_version(BAD_CANARY)) as fake:
+        result = run_role_module("canary_guard", "slo_hold", {**args, "prometheus": _settings(fake.url)})
+    assert not result["failed"] and result["passed"] is False, result
+    assert result["source"] == "prometheus" and result["reasons"][0].startswith("release error rate 40.00%"), result
+    assert (result["release"]["version"], result["release"]["p95_ms"]) == ("2.0.0", 250.0), result
+    assert (result["baseline"]["version"], result["baseline"]["error_rate"]) == ("1.0.0", 0.005), result
+    baseline_times = {float(params["time"]) for params in fake.asked if '"1.0.0"' in params["query"]}
+    assert baseline_times == {before}, fake.asked  # the window before the deploy, not now
+
+
+def test_metrics_serve_a_hold_on_any_strategy(tmp_path: Path) -> None:
+    spec = _spec(tmp_path, {"source": "prometheus", "prometheus": {"url": "http://p:9090", **QUERIES}})
+    text = spec.read_text().replace("strategy: canary", "strategy: rolling").replace(
+        "  canary: {window_s: 10, max_p95_ms: 300}\n", "  hold: {duration_s: 30, max_p95_ms: 300}\n")
+    spec.write_text(text)
+    assert load_spec(spec).spec.rollout.source.prometheus is not None
+    spec.write_text(text.replace("  hold: {duration_s: 30, max_p95_ms: 300}\n", ""))
+    with pytest.raises(SpecError) as refused:
+        load_spec(spec)
+    assert "needs strategy 'canary' or a 'hold'" in str(refused.value), str(refused.value)
+
+
 SPEC = """\
 app: shop
 artifact:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import importlib.util
 import json
 import os
 import subprocess
@@ -47,14 +48,40 @@ def _assigned_strings(path: Path) -> dict[str, str]:
     return found
 
 
+class _Captured(Exception):
+    """Raised by the stand-in AnsibleModule with the argument_spec the module's main() built."""
+
+
 def _argument_spec(path: Path) -> dict[str, dict[str, Any]]:
-    """The argument_spec literal of the module's AnsibleModule(...) call."""
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "AnsibleModule":
-            for keyword in node.keywords:
-                if keyword.arg == "argument_spec":
-                    return ast.literal_eval(keyword.value)
-    raise AssertionError(f"{path}: no AnsibleModule(argument_spec=<literal>) call")
+    """The argument_spec the module's main() passes to AnsibleModule(...), as it builds it (shared option sets from
+    its role's module_utils included): main() is run with a stand-in AnsibleModule that keeps it and stops."""
+    def capture(*_args: Any, argument_spec: dict[str, dict[str, Any]], **_kwargs: Any) -> None:
+        raise _Captured(argument_spec)
+
+    utils = path.parents[1] / "module_utils"
+    saved = {name: sys.modules.get(name) for name in [f"ansible.module_utils.{p.stem}" for p in utils.glob("*.py")]}
+    try:
+        for util in utils.glob("*.py"):  # the role's module_utils, importable as Ansible makes them
+            loaded = importlib.util.spec_from_file_location(f"ansible.module_utils.{util.stem}", util)
+            assert loaded and loaded.loader
+            sys.modules[loaded.name] = module = importlib.util.module_from_spec(loaded)
+            loaded.loader.exec_module(module)
+        found = importlib.util.spec_from_file_location(f"_rollwright_module_{path.stem}", path)
+        assert found and found.loader
+        module = importlib.util.module_from_spec(found)
+        found.loader.exec_module(module)
+        module.AnsibleModule = capture  # type: ignore[attr-defined]
+        try:
+            module.main()
+        except _Captured as captured:
+            return dict(captured.args[0])
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old
+    raise AssertionError(f"{path}: main() never called AnsibleModule(argument_spec=...)")
 
 
 @functools.cache

@@ -18,8 +18,10 @@ author: rollwright
 """
 
 RETURN = r"""
-cpu_percent: {description: "lowest, highest, average and samples of the CPU use in percent.", returned: always,
-              type: dict}
+cpu_percent:
+  description: "lowest, highest, average and samples of the CPU use in percent."
+  returned: always
+  type: dict
 memory_percent: {description: The same for the memory in use., returned: always, type: dict}
 """
 
