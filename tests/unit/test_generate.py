@@ -236,13 +236,16 @@ PROMETHEUS = CANARY + """  metrics:
       url: http://127.0.0.1:9090
       error_ratio: 'sum(rate(errors_total{version="$version"}[$window])) / sum(rate(all{version="$version"}[$window]))'
       latency_p95: 'histogram_quantile(0.95, sum by (le) (rate(seconds_bucket{version="$version"}[$window])))'
+  hold: {duration_s: 30, max_p95_ms: 400, max_cpu_percent: 95}
 """
 
 
-@pytest.mark.parametrize("rollout", [CANARY, PROMETHEUS, BLUE_GREEN, ROLLING.replace("rolling", "direct")],
-                         ids=["canary", "canary_prometheus", "blue_green", "direct"])
+@pytest.mark.parametrize("rollout", [CANARY, PROMETHEUS, BLUE_GREEN + "  hold: {duration_s: 20}\n",
+                                     ROLLING.replace("rolling", "direct")],
+                         ids=["canary", "canary_prometheus_hold", "blue_green_hold", "direct"])
 def test_every_strategy_lints_production(tmp_path: Path, tool_env: dict[str, str], rollout: str) -> None:
-    """The hello project with each other strategy (rolling: the committed one), every playbook of it."""
+    """The hello project with each other strategy (rolling: the committed one), every playbook of it; a hold
+    after the switch, and one judged by Prometheus with host triggers."""
     out = _generate(_hello_copy(tmp_path, ROLLING, rollout), "staging", tmp_path / "out")
     assert_lints_production(out, tool_env)
 
