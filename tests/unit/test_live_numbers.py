@@ -61,6 +61,7 @@ def test_no_traffic_is_zero_not_a_division_by_zero() -> None:
     rows = parse_stat(_dump({"app1": (5, 0, 0, 2)}), "app")
     numbers = between(rows, rows, 2.0, ["app1"])
     assert (numbers.new.per_second, numbers.new.error_rate, numbers.new.avg_ms) == (0.0, 0.0, 0.0)
+    assert numbers.line() == "    load balancer: no requests (over 2 s)"  # not a row of zeros
 
 
 def test_the_remote_loop_takes_the_socket_as_data() -> None:

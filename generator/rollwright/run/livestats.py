@@ -88,9 +88,12 @@ class Numbers:
         self.new_servers = other.new_servers
 
     def line(self) -> str:
-        """One plain line: `load balancer: new release 12.5 req/s, ...; others 25.0 req/s, ... over 8 s`."""
-        return (f"    load balancer: new release {self.new.text()}; others {self.others.text()} "
-                f"(over {self.new.seconds:.0f} s)")
+        """One plain line: `load balancer: new release 12.5 req/s, ...; others 25.0 req/s, ... over 8 s`; with no
+        request at all, says so (a row of zeros reads like a fault)."""
+        over = f"(over {self.new.seconds:.0f} s)"
+        if not self.new.requests and not self.others.requests:
+            return f"    load balancer: no requests {over}"
+        return f"    load balancer: new release {self.new.text()}; others {self.others.text()} {over}"
 
     def fields(self) -> dict[str, Any]:
         def side(counts: Counts) -> dict[str, Any]:
