@@ -831,8 +831,8 @@ def _results(events: list[dict[str, Any]]) -> dict[str, tuple[str, dict[str, Any
 
 def check_target(spec_path: Path, name: str, write: Write = print, *, as_json: bool = False) -> int:
     """SSH (ansible.builtin.ping) and privilege escalation (`id -u` with become) on every host of a target."""
-    from rollwright.run.deploy import prepare_workspace
     from rollwright.run.engine import run_module
+    from rollwright.run.workspace import prepare_workspace
 
     loaded = load_spec(spec_path)
     target = _target(loaded, name)

@@ -18,7 +18,7 @@ from rollwright.render.commands import group_commands
 from rollwright.render.migrate import RELEASE_PYTHON
 from rollwright.render.playbooks import STAGED
 from rollwright.render.project import prepare, render, write_project
-from rollwright.run.deploy import prepare_workspace
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import SpecError, load_spec
 from rollwright.spec.model import CommandGroup
 

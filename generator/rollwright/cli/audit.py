@@ -15,8 +15,9 @@ DEFAULT_LINES = 50
 def cmd_audit(args: argparse.Namespace) -> int:
     from rollwright.render.project import resolve_target
     from rollwright.run.audit import check_count, read_audit
-    from rollwright.run.deploy import prepare_workspace, target_inventory
+    from rollwright.run.deploy import target_inventory
     from rollwright.run.remote import pick_hosts
+    from rollwright.run.workspace import prepare_workspace
 
     check_count(args.lines)
     loaded = load_spec(args.spec)

@@ -17,8 +17,8 @@ from rollwright.spec.loader import load_spec
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import prepare_workspace
     from rollwright.run.status import Workspace, host_states, print_states
+    from rollwright.run.workspace import prepare_workspace
 
     loaded = load_spec(args.spec)
     workspace: Workspace = prepare_workspace(loaded, args.target)
@@ -31,8 +31,8 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import prepare_workspace
     from rollwright.run.verify import print_verification, run_verify
+    from rollwright.run.workspace import prepare_workspace
 
     loaded = load_spec(args.spec)
     workspace = prepare_workspace(loaded, args.target)

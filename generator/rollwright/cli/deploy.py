@@ -59,8 +59,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_recover(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import prepare_workspace
     from rollwright.run.recover import recover
+    from rollwright.run.workspace import prepare_workspace
 
     loaded = load_spec(args.spec)
     return with_output(args, lambda out: recover(loaded, prepare_workspace(loaded, args.target), args.target, out,

@@ -11,8 +11,8 @@ from rollwright.spec.loader import load_spec
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import STATE_DIR
     from rollwright.run.records import History
+    from rollwright.run.workspace import STATE_DIR
 
     loaded = load_spec(args.spec)
     rows = History(loaded.base_dir / STATE_DIR).list(args.target, args.limit)
@@ -27,8 +27,8 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import STATE_DIR
     from rollwright.run.records import History, Record, markdown
+    from rollwright.run.workspace import STATE_DIR
 
     loaded = load_spec(args.spec)
     found = History(loaded.base_dir / STATE_DIR).get(args.deploy_id)

@@ -18,9 +18,9 @@ from rollwright.spec.loader import load_spec
 
 
 def cmd_lock(args: argparse.Namespace) -> int:
-    from rollwright.run.deploy import prepare_workspace
     from rollwright.run.lock import DeployLock, describe, holder_alive
     from rollwright.run.records import operator
+    from rollwright.run.workspace import prepare_workspace
 
     workspace = prepare_workspace(load_spec(args.spec), args.target)
     lock = DeployLock(workspace.project, workspace.runs, "", "", "", say)
@@ -61,9 +61,9 @@ def cmd_lock(args: argparse.Namespace) -> int:
 def cmd_lock_acquire(args: argparse.Namespace) -> int:
     """A maintenance hold: the lock with no process behind it, kept until `lock release`."""
     from rollwright.render.project import resolve_target
-    from rollwright.run.deploy import prepare_workspace
     from rollwright.run.lock import DeployLock, describe
     from rollwright.run.records import new_id, now
+    from rollwright.run.workspace import prepare_workspace
 
     if not args.message.strip():
         raise BadInput("--message must say why the target is held (deploys show it when they refuse)")

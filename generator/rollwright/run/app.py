@@ -21,7 +21,6 @@ from rollwright.run.deploy import (
     ara_labels,
     finish_run,
     plan_line,
-    prepare_workspace,
     run_status,
     secret_values,
     starting_phase,
@@ -36,6 +35,7 @@ from rollwright.run.progress import Progress
 from rollwright.run.records import Record, now
 from rollwright.run.remote import pick_hosts
 from rollwright.run.status import HostState, Workspace, host_states, print_states
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import LoadedSpec
 
 

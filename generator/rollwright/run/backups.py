@@ -14,10 +14,10 @@ from pathlib import PurePosixPath
 
 from rollwright.errors import EXIT_FAILED, BadInput
 from rollwright.render.project import resolve_target
-from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import Interrupts, run_playbook
 from rollwright.run.preflight import refuse_read_only
 from rollwright.run.progress import Progress
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import LoadedSpec
 
 Write = Callable[[str], None]

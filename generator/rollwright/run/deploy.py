@@ -8,14 +8,9 @@ healthy version, and the exit code says whether it did.
 
 from __future__ import annotations
 
-import hashlib
-import os
-import shutil
-import time
 from collections.abc import Callable
 from contextlib import closing
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from rollwright.errors import EXIT_FAILED, EXIT_UNSAFE, BadInput
@@ -26,14 +21,10 @@ from rollwright.render.plan import build_plan, destructive_files, hosts_of, plan
 from rollwright.render.playbooks import AFTER_ROLLOUT_PLAYS
 from rollwright.render.policy import allowed
 from rollwright.render.project import (
-    WORKSPACE_STATE,
     expand_groups,
     inventory_path,
-    prepare,
     read_migrations,
-    render,
     resolve_target,
-    write_project_once,
 )
 from rollwright.run.already import check_current, may_be_current
 from rollwright.run.engine import Interrupts, PlaybookRun, labelled, run_playbook
@@ -46,15 +37,15 @@ from rollwright.run.progress import Progress
 from rollwright.run.provenance import Unverified, check_artifact, provenance
 from rollwright.run.records import History, Record, now, write_record
 from rollwright.run.recover import repair_leftovers
+from rollwright.run.remote import connections
 from rollwright.run.status import HostState, Workspace, host_states, one_healthy_version, print_states, states_of
 from rollwright.run.verify import print_verification, run_verify
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import LoadedSpec
 from rollwright.spec.model import Spec, Target
 from rollwright.targetenv import TargetEnv
 
 Write = Callable[[str], None]
-STATE_DIR = ".rollwright"
-PROJECTS_KEPT = 5
 
 
 @dataclass(frozen=True)
@@ -322,8 +313,6 @@ def _live_numbers(spec: Spec, workspace: Workspace, inventory: dict[str, list[st
     wanted = bool(balancers) and show is not None and write.shows_numbers and spec.artifact is not None
 
     def connect() -> list[str]:
-        from rollwright.run.remote import connections
-
         return connections(workspace.project, balancers[:1])[0].ssh(stat_loop(lb.socket if lb else ""))
 
     return LiveNumbers(connect if wanted else None, lb.backend if lb and lb.backend else "",
@@ -585,30 +574,6 @@ def _check_options(loaded: LoadedSpec, name: str, target: Target, options: Deplo
 def target_inventory(loaded: LoadedSpec, name: str, target: Target) -> dict[str, list[str]]:
     path = inventory_path(loaded, name, target)
     return inventory_groups(path) if path else {"all": ["localhost"]}
-
-
-def prepare_workspace(loaded: LoadedSpec, target: str | None, *, ships_artifact: bool = False) -> Workspace:
-    """Generate the target's project as the spec is now, in a folder named by its content. Only a run that
-    ships the release (`ships_artifact`) needs the artifact: a rollback or a status works without it."""
-    name, _ = resolve_target(loaded, target)
-    root = (loaded.base_dir / STATE_DIR / name).resolve()
-    projects = root / "projects"
-    files = render(prepare(loaded, name, local_state=WORKSPACE_STATE, artifact_required=ships_artifact))
-    digest = hashlib.sha256(b"".join(path.encode() + b"\0" + data for path, data in sorted(files.items())))
-    project = projects / digest.hexdigest()[:16]
-    write_project_once(files, project)
-    os.utime(project)
-    _prune(projects, keep=project)
-    return Workspace(root, project, digest.hexdigest())
-
-
-def _prune(projects: Path, keep: Path) -> None:
-    """Projects not used for a day, beyond the newest PROJECTS_KEPT (a run may still use a recent one)."""
-    found = sorted((p for p in projects.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                   key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in found[PROJECTS_KEPT:]:
-        if old != keep and time.time() - old.stat().st_mtime > 86400:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def _extravars(options: DeployOptions) -> dict[str, Any]:

@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 from rollwright.errors import EXIT_FAILED
 from rollwright.run.changes import WouldChange
-from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import PlaybookRun, run_playbook
 from rollwright.run.status import host_states
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import LoadedSpec
 
 Write = Callable[[str], None]

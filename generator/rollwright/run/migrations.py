@@ -18,11 +18,11 @@ from rollwright.errors import EXIT_FAILED, BadInput
 from rollwright.render.migrate import tool_commands
 from rollwright.render.plan import Pending
 from rollwright.render.project import read_migrations, resolve_target
-from rollwright.run.deploy import prepare_workspace
 from rollwright.run.engine import Interrupts, PlaybookRun, run_playbook
 from rollwright.run.preflight import refuse_read_only
 from rollwright.run.progress import Progress
 from rollwright.run.provenance import Unverified, check_artifact
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import LoadedSpec
 
 Write = Callable[[str], None]

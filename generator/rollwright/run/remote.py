@@ -26,6 +26,7 @@ from typing import IO, Any
 
 from rollwright.errors import BadInput
 from rollwright.run.engine import Interrupts
+from rollwright.run.workspace import prepare_workspace
 from rollwright.spec.loader import LoadedSpec
 from rollwright.targetenv import check_vault_password, vault_password
 
@@ -279,7 +280,6 @@ def app_connections(loaded: LoadedSpec, target_name: str | None, wanted: Iterabl
     from rollwright.inventory import inventory_groups
     from rollwright.render.plan import hosts_of
     from rollwright.render.project import inventory_path, resolve_target
-    from rollwright.run.deploy import prepare_workspace
 
     spec = loaded.spec
     if not spec.service:
