@@ -162,7 +162,7 @@ def test_a_hold_carries_hold_in_its_holder(tmp_path: Path) -> None:
 def test_lock_release_ends_ones_own_hold_and_anothers_only_with_force(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], user: str | None,
         force: bool, released: bool) -> None:
-    from rollwright.run import deploy
+    from rollwright.run import workspace
     from rollwright.run.records import operator
     from rollwright.run.status import Workspace
 
@@ -173,7 +173,7 @@ def test_lock_release_ends_ones_own_hold_and_anothers_only_with_force(
         calls.append((action, self.holder["id"], force))
         return True, {"holder": holder} if action == "status" else {}
 
-    monkeypatch.setattr(deploy, "prepare_workspace", lambda *a, **k: Workspace(tmp_path, tmp_path / "project"))
+    monkeypatch.setattr(workspace, "prepare_workspace", lambda *a, **k: Workspace(tmp_path, tmp_path / "project"))
     monkeypatch.setattr(lock_module.DeployLock, "call", call)
     code = main(["lock", "release", "-f", str(HELLO), "-t", "staging", *(["--force"] if force else [])])
     if released:
